@@ -1,0 +1,50 @@
+"""Keras callbacks the runner adds to every training run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import keras
+
+
+class TaskMetrics(keras.callbacks.Callback):
+    """Adds the task's own validation metrics (e.g. word F1) to each epoch's logs as `val_*`,
+    so early stopping, tracking and the progress bar all see them."""
+
+    def __init__(self, evaluate: Callable[[keras.Model], dict[str, float]]):
+        super().__init__()
+        self.evaluate = evaluate
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None:
+            return
+        metrics = self.evaluate(self.model)
+        logs.update({f"val_{k}": float(v) for k, v in metrics.items()})
+        print("  validation: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
+              flush=True)
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Puts the optimizer's current learning rate into each epoch's logs."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            lr = self.model.optimizer.learning_rate
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training once `minutes` of wall time have passed (checked every batch)."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds = minutes * 60
+        self.start = 0.0
+
+    def on_train_begin(self, logs=None) -> None:
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        if self.seconds and time.monotonic() - self.start > self.seconds:
+            self.model.stop_training = True

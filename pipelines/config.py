@@ -1,0 +1,212 @@
+"""Typed experiment configs: dataclasses loaded from YAML with `key=value` overrides.
+
+Every pipeline's config is a dataclass tree whose leaves are scalars or lists of scalars.
+Unknown keys and values of the wrong type are errors that name the dotted key, so a typo in
+a YAML file or on the command line never silently runs the default experiment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key is unknown or its value has the wrong type."""
+
+
+@dataclasses.dataclass
+class ScheduleConfig:
+    """Learning-rate schedule shared by every pipeline (Keras schedules underneath)."""
+
+    name: str = "constant"  # constant | exponential | cosine
+    decay_rate: float = 0.5
+    decay_steps: int = 1000
+    staircase: bool = False
+    warmup_steps: int = 0
+    alpha: float = 0.0  # cosine: final lr as a fraction of the base lr
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """How the runner trains; the same keys for every pipeline."""
+
+    epochs: int = 5
+    batch_size: int = 32  # per replica; the global batch is this times the replicas
+    learning_rate: float = 1e-3  # for one replica; scaled linearly with replicas
+    scale_lr_with_replicas: bool = True
+    optimizer: str = "adam"  # adam | adamw | sgd | rmsprop
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    clipnorm: float = 0.0
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    strategy: str = "auto"  # auto | onedevice | mirrored | multiworker
+    cpu_replicas: int = 0  # >1 splits the CPU into logical devices (testing mirrored)
+    early_stopping_patience: int = 0  # 0 = off
+    monitor: str = ""  # metric for early stopping and best weights; empty = task default
+    max_minutes: float = 0.0  # stop training after this much wall time; 0 = no limit
+    seed: int = 42
+    deterministic: bool = False  # tf.config.experimental.enable_op_determinism
+    mixed_precision: str = "none"  # none | auto | mixed_float16 | mixed_bfloat16
+    jit_compile: bool = False
+    steps_per_execution: int = 1
+    verbose: str = "auto"  # auto | 0 | 1 | 2 (Keras progress output)
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    """Where and how the SavedModel is written."""
+
+    enabled: bool = True
+    serving_base_path: str = "/models"  # the path TF Serving sees in models.config
+    warmup_requests: int = 5
+    log_to_mlflow: bool = True
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """Base for every pipeline config: subclasses add `data` and `model` sections."""
+
+    run_name: str = ""
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`, converting only loss-free cases."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise ConfigError(f"{key}: unsupported config type {_type_name(tp)}")
+
+
+def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(type(obj))
+    fields = {f.name for f in dataclasses.fields(obj)}
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if name not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"unknown config key '{key}' (known here: {known})")
+        current = getattr(obj, name)
+        if dataclasses.is_dataclass(current):
+            _apply(current, value, f"{key}.")
+        else:
+            setattr(obj, name, _coerce(value, hints[name], key))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split `a.b=value`, reading the value as YAML so numbers, bools and lists work."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not of the form key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override '{text}' has an empty key")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    return key, value
+
+
+def _nest(key: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = value
+    for part in reversed(key.split(".")):
+        out = {part: out}
+    return out
+
+
+def load_config(
+    config_class: type[PipelineConfig],
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> PipelineConfig:
+    """Defaults, then the YAML file, then each `key=value` override in order."""
+    config = config_class()
+    if path is not None:
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+        try:
+            _apply(config, values)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    for text in overrides:
+        key, value = parse_override(text)
+        _apply(config, _nest(key, value))
+    return config
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`: MLflow params are flat."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def dump_yaml(config: Any) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True)

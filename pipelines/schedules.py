@@ -1,0 +1,77 @@
+"""Learning-rate schedules from config: Keras schedules, plus a linear warm-up in front."""
+
+from __future__ import annotations
+
+import keras
+
+from pipelines.config import ConfigError, ScheduleConfig
+
+
+@keras.saving.register_keras_serializable(package="tfpipelines")
+class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 to the schedule's first value over `warmup_steps` steps."""
+
+    def __init__(self, schedule: keras.optimizers.schedules.LearningRateSchedule,
+                 warmup_steps: int):
+        self.schedule = schedule
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warm = keras.ops.cast(self.warmup_steps, "float32")
+        after = self.schedule(keras.ops.maximum(step - warm, 0.0))
+        ramp = self.schedule(0) * (step + 1.0) / keras.ops.maximum(warm, 1.0)
+        return keras.ops.where(step < warm, ramp, after)
+
+    def get_config(self):
+        return {
+            "schedule": keras.saving.serialize_keras_object(self.schedule),
+            "warmup_steps": self.warmup_steps,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["schedule"] = keras.saving.deserialize_keras_object(config["schedule"])
+        return cls(**config)
+
+
+def build_schedule(cfg: ScheduleConfig, learning_rate: float, total_steps: int):
+    """A float (constant) or a Keras schedule. `total_steps` sizes the cosine decay."""
+    if cfg.name == "constant":
+        schedule = None
+    elif cfg.name == "exponential":
+        schedule = keras.optimizers.schedules.ExponentialDecay(
+            learning_rate, decay_steps=cfg.decay_steps, decay_rate=cfg.decay_rate,
+            staircase=cfg.staircase,
+        )
+    elif cfg.name == "cosine":
+        schedule = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=max(1, total_steps - cfg.warmup_steps), alpha=cfg.alpha
+        )
+    else:
+        raise ConfigError(
+            f"train.schedule.name: unknown schedule '{cfg.name}' (constant, exponential, cosine)"
+        )
+    if schedule is None:
+        if cfg.warmup_steps <= 0:
+            return learning_rate
+        schedule = keras.optimizers.schedules.PolynomialDecay(learning_rate, 1, learning_rate)
+    return WarmUp(schedule, cfg.warmup_steps) if cfg.warmup_steps > 0 else schedule
+
+
+def build_optimizer(name: str, learning_rate, weight_decay: float = 0.0, momentum: float = 0.9,
+                    clipnorm: float = 0.0) -> keras.optimizers.Optimizer:
+    kwargs = {"learning_rate": learning_rate}
+    if clipnorm > 0:
+        kwargs["clipnorm"] = clipnorm
+    if name == "adam":
+        return keras.optimizers.Adam(**kwargs)
+    if name == "adamw":
+        return keras.optimizers.AdamW(weight_decay=weight_decay or 1e-4, **kwargs)
+    if name == "sgd":
+        return keras.optimizers.SGD(momentum=momentum, nesterov=True,
+                                    weight_decay=weight_decay or None, **kwargs)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(**kwargs)
+    raise ConfigError(f"train.optimizer: unknown optimizer '{name}' (adam, adamw, sgd, rmsprop)")

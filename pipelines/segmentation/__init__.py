@@ -1,0 +1,1 @@
+"""Chinese word segmentation: a stacked BiLSTM character tagger (B/M/E/S)."""

@@ -1,0 +1,44 @@
+"""Typed config of the segmentation pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pipelines.config import PipelineConfig, TrainConfig
+
+
+@dataclasses.dataclass
+class SegmentationData:
+    train: str = "cws/sample_train.txt"  # relative to the data dir
+    test: str = "cws/sample_test.txt"
+    validation: str = ""  # empty: hold out `val_fraction` of train
+    val_fraction: float = 0.1
+    normalise: bool = True  # as the shared SIGHAN corpora: digits -> 0, Latin -> X
+    char_min_count: int = 1
+    bigram_min_count: int = 2
+    lexicon: str = "jieba"  # jieba | none | a word-per-line file under the data dir
+    max_word: int = 4  # longest lexicon word used as a feature
+    split_clauses: bool = True  # train on clauses cut after punctuation words
+    shuffle_buffer: int = 20000
+    cache: bool = True
+
+
+@dataclasses.dataclass
+class SegmentationModel:
+    char_dim: int = 64
+    bigram_dim: int = 32
+    use_bigrams: bool = True
+    layers: int = 2
+    units: int = 64
+    cell: str = "fused_lstm"  # fused_lstm | lstm | gru
+    dropout: float = 0.2
+    embedding_dropout: float = 0.1
+
+
+@dataclasses.dataclass
+class SegmentationConfig(PipelineConfig):
+    data: SegmentationData = dataclasses.field(default_factory=SegmentationData)
+    model: SegmentationModel = dataclasses.field(default_factory=SegmentationModel)
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(epochs=8, batch_size=32, learning_rate=2e-3,
+                                            early_stopping_patience=3))

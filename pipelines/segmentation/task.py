@@ -1,0 +1,215 @@
+"""Chinese word segmentation task: B/M/E/S tagging of characters with a stacked BiLSTM,
+Viterbi decoding constrained to valid tag sequences, words joined inside the graph."""
+
+from __future__ import annotations
+
+import collections
+import random
+from pathlib import Path
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from pipelines.segmentation.config import SegmentationConfig
+from pipelines.segmentation.lexicon import load_lexicon
+from pipelines.segmentation.metrics import word_prf
+from pipelines.segmentation.reader import CLAUSE_END, read_segmented, split_clauses
+from pipelines.task import Serving, Task
+from pipelines.textio import DataError
+from tfmodels.taggers import (
+    ConstrainedViterbi,
+    EmbeddingSpec,
+    TaggerSpec,
+    bmes_transitions,
+    build_recurrent_tagger,
+)
+from tfmodels.text import chinese
+from tfmodels.text.chinese import (
+    SegmentationPreprocessor,
+    bigrams_of,
+    bmes_tags,
+    split_units,
+    words_from_tags,
+)
+
+EVAL_BATCH = 256
+
+
+class SegmentationTask(Task):
+    name = "segmentation"
+    config_class = SegmentationConfig
+    default_monitor: ClassVar[str] = "val_f1"
+    config: SegmentationConfig
+
+    # -- data -------------------------------------------------------------------------
+    def _path(self, relative: str) -> Path:
+        return self.data_dir / relative
+
+    def data_files(self) -> list[Path]:
+        d = self.config.data
+        return [self._path(p) for p in (d.train, d.test, d.validation) if p]
+
+    def prepare(self, workdir: Path) -> None:
+        d = self.config.data
+        train = read_segmented(self._path(d.train))
+        if not train:
+            raise DataError(f"{self._path(d.train)}: no sentences")
+        if d.validation:
+            val = read_segmented(self._path(d.validation))
+        else:
+            rng = random.Random(self.config.train.seed)
+            order = list(range(len(train)))
+            rng.shuffle(order)
+            n_val = max(1, int(len(train) * d.val_fraction)) if len(train) > 1 else 0
+            val = [train[i] for i in order[:n_val]]
+            train = [train[i] for i in sorted(order[n_val:])]
+        self.sentences = {"train": train, "validation": val,
+                          "test": read_segmented(self._path(d.test))}
+        self._build_vocabularies(train)
+        lexicon = load_lexicon(d.lexicon, self.data_dir, d.max_word, d.normalise)
+        self.preprocessor = SegmentationPreprocessor(
+            self.chars, self.bigrams if self.config.model.use_bigrams else (), lexicon,
+            max_word=d.max_word)
+        self._lexicon_size = len(lexicon)
+        self._serving: Serving | None = None
+        self._serve_fn = None
+
+    def _units(self, sentences: list[list[str]]) -> list[list[str]]:
+        """Normalised units of each sentence, as the graph splits them (for vocabularies)."""
+        out = []
+        for start in tqdm(range(0, len(sentences), 1024), desc="vocabulary", unit="batch",
+                          leave=False):
+            batch = ["".join(s) for s in sentences[start:start + 1024]]
+            _, norm = split_units(tf.constant(batch), self.config.data.normalise)
+            out += [[u.decode() for u in row] for row in norm.to_list()]
+        return out
+
+    def _build_vocabularies(self, train: list[list[str]]) -> None:
+        d = self.config.data
+        units = self._units(train)
+        char_counts = collections.Counter(u for row in units for u in row)
+        self.chars = sorted(c for c, n in char_counts.items() if n >= d.char_min_count)
+        bigram_counts = collections.Counter(b for row in units for b in bigrams_of(row))
+        self.bigrams = sorted(b for b, n in bigram_counts.items() if n >= d.bigram_min_count)
+
+    def artifacts(self, out_dir: Path) -> list[Path]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        chars = out_dir / "chars.txt"
+        chars.write_text("\n".join(self.chars) + "\n", encoding="utf-8")
+        bigrams = out_dir / "bigrams.txt"
+        bigrams.write_text("\n".join(self.bigrams) + "\n", encoding="utf-8")
+        return [chars, bigrams]
+
+    def _example(self, line: tf.Tensor):
+        """One sentence `"w1 w2 ..."` -> (features of 1 row, tags, weights)."""
+        words = tf.strings.split(line)
+        _, word_units = split_units(words, self.config.data.normalise)
+        tags = bmes_tags(word_units).flat_values
+        units = tf.RaggedTensor.from_row_lengths(word_units.flat_values,
+                                                 tf.shape(tags, out_type=tf.int64))
+        features = {k: v[0] for k, v in self.preprocessor(units).items()}
+        return features, tags, tf.ones_like(tags, tf.float32)
+
+    def _dataset(self, sentences: list[list[str]], batch: int, training: bool) -> tf.data.Dataset:
+        d = self.config.data
+        if training and d.split_clauses:
+            sentences = [c for s in sentences for c in split_clauses(s)]
+        lines = [" ".join(s) for s in sentences]
+        lengths = [sum(len(w) for w in s) for s in sentences]
+        ds = tf.data.Dataset.from_tensor_slices(lines)
+        ds = ds.map(self._example, num_parallel_calls=tf.data.AUTOTUNE)
+        if d.cache:
+            ds = ds.cache()
+        if training:
+            ds = ds.shuffle(min(d.shuffle_buffer, len(lines)), seed=self.config.train.seed,
+                            reshuffle_each_iteration=True)
+        # Buckets by length so a batch is mostly real characters, not padding.
+        bounds = sorted({b for b in (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+                         if b < max(lengths, default=1)})
+        ds = ds.bucket_by_sequence_length(
+            lambda f, t, w: tf.shape(t)[0], bucket_boundaries=bounds or [1],
+            bucket_batch_sizes=[batch] * (len(bounds or [1]) + 1),
+            pad_to_bucket_boundary=False, drop_remainder=False)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def datasets(self, global_batch_size: int):
+        train = self._dataset(self.sentences["train"], global_batch_size, training=True)
+        val = None
+        if self.sentences["validation"]:
+            val = self._dataset(self.sentences["validation"], global_batch_size, training=False)
+        return train, val
+
+    # -- model ------------------------------------------------------------------------
+    def _spec(self) -> TaggerSpec:
+        m = self.config.model
+        embeddings = [EmbeddingSpec("char", len(self.chars) + 2, m.char_dim, ("chars",))]
+        if m.use_bigrams:
+            embeddings.append(EmbeddingSpec("bigram", len(self.bigrams) + 2, m.bigram_dim,
+                                            ("bigram_next", "bigram_prev")))
+        dense = {}
+        if self._lexicon_size:
+            dense["lexicon"] = self.preprocessor.num_lexicon_features
+        return TaggerSpec(num_tags=4, embeddings=embeddings, dense_inputs=dense,
+                          layers=m.layers, units=m.units, cell=m.cell, dropout=m.dropout,
+                          embedding_dropout=m.embedding_dropout)
+
+    def build_model(self) -> keras.Model:
+        return build_recurrent_tagger(self._spec(), name="segmenter")
+
+    def compile_args(self) -> dict[str, Any]:
+        return {
+            "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="tag_accuracy")],
+        }
+
+    # -- serving ----------------------------------------------------------------------
+    def serving(self, model: keras.Model) -> Serving:
+        preprocessor = self.preprocessor
+        decoder = ConstrainedViterbi(bmes_transitions(), name="bmes_viterbi")
+        normalise = self.config.data.normalise
+        by_clause = self.config.data.split_clauses
+
+        def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
+            units, norm = split_units(text, normalise)
+            rows = chinese.split_clauses(norm, sorted(CLAUSE_END)) if by_clause else norm
+            logits = model(preprocessor(rows), training=False)
+            lengths = rows.row_lengths()
+            tags = tf.RaggedTensor.from_tensor(decoder(logits, lengths), lengths=lengths)
+            words = words_from_tags(units, units.with_flat_values(tags.flat_values))
+            return {
+                "words": words.to_tensor(""),
+                "segmented": tf.strings.reduce_join(words, axis=1, separator=" "),
+            }
+
+        return Serving(serve, {"text": tf.TensorSpec([None], tf.string)},
+                       resources=[model, preprocessor])
+
+    def warmup_inputs(self) -> dict[str, list[Any]]:
+        return {"text": ["".join(s) for s in self.sentences["test"][:5]] or ["中文分词"]}
+
+    def segment(self, model: keras.Model, texts: list[str]) -> list[list[str]]:
+        """Words of each text through the serving graph, in batches."""
+        if self._serve_fn is None or self._serve_model is not model:
+            serving = self.serving(model)
+            self._serve_fn = tf.function(serving.fn, input_signature=[
+                serving.input_signature["text"]])
+            self._serve_model = model
+        out = []
+        for start in range(0, len(texts), EVAL_BATCH):
+            result = self._serve_fn(tf.constant(texts[start:start + EVAL_BATCH]))
+            out += [[w.decode() for w in row if w] for row in result["words"].numpy()]
+        return out
+
+    def evaluate(self, model: keras.Model, split: str) -> dict[str, float]:
+        gold = self.sentences[split]
+        pred = self.segment(model, ["".join(s) for s in gold])
+        scores = word_prf(gold, pred)
+        return {k: scores[k] for k in ("f1", "precision", "recall")}
+
+    # -- batch prediction -------------------------------------------------------------
+    @staticmethod
+    def lines_from_response(outputs: dict[str, np.ndarray]) -> list[str]:
+        return [s.decode("utf-8") for s in outputs["segmented"]]

@@ -1,0 +1,61 @@
+"""Choosing the tf.distribute strategy from config, and scaling batch and learning rate."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import tensorflow as tf
+
+from pipelines.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def split_cpu(replicas: int) -> None:
+    """Split the CPU into `replicas` logical devices (must run before TF initialises)."""
+    if replicas <= 1:
+        return
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(replicas)]
+    )
+
+
+def make_strategy(name: str, cpu_replicas: int = 0) -> tf.distribute.Strategy:
+    """`auto`: multi-worker when TF_CONFIG names several workers, mirrored over several GPUs
+    (or several logical CPUs), else one device."""
+    split_cpu(cpu_replicas)
+    gpus = tf.config.list_logical_devices("GPU")
+    cpus = tf.config.list_logical_devices("CPU")
+    if name == "auto":
+        tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+        if len(tf_config.get("cluster", {}).get("worker", [])) > 1:
+            name = "multiworker"
+        elif len(gpus) > 1 or (not gpus and len(cpus) > 1):
+            name = "mirrored"
+        else:
+            name = "onedevice"
+    if name == "onedevice":
+        device = gpus[0].name if gpus else cpus[0].name
+        strategy: tf.distribute.Strategy = tf.distribute.OneDeviceStrategy(device)
+    elif name == "mirrored":
+        devices = [d.name for d in gpus] or [d.name for d in cpus]
+        strategy = tf.distribute.MirroredStrategy(devices)
+    elif name == "multiworker":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        raise ConfigError(
+            f"train.strategy: unknown strategy '{name}' "
+            "(auto, onedevice, mirrored, multiworker)"
+        )
+    log.info("strategy %s with %d replica(s)", type(strategy).__name__,
+             strategy.num_replicas_in_sync)
+    return strategy
+
+
+def scaled(batch_size: int, learning_rate: float, replicas: int,
+           scale_lr: bool) -> tuple[int, float]:
+    """Global batch = per-replica batch x replicas; learning rate scaled linearly with it."""
+    return batch_size * replicas, learning_rate * (replicas if scale_lr else 1)

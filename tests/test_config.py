@@ -1,0 +1,49 @@
+import pytest
+
+from pipelines.config import ConfigError, flatten, load_config, to_dict
+from pipelines.segmentation.config import SegmentationConfig
+
+
+def test_defaults_then_yaml_then_overrides(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(
+        "train:\n  epochs: 7\n  schedule:\n    name: exponential\nmodel:\n  units: 16\n")
+    config = load_config(SegmentationConfig, path, ["train.epochs=9", "model.cell=gru",
+                                                    "train.learning_rate=1e-2"])
+    assert config.train.epochs == 9
+    assert config.train.schedule.name == "exponential"
+    assert config.model.units == 16
+    assert config.model.cell == "gru"
+    assert config.train.learning_rate == pytest.approx(0.01)
+    assert config.data.normalise is True  # untouched default
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match="unknown config key 'model.unitz'"):
+        load_config(SegmentationConfig, None, ["model.unitz=3"])
+
+
+def test_unknown_key_in_yaml_names_file_and_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  epochz: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown config key 'train.epochz'"):
+        load_config(SegmentationConfig, path)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epochs=three", "train.epochs: expected an integer"),
+    ("train.epochs=1.5", "train.epochs: expected an integer"),
+    ("data.normalise=maybe", "data.normalise: expected true or false"),
+    ("train.learning_rate=fast", "train.learning_rate: expected a number"),
+    ("train=3", "train: expected a mapping"),
+])
+def test_wrong_types_are_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(SegmentationConfig, None, [override])
+
+
+def test_flatten_for_mlflow_params():
+    flat = flatten(to_dict(SegmentationConfig()))
+    assert flat["train.schedule.name"] == "constant"
+    assert flat["model.cell"] == SegmentationConfig().model.cell
+    assert all(not isinstance(v, dict) for v in flat.values())

@@ -1,0 +1,73 @@
+"""Viterbi decoding constrained to valid tag sequences (tensorflow-text's op), with the
+transition masks of the B/M/E/S and BIO tagging schemes.
+
+Masks are `[K + 1, K + 1]` booleans: `mask[i, j]` allows tag `j` right after tag `i`; the
+extra last row is the start of a sequence and the extra last column its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+BMES = ("B", "M", "E", "S")
+
+
+def bmes_transitions() -> np.ndarray:
+    """B and M must be followed by M or E; a word starts (B or S) only after E, S or start."""
+    b, m, e, s, edge = 0, 1, 2, 3, 4
+    mask = np.zeros((5, 5), dtype=bool)
+    for prev in (b, m):
+        mask[prev, [m, e]] = True
+    for prev in (e, s, edge):
+        mask[prev, [b, s]] = True
+    mask[[e, s], edge] = True
+    return mask
+
+
+def bio_transitions(tags: Sequence[str]) -> np.ndarray:
+    """`I-x` only after `B-x` or `I-x`; anything may end a sequence. Tags other than
+    `O`, `B-*`, `I-*` (padding, say) may follow and precede anything."""
+    n = len(tags)
+    mask = np.ones((n + 1, n + 1), dtype=bool)
+    for j, tag in enumerate(tags):
+        if not tag.startswith("I-"):
+            continue
+        kind = tag[2:]
+        for i, prev in enumerate(tags):
+            mask[i, j] = prev in (f"B-{kind}", f"I-{kind}")
+        mask[n, j] = False  # no I- at the start
+    return mask
+
+
+class ConstrainedViterbi(keras.layers.Layer):
+    """Best valid tag sequence for per-position tag logits `[B, T, K]` and `lengths [B]`.
+
+    Returns `[B, T]` int32 tag ids, -1 beyond each length.
+    """
+
+    def __init__(self, allowed: np.ndarray, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.allowed = np.asarray(allowed, dtype=bool)
+        self.supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def call(self, logits, lengths):
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+        lengths = tf.cast(lengths, tf.int32)
+        ragged = tf.RaggedTensor.from_tensor(log_probs, lengths=lengths)
+        path = tf_text.viterbi_constrained_sequence(
+            ragged, allowed_transitions=tf.constant(self.allowed), use_log_space=True,
+            use_start_and_end_states=True,
+        )
+        return tf.cast(path, tf.int32).to_tensor(default_value=-1,
+                                                  shape=tf.shape(logits)[:2])
+
+    def get_config(self):
+        return {**super().get_config(), "allowed": self.allowed.tolist()}
