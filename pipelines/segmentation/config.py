@@ -19,6 +19,7 @@ class SegmentationData:
     lexicon: str = "jieba"  # jieba | none | a word-per-line file under the data dir
     max_word: int = 4  # longest lexicon word used as a feature
     split_clauses: bool = True  # train on clauses cut after punctuation words
+    bigram_unknown_rate: float = 0.0  # training only: bigram ids replaced by the unknown id
     shuffle_buffer: int = 20000
     cache: bool = True
 
@@ -30,7 +31,7 @@ class SegmentationModel:
     use_bigrams: bool = True
     layers: int = 2
     units: int = 64
-    cell: str = "fused_lstm"  # fused_lstm | lstm | gru
+    cell: str = "lstm"  # lstm (served by a fused kernel) | gru
     dropout: float = 0.2
     embedding_dropout: float = 0.1
 

@@ -26,6 +26,8 @@ from tfmodels.taggers import (
     bmes_transitions,
     build_recurrent_tagger,
 )
+from tfmodels.taggers.fused_lstm import with_fused_lstms
+from tfmodels.taggers.viterbi import tag_by_length
 from tfmodels.text import chinese
 from tfmodels.text.chinese import (
     SegmentationPreprocessor,
@@ -113,6 +115,18 @@ class SegmentationTask(Task):
         features = {k: v[0] for k, v in self.preprocessor(units).items()}
         return features, tags, tf.ones_like(tags, tf.float32)
 
+    def _forget_bigrams(self, features, tags, weights):
+        """Replace a share of bigram ids by the unknown id, as unseen bigrams are at test
+        time, so the tagger learns to fall back on characters and the lexicon."""
+        rate = self.config.data.bigram_unknown_rate
+        features = dict(features)
+        for key in ("bigram_next", "bigram_prev"):
+            ids = features[key]
+            drop = (tf.random.uniform(tf.shape(ids), seed=self.config.train.seed) < rate) & (
+                ids > 1)
+            features[key] = tf.where(drop, tf.ones_like(ids), ids)
+        return features, tags, weights
+
     def _dataset(self, sentences: list[list[str]], batch: int, training: bool) -> tf.data.Dataset:
         d = self.config.data
         if training and d.split_clauses:
@@ -126,6 +140,8 @@ class SegmentationTask(Task):
         if training:
             ds = ds.shuffle(min(d.shuffle_buffer, len(lines)), seed=self.config.train.seed,
                             reshuffle_each_iteration=True)
+            if d.bigram_unknown_rate > 0 and self.config.model.use_bigrams:
+                ds = ds.map(self._forget_bigrams, num_parallel_calls=tf.data.AUTOTUNE)
         # Buckets by length so a batch is mostly real characters, not padding.
         bounds = sorted({b for b in (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
                          if b < max(lengths, default=1)})
@@ -172,12 +188,15 @@ class SegmentationTask(Task):
         normalise = self.config.data.normalise
         by_clause = self.config.data.split_clauses
 
+        tagger = with_fused_lstms(model)  # same weights, one fused kernel per direction
+
+        def tag(rows: tf.RaggedTensor) -> tf.Tensor:
+            return decoder(tagger(preprocessor(rows), training=False), rows.row_lengths())
+
         def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
             units, norm = split_units(text, normalise)
             rows = chinese.split_clauses(norm, sorted(CLAUSE_END)) if by_clause else norm
-            logits = model(preprocessor(rows), training=False)
-            lengths = rows.row_lengths()
-            tags = tf.RaggedTensor.from_tensor(decoder(logits, lengths), lengths=lengths)
+            tags = tag_by_length(rows, tag)
             words = words_from_tags(units, units.with_flat_values(tags.flat_values))
             return {
                 "words": words.to_tensor(""),
@@ -185,7 +204,7 @@ class SegmentationTask(Task):
             }
 
         return Serving(serve, {"text": tf.TensorSpec([None], tf.string)},
-                       resources=[model, preprocessor])
+                       resources=[tagger, preprocessor])
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
         return {"text": ["".join(s) for s in self.sentences["test"][:5]] or ["中文分词"]}
@@ -198,7 +217,9 @@ class SegmentationTask(Task):
                 serving.input_signature["text"]])
             self._serve_model = model
         out = []
-        for start in range(0, len(texts), EVAL_BATCH):
+        starts = range(0, len(texts), EVAL_BATCH)
+        for start in tqdm(starts, desc="segmenting", unit="batch", leave=False,
+                          disable=len(starts) < 4):
             result = self._serve_fn(tf.constant(texts[start:start + EVAL_BATCH]))
             out += [[w.decode() for w in row if w] for row in result["words"].numpy()]
         return out

@@ -12,8 +12,6 @@ import dataclasses
 
 import keras
 
-from tfmodels.taggers.fused_lstm import FusedBiLSTM
-
 
 @dataclasses.dataclass
 class EmbeddingSpec:
@@ -32,21 +30,19 @@ class TaggerSpec:
     dense_inputs: dict[str, int] = dataclasses.field(default_factory=dict)  # name -> width
     layers: int = 2
     units: int = 128
-    cell: str = "lstm"  # lstm | gru (Keras, cuDNN on GPU) | fused_lstm (one kernel, fast on CPU)
+    cell: str = "lstm"  # lstm | gru
     dropout: float = 0.2
     recurrent_dropout: float = 0.0
     embedding_dropout: float = 0.1
 
 
 def _rnn(cell: str, units: int, dropout: float, recurrent_dropout: float, name: str):
-    if cell == "fused_lstm":
-        return FusedBiLSTM(units, name=name)
     if cell == "lstm":
         layer = keras.layers.LSTM
     elif cell == "gru":
         layer = keras.layers.GRU
     else:
-        raise ValueError(f"model.cell: unknown cell '{cell}' (lstm, gru, fused_lstm)")
+        raise ValueError(f"model.cell: unknown cell '{cell}' (lstm, gru)")
     return keras.layers.Bidirectional(
         layer(units, return_sequences=True, dropout=dropout,
               recurrent_dropout=recurrent_dropout),
@@ -77,8 +73,6 @@ def encode_sequence(spec: TaggerSpec, inputs: dict[str, keras.KerasTensor], extr
     x = keras.layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]
     x = keras.layers.Dropout(spec.embedding_dropout)(x)
     for i in range(spec.layers):
-        if i and spec.cell == "fused_lstm" and spec.dropout:
-            x = keras.layers.Dropout(spec.dropout)(x)  # the fused kernel has no dropout
         x = _rnn(spec.cell, spec.units, spec.dropout, spec.recurrent_dropout, f"birnn_{i}")(
             x, mask=mask)
     x = keras.layers.Dropout(spec.dropout)(x)
