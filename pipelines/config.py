@@ -44,6 +44,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     momentum: float = 0.9
     clipnorm: float = 0.0
+    ema: float = 0.0  # >0: keep an exponential moving average of the weights (momentum)
     schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
     strategy: str = "auto"  # auto | onedevice | mirrored | multiworker
     cpu_replicas: int = 0  # >1 splits the CPU into logical devices (testing mirrored)

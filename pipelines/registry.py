@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from pipelines.task import Task
+if TYPE_CHECKING:
+    from pipelines.task import Task
 
 PIPELINES: dict[str, str] = {
     "segmentation": "pipelines.segmentation.task:SegmentationTask",

@@ -136,15 +136,20 @@ def run_pipeline(
             optimizer = build_optimizer(
                 tc.optimizer, build_schedule(tc.schedule, lr, total_steps),
                 weight_decay=tc.weight_decay, momentum=tc.momentum, clipnorm=tc.clipnorm,
+                ema=tc.ema,
             )
             model.compile(optimizer=optimizer, jit_compile=tc.jit_compile,
                           steps_per_execution=tc.steps_per_execution, **task.compile_args())
 
+        tracker.log_metrics({"params": model.count_params()})
         monitor = tc.monitor or task.default_monitor
         if val_ds is None and monitor.startswith("val_"):
             monitor = monitor[4:]
         tracking_logger = MlflowEpochLogger(tracker)
         callbacks: list[keras.callbacks.Callback] = []
+        if tc.ema > 0:
+            # Evaluate, select and checkpoint the averaged weights at each epoch's end.
+            callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         if val_ds is not None:
             callbacks.append(TaskMetrics(lambda m: task.evaluate(m, "validation")))
         callbacks += [

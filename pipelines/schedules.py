@@ -61,10 +61,12 @@ def build_schedule(cfg: ScheduleConfig, learning_rate: float, total_steps: int):
 
 
 def build_optimizer(name: str, learning_rate, weight_decay: float = 0.0, momentum: float = 0.9,
-                    clipnorm: float = 0.0) -> keras.optimizers.Optimizer:
+                    clipnorm: float = 0.0, ema: float = 0.0) -> keras.optimizers.Optimizer:
     kwargs = {"learning_rate": learning_rate}
     if clipnorm > 0:
         kwargs["clipnorm"] = clipnorm
+    if ema > 0:
+        kwargs.update(use_ema=True, ema_momentum=ema)
     if name == "adam":
         return keras.optimizers.Adam(**kwargs)
     if name == "adamw":

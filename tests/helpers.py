@@ -19,6 +19,7 @@ TINY_SEGMENTATION = [
     "model.bigram_dim=16",
     "model.units=32",
     "model.layers=1",
+    "model.projection=16",
     "export.warmup_requests=3",
 ]
 

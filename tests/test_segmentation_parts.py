@@ -1,5 +1,7 @@
 """The pieces of the segmentation pipeline, each against known answers."""
 
+import math
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -114,7 +116,18 @@ def test_preprocessor_lexicon_and_bigram_features():
     assert lex[:, 3].tolist() == [0, 0, 1]  # 中国人 ends at 2
 
 
+def test_user_lexicon_file(tmp_path):
+    (tmp_path / "words.txt").write_text("中国\n北京大学 100\n太长的一个词 5\nabc\n",
+                                        encoding="utf-8")
+    assert load_lexicon("words.txt", tmp_path, 4) == {
+        "中国": 1.0, "北京大学": pytest.approx(math.log10(101) / 5)}
+    (tmp_path / "bad.txt").write_text("中国 many\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad.txt:1: expected"):
+        load_lexicon("bad.txt", tmp_path, 4)
+
+
 def test_jieba_lexicon_is_bundled():
-    words = load_lexicon("jieba", None, 4, True)
-    assert len(words) > 100_000 and "中国" in words
-    assert all(2 <= len(w) <= 4 for w in words)
+    words = load_lexicon("jieba", None, 4)
+    assert len(words) > 100_000 and words["中国"] == 1.0  # frequent: full weight
+    assert all(2 <= len(w) <= 4 and 0 < v <= 1 for w, v in words.items())
+    assert min(words.values()) < 0.5  # rare words weigh less

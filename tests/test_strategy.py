@@ -18,7 +18,8 @@ def test_mirrored_on_two_logical_cpus_learns(tmp_path):
 
     proc = tfpipe("run", "segmentation", "--workdir", str(tmp_path),
                   *set_args([*TINY_SEGMENTATION, "data.lexicon=none", "train.epochs=4",
-                             "train.strategy=mirrored", "train.cpu_replicas=2"]))
+                             "model.layers=2", "train.strategy=mirrored",
+                             "train.cpu_replicas=2"]))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "MirroredStrategy with 2 replica(s)" in proc.stderr + proc.stdout
     f1 = float(re.search(r"test_f1: ([0-9.]+)", proc.stdout).group(1))

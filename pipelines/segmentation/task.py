@@ -71,7 +71,7 @@ class SegmentationTask(Task):
         self.sentences = {"train": train, "validation": val,
                           "test": read_segmented(self._path(d.test))}
         self._build_vocabularies(train)
-        lexicon = load_lexicon(d.lexicon, self.data_dir, d.max_word, d.normalise)
+        lexicon = load_lexicon(d.lexicon, self.data_dir, d.max_word)
         self.preprocessor = SegmentationPreprocessor(
             self.chars, self.bigrams if self.config.model.use_bigrams else (), lexicon,
             max_word=d.max_word)
@@ -170,7 +170,7 @@ class SegmentationTask(Task):
             dense["lexicon"] = self.preprocessor.num_lexicon_features
         return TaggerSpec(num_tags=4, embeddings=embeddings, dense_inputs=dense,
                           layers=m.layers, units=m.units, cell=m.cell, dropout=m.dropout,
-                          embedding_dropout=m.embedding_dropout)
+                          embedding_dropout=m.embedding_dropout, projection=m.projection)
 
     def build_model(self) -> keras.Model:
         return build_recurrent_tagger(self._spec(), name="segmenter")

@@ -21,6 +21,7 @@ class EmbeddingSpec:
     vocab_size: int
     dim: int
     inputs: tuple[str, ...]
+    init_stddev: float = 0.0  # > 0: normal(0, stddev) start (learns faster); 0: Keras default
 
 
 @dataclasses.dataclass
@@ -34,6 +35,7 @@ class TaggerSpec:
     dropout: float = 0.2
     recurrent_dropout: float = 0.0
     embedding_dropout: float = 0.1
+    projection: int = 0  # >0: a linear projection of the features before the first RNN
 
 
 def _rnn(cell: str, units: int, dropout: float, recurrent_dropout: float, name: str):
@@ -66,12 +68,19 @@ def encode_sequence(spec: TaggerSpec, inputs: dict[str, keras.KerasTensor], extr
     mask = keras.ops.not_equal(inputs[first], 0)
     parts = []
     for emb in spec.embeddings:
-        table = keras.layers.Embedding(emb.vocab_size, emb.dim, name=f"{emb.name}_embedding")
+        init = (keras.initializers.RandomNormal(stddev=emb.init_stddev) if emb.init_stddev > 0
+                else "uniform")
+        table = keras.layers.Embedding(emb.vocab_size, emb.dim, embeddings_initializer=init,
+                                       name=f"{emb.name}_embedding")
         parts += [table(inputs[name]) for name in emb.inputs]
     parts += [inputs[name] for name in spec.dense_inputs]
     parts += list(extra)
     x = keras.layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]
     x = keras.layers.Dropout(spec.embedding_dropout)(x)
+    if spec.projection:
+        # Wide embeddings, narrow recurrent input: the projection is one batched matmul,
+        # where the RNN would pay for the width at every time step.
+        x = keras.layers.Dense(spec.projection, name="projection")(x)
     for i in range(spec.layers):
         x = _rnn(spec.cell, spec.units, spec.dropout, spec.recurrent_dropout, f"birnn_{i}")(
             x, mask=mask)

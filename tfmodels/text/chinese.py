@@ -10,7 +10,7 @@ concatenate to exactly the input without its whitespace.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import keras
 import tensorflow as tf
@@ -150,12 +150,13 @@ class SegmentationPreprocessor(keras.layers.Layer):
     """Normalised units `[B, (U)]` -> dict of padded model inputs.
 
     `chars` (ids, 0 = padding), `bigram_next`/`bigram_prev` (ids of the unit joined with its
-    neighbour) and `lexicon` (`[B, U, 2 * (max_word - 1)]` flags: a dictionary word of length
-    n begins / ends here, n = 2..max_word).
+    neighbour) and `lexicon` (`[B, U, 2 * (max_word - 1)]`: the weight of the dictionary word
+    of length n that begins / ends here, 0 if none, n = 2..max_word).
     """
 
     def __init__(self, chars: Sequence[str], bigrams: Sequence[str] = (),
-                 lexicon: Sequence[str] = (), max_word: int = 4, **kwargs):
+                 lexicon: Mapping[str, float] | Sequence[str] = (), max_word: int = 4,
+                 **kwargs):
         super().__init__(trainable=False, **kwargs)
         self.max_word = max_word
         self.char_lookup = keras.layers.StringLookup(
@@ -165,11 +166,12 @@ class SegmentationPreprocessor(keras.layers.Layer):
             vocabulary=list(bigrams) or ["<none>"], mask_token=PAD, oov_token=OOV,
             name="bigram_lookup")
         self.use_lexicon = bool(lexicon)
+        weights = dict(lexicon) if isinstance(lexicon, Mapping) else dict.fromkeys(lexicon, 1.0)
         self.lexicon_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant(list(lexicon) or ["<none>"]),
-                tf.ones([max(len(lexicon), 1)], tf.int32)),
-            default_value=0,
+                tf.constant(list(weights) or ["<none>"]),
+                tf.constant(list(weights.values()) or [0.0], tf.float32)),
+            default_value=0.0,
         )
 
     @property
@@ -188,11 +190,12 @@ class SegmentationPreprocessor(keras.layers.Layer):
         for width in range(2, self.max_word + 1):
             gram = tf.strings.reduce_join(
                 tf.stack([tf.gather(flat, safe(pos + k)) for k in range(width)], axis=1), axis=1)
-            hit = (pos + width - 1 < limits) & (self.lexicon_table.lookup(gram) > 0)
+            inside = pos + width - 1 < limits
+            hit = tf.where(inside, self.lexicon_table.lookup(gram), 0.0)
             back = pos - (width - 1)
-            ends.append((back >= starts) & tf.gather(hit, safe(back)))
+            ends.append(tf.where(back >= starts, tf.gather(hit, safe(back)), 0.0))
             begins.append(hit)
-        return tf.cast(tf.stack(begins + ends, axis=1), tf.float32)
+        return tf.stack(begins + ends, axis=1)
 
     def call(self, units: tf.RaggedTensor) -> dict[str, tf.Tensor]:
         def dense(flat_values, default):

@@ -1,0 +1,1 @@
+"""Image classification: image folders or TFRecords in, a Keras classifier, image bytes out."""

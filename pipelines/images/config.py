@@ -1,0 +1,61 @@
+"""Config of the image-classification pipeline (`tfpipe run images`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pipelines.config import PipelineConfig, ScheduleConfig, TrainConfig
+
+
+@dataclasses.dataclass
+class ImagesDataConfig:
+    """Where the images are and how they are read, cached and augmented."""
+
+    # Folder (relative to the data dir) of images (`train/`, `test/`, optional `val/`, one
+    # subfolder per class; or class subfolders only) or of TFRecord shards with meta.json.
+    path: str = "images"
+    image_size: list[int] = dataclasses.field(default_factory=list)  # [h, w]; [] = most common
+    channels: int = 0  # 1 grey, 3 colour, 0 = 1 if every training image is grey, else 3
+    val_fraction: float = 0.1  # carved from train (per class) when there is no val/ folder
+    test_fraction: float = 0.2  # carved from train when there is no test/ folder
+    on_bad_image: str = "fail"  # fail | skip: corrupt or unreadable files, reported by path
+    validate: bool = True  # decode every image once before training (folders only)
+    cache: str = "auto"  # auto (memory if it fits in cache_max_mb) | memory | none | a path
+    cache_max_mb: int = 4096
+    shuffle_buffer: int = 0  # 0 = the whole training set (when cached), else 10,000
+    max_train_images: int = 0  # 0 = all; for quick experiments
+    normalize: bool = True  # per-channel mean/std from the training images, in the model
+    # Augmentation: Keras layers in the model, active in training only.
+    crop_padding: int = 4  # random crop of the image padded by this many pixels; 0 = off
+    flip: bool = True  # random horizontal flip (turn off for digits and text)
+    rotation: float = 0.0  # fraction of a full turn, e.g. 0.05
+    zoom: float = 0.0  # fraction, e.g. 0.1
+    contrast: float = 0.0  # factor, e.g. 0.2
+    explain_images: int = 8  # test images in the Grad-CAM++ / SmoothGrad grid
+    misclassified_images: int = 16
+
+
+@dataclasses.dataclass
+class ImagesModelConfig:
+    """Which classifier (see `tfmodels.vision.model_names()`) and its size."""
+
+    name: str = "resnet20"  # lenet | alexnet | vgg11 | vgg16 | inception | resnet20 | ...
+    width: float = 1.0  # filters multiplier (alexnet, vgg, inception, resnet)
+    dropout: float = -1.0  # < 0: the family's default
+    top_k: int = 5  # labels returned by the serving signature (at most the class count)
+
+
+def _images_train() -> TrainConfig:
+    return TrainConfig(
+        epochs=15, batch_size=32, learning_rate=2e-3, optimizer="adam",
+        schedule=ScheduleConfig(name="exponential", decay_rate=0.5, decay_steps=100,
+                                staircase=False, warmup_steps=0),
+        mixed_precision="auto", monitor="val_accuracy",
+    )
+
+
+@dataclasses.dataclass
+class ImagesConfig(PipelineConfig):
+    data: ImagesDataConfig = dataclasses.field(default_factory=ImagesDataConfig)
+    model: ImagesModelConfig = dataclasses.field(default_factory=ImagesModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=_images_train)

@@ -1,0 +1,97 @@
+"""One view of an image set, whether it is a folder of files or TFRecord shards."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from pipelines.images import tfrecord
+from pipelines.images.config import ImagesDataConfig
+from pipelines.images.reader import (
+    SPLITS,
+    ImageDataError,
+    Split,
+    dominant_geometry,
+    inspect_images,
+    report_bad,
+    scan_folder,
+)
+
+
+@dataclasses.dataclass
+class ImageSource:
+    """Class names, geometry and per-split `(encoded bytes, label)` datasets."""
+
+    root: Path
+    class_names: list[str]
+    image_size: tuple[int, int]  # the most common size of the training images
+    channels: int  # 1 if every training image is grey, else 3
+    counts: dict[str, int]
+    folder_splits: dict[str, Split] | None = None
+    tfrecord_files: dict[str, list[Path]] | None = None
+
+    def encoded(self, split: str, parallel: bool = True) -> tf.data.Dataset:
+        """`(encoded bytes, label)` of `split`, in a fixed order."""
+        if self.tfrecord_files is not None:
+            ds = tfrecord.encoded_dataset(self.tfrecord_files[split], parallel)
+            return ds.take(self.counts[split])
+        files = self.folder_splits[split]
+        ds = tf.data.Dataset.from_tensor_slices((files.paths, files.labels))
+        return ds.map(_read, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def files(self) -> list[Path]:
+        if self.tfrecord_files is not None:
+            shards = [f for name in SPLITS for f in self.tfrecord_files[name]]
+            return [self.root / tfrecord.META_FILE, *shards]
+        return [Path(p) for name in SPLITS for p in self.folder_splits[name].paths]
+
+
+@tf.autograph.experimental.do_not_convert
+def _read(path, label):
+    return tf.io.read_file(path), label
+
+
+def open_source(root: Path, cfg: ImagesDataConfig, seed: int = 0) -> ImageSource:
+    """Scan (and check, unless `cfg.validate` is off) a folder, or read a TFRecord set."""
+    root = Path(root)
+    if tfrecord.is_tfrecord_dir(root):
+        meta = tfrecord.read_meta(root)
+        files = {name: [root / f for f in meta["splits"][name]["files"]] for name in SPLITS}
+        counts = {name: int(meta["splits"][name]["count"]) for name in SPLITS}
+        if cfg.max_train_images:
+            counts["train"] = min(counts["train"], cfg.max_train_images)
+        source = ImageSource(root, list(meta["classes"]), tuple(meta["image_size"]),
+                             int(meta["channels"]), counts, tfrecord_files=files)
+    else:
+        splits, class_names = scan_folder(root, cfg.val_fraction, cfg.test_fraction, seed)
+        if cfg.max_train_images and len(splits["train"]) > cfg.max_train_images:
+            order = np.random.default_rng(seed).permutation(len(splits["train"]))
+            splits["train"] = splits["train"].subset(np.sort(order[:cfg.max_train_images]))
+        # Every split is checked before any is reported, so one error names all bad files.
+        checked = {name: splits[name].paths if cfg.validate else splits[name].paths[:64]
+                   for name in SPLITS}
+        all_paths = [p for name in SPLITS for p in checked[name]]
+        shapes, bad = inspect_images(all_paths)
+        report_bad(bad, cfg.on_bad_image)
+        bad_paths = {p for p, _ in bad}
+        shapes_by_split, start = {}, 0
+        for name in SPLITS:
+            paths = checked[name]
+            keep = np.array([i for i, p in enumerate(paths) if p not in bad_paths], dtype=int)
+            shapes_by_split[name] = shapes[start:start + len(paths)][keep]
+            start += len(paths)
+            if cfg.validate:
+                splits[name] = splits[name].subset(keep)
+        image_size, channels = dominant_geometry(shapes_by_split["train"])
+        counts = {name: len(splits[name]) for name in SPLITS}
+        source = ImageSource(root, class_names, image_size, channels, counts,
+                             folder_splits=splits)
+    if not source.counts["train"]:
+        raise ImageDataError(f"{root}: no training images")
+    if not source.counts["test"]:
+        raise ImageDataError(f"{root}: no test images (add a test/ folder or raise "
+                             "data.test_fraction)")
+    return source

@@ -1,0 +1,319 @@
+"""The image-classification task: folder or TFRecord images -> classifier -> labels.
+
+What the runner needs from this pipeline and nothing more: checked, cached, shuffled
+`tf.data` input; a `tfmodels.vision` classifier with its preprocessing as layers; metrics
+measured through the serving function (raw image bytes in, labels out); explanation plots.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.images import samples
+from pipelines.images.config import ImagesConfig
+from pipelines.images.preprocessing import make_preprocess
+from pipelines.images.reader import ImageDataError, decode_image
+from pipelines.images.source import ImageSource, open_source
+from pipelines.task import Serving, Task
+from tfmodels.vision import build_classifier
+
+log = logging.getLogger(__name__)
+
+EVAL_BATCH = 256
+STATS_IMAGES = 5000
+# Leading bytes of the formats the serving graph decodes.
+MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+
+
+class ImagesTask(Task):
+    name = "images"
+    config_class = ImagesConfig
+    default_monitor = "val_accuracy"
+    predict_input = "image_bytes"
+
+    def __init__(self, config: ImagesConfig, data_dir: Path):
+        super().__init__(config, data_dir)
+        self.config: ImagesConfig = config
+        self.source: ImageSource | None = None
+        self.image_size: tuple[int, int] = (0, 0)
+        self.channels = 0
+        self.mean: list[float] = []
+        self.std: list[float] = []
+        self._serve_fns: dict[int, Any] = {}
+        self._predictions: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    # -- data -------------------------------------------------------------------------
+    def image_root(self) -> Path:
+        """`data.path` under the data dir (the bundled samples are made if missing)."""
+        path = Path(self.config.data.path).expanduser()
+        root = path if path.is_absolute() else self.data_dir / path
+        if not root.exists() and samples.is_bundled(root):
+            samples.write_samples(root)
+        elif not root.exists() and (self.data_dir / "train").is_dir():
+            root = self.data_dir  # `--data-dir` named the image folder itself
+        return root
+
+    def prepare(self, workdir: Path) -> None:
+        data = self.config.data
+        self.source = open_source(self.image_root(), data, self.config.train.seed)
+        if data.image_size and len(data.image_size) != 2:
+            raise ImageDataError(f"data.image_size must be [height, width], got {data.image_size}")
+        self.image_size = tuple(data.image_size) if data.image_size else self.source.image_size
+        if data.channels not in (0, 1, 3):
+            raise ImageDataError(f"data.channels must be 0 (auto), 1 or 3, got {data.channels}")
+        self.channels = data.channels or self.source.channels
+        self.mean, self.std = self._channel_stats()
+        counts = ", ".join(f"{k} {v}" for k, v in self.source.counts.items())
+        print(f"[images] {self.source.root}: {len(self.source.class_names)} classes, {counts}; "
+              f"{self.image_size[0]}x{self.image_size[1]}x{self.channels}", flush=True)
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "labels.txt").write_text("\n".join(self.source.class_names) + "\n",
+                                            encoding="utf-8")
+
+    def data_files(self) -> list[Path]:
+        return self.source.files()
+
+    def artifacts(self, out_dir: Path) -> list[Path]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "labels.txt"
+        path.write_text("\n".join(self.source.class_names) + "\n", encoding="utf-8")
+        return [path]
+
+    def decoded(self, split: str, parallel: bool = True) -> tf.data.Dataset:
+        """`(uint8 image, int32 label)` of `split`, decoded in parallel."""
+        size, channels = self.image_size, self.channels
+
+        @tf.autograph.experimental.do_not_convert  # plain graph code: nothing to convert
+        def decode(data, label):
+            return decode_image(data, size, channels), tf.cast(label, tf.int32)
+
+        ds = self.source.encoded(split, parallel).map(
+            decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not parallel or None)
+        if not self.config.data.validate and self.config.data.on_bad_image == "skip":
+            ds = ds.ignore_errors(log_warning=True)  # unchecked files: drop what fails
+        return ds
+
+    def _cached(self, ds: tf.data.Dataset, split: str) -> tuple[tf.data.Dataset, bool]:
+        mode = self.config.data.cache
+        height, width = self.image_size
+        megabytes = self.source.counts[split] * height * width * self.channels / 2**20
+        if mode == "none" or (mode == "auto" and megabytes > self.config.data.cache_max_mb):
+            return ds, False
+        if mode in ("auto", "memory"):
+            return ds.cache(), True
+        Path(mode).mkdir(parents=True, exist_ok=True)
+        return ds.cache(str(Path(mode) / f"{split}-{height}x{width}x{self.channels}")), True
+
+    def datasets(self, global_batch_size: int) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
+        data, seed = self.config.data, self.config.train.seed
+        count = self.source.counts["train"]
+        train = self.decoded("train")
+        dropping = not data.validate and data.on_bad_image == "skip"
+        if train.cardinality() == tf.data.UNKNOWN_CARDINALITY and not dropping:
+            # TFRecords: the count is known from meta.json; a known length lets Keras show
+            # progress and size the schedule from the first epoch.
+            train = train.apply(tf.data.experimental.assert_cardinality(count))
+        train, cached = self._cached(train, "train")
+        buffer = data.shuffle_buffer or (count if cached else 10_000)
+        train = (train.shuffle(min(buffer, count), seed=seed, reshuffle_each_iteration=True)
+                 .batch(global_batch_size, drop_remainder=count >= global_batch_size,
+                        num_parallel_calls=tf.data.AUTOTUNE)
+                 .map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+                 .prefetch(tf.data.AUTOTUNE))
+        val = None
+        if self.source.counts["validation"]:
+            val, _ = self._cached(self.decoded("validation"), "validation")
+            val = (val.batch(global_batch_size).map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+                   .prefetch(tf.data.AUTOTUNE))
+        return train, val
+
+    def _channel_stats(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std (0-1 scale) of up to 5,000 training images."""
+        total = np.zeros(self.channels)
+        squares = np.zeros(self.channels)
+        pixels = 0
+        for images, _ in self.decoded("train").take(STATS_IMAGES).batch(500):
+            x = images.numpy().astype(np.float64) / 255.0
+            total += x.sum(axis=(0, 1, 2))
+            squares += (x ** 2).sum(axis=(0, 1, 2))
+            pixels += x.shape[0] * x.shape[1] * x.shape[2]
+        mean = total / max(pixels, 1)
+        std = np.sqrt(np.maximum(squares / max(pixels, 1) - mean ** 2, 1e-6))
+        return [float(v) for v in mean], [float(v) for v in std]
+
+    # -- model ------------------------------------------------------------------------
+    def build_model(self) -> keras.Model:
+        model_cfg = self.config.model
+        return build_classifier(
+            model_cfg.name, (*self.image_size, self.channels), len(self.source.class_names),
+            preprocess=make_preprocess(self.config.data, self.mean, self.std,
+                                       seed=self.config.train.seed),
+            width=model_cfg.width,
+            dropout=None if model_cfg.dropout < 0 else model_cfg.dropout,
+        )
+
+    def compile_args(self) -> dict[str, Any]:
+        return {
+            "loss": keras.losses.SparseCategoricalCrossentropy(),
+            "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        }
+
+    # -- serving ----------------------------------------------------------------------
+    def serving(self, model: keras.Model) -> Serving:
+        (height, width), channels = self.image_size, self.channels
+        class_names = list(self.source.class_names)
+        k = max(1, min(self.config.model.top_k, len(class_names)))
+        spec = tf.TensorSpec((height, width, channels), tf.uint8)
+
+        @tf.autograph.experimental.do_not_convert
+        def decode(data):
+            return decode_image(data, (height, width), channels)
+
+        def serve(image_bytes):
+            images = tf.map_fn(decode, image_bytes, fn_output_signature=spec,
+                               parallel_iterations=16)
+            probabilities = tf.cast(model(tf.cast(images, tf.float32), training=False),
+                                    tf.float32)
+            top_p, top_i = tf.math.top_k(probabilities, k=k)
+            top_labels = tf.gather(tf.constant(class_names), top_i)
+            return {
+                "label": top_labels[:, 0],
+                "probability": top_p[:, 0],
+                "class_id": top_i[:, 0],
+                "top_k_labels": top_labels,
+                "top_k_probabilities": top_p,
+            }
+
+        return Serving(serve, {"image_bytes": tf.TensorSpec([None], tf.string)}, [model])
+
+    def serving_function(self, model: keras.Model):
+        """The serving function as one traced `tf.function` per model (evaluation, bench)."""
+        key = id(model)
+        if key not in self._serve_fns:
+            fn = self.serving(model).fn
+            self._serve_fns[key] = tf.function(
+                fn, input_signature=[tf.TensorSpec([None], tf.string)])
+        return self._serve_fns[key]
+
+    def warmup_inputs(self) -> dict[str, list[Any]]:
+        data = [bytes(d) for d, _ in self.source.encoded("test", parallel=False)
+                .take(5).as_numpy_iterator()]
+        return {"image_bytes": data}
+
+    # -- metrics ----------------------------------------------------------------------
+    def predict_split(self, model: keras.Model, split: str) -> tuple[np.ndarray, ...]:
+        """(labels, predicted class ids, their probabilities) through the serving graph."""
+        serve = self.serving_function(model)
+        labels, predicted, probability = [], [], []
+        for data, label in self.source.encoded(split, parallel=False).batch(EVAL_BATCH):
+            out = serve(data)
+            labels.append(label.numpy())
+            predicted.append(out["class_id"].numpy())
+            probability.append(out["probability"].numpy())
+        result = tuple(np.concatenate(v) if v else np.zeros(0) for v in
+                       (labels, predicted, probability))
+        self._predictions[split] = result
+        return result
+
+    def evaluate(self, model: keras.Model, split: str) -> dict[str, float]:
+        labels, predicted, _ = self.predict_split(model, split)
+        if not len(labels):
+            raise ImageDataError(f"no images in the {split} split")
+        return {"accuracy": float(np.mean(labels == predicted))}
+
+    # -- plots ------------------------------------------------------------------------
+    def plots(self, model: keras.Model, out_dir: Path) -> list[Path]:
+        from pipelines.images.explain import explanation_grid, misclassified_grid
+        from pipelines.plots import confusion_matrix_png
+
+        out_dir = Path(out_dir)
+        names = self.source.class_names
+        labels, predicted, probability = (self._predictions.get("test")
+                                          or self.predict_split(model, "test"))
+        paths = [confusion_matrix_png(names, labels, predicted, out_dir / "confusion_matrix.png",
+                                      title=f"{model.name}: test confusion matrix")]
+        wrong = np.flatnonzero(labels != predicted)[: self.config.data.misclassified_images]
+        images = self.test_images(wrong)
+        paths.append(misclassified_grid(images, labels[wrong], predicted[wrong],
+                                        probability[wrong], names,
+                                        out_dir / "misclassified.png"))
+        sample = explain_sample(labels, self.config.data.explain_images)
+        if len(sample):
+            paths.append(explanation_grid(self.logits_model(model), self.test_images(sample),
+                                          labels[sample], predicted[sample], names,
+                                          out_dir / "explanations.png"))
+        return paths
+
+    def test_images(self, indices: Sequence[int]) -> np.ndarray:
+        """Decoded test images at `indices` (in the order given)."""
+        wanted = {int(i): n for n, i in enumerate(indices)}
+        out = np.zeros((len(wanted), *self.image_size, self.channels), dtype=np.uint8)
+        if not wanted:
+            return out
+        last = max(wanted)
+        for index, (image, _) in enumerate(self.decoded("test", parallel=False)
+                                           .take(last + 1).as_numpy_iterator()):
+            if index in wanted:
+                out[wanted[index]] = image
+        return out
+
+    def logits_model(self, model: keras.Model) -> keras.Model:
+        """A float32 copy of `model` that outputs logits, for gradient-based explanations."""
+        policy = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("float32")
+        try:
+            copy = self.build_model()
+        finally:
+            keras.mixed_precision.set_global_policy(policy)
+        copy.set_weights(model.get_weights())
+        return keras.Model(copy.inputs, copy.get_layer("logits").output, name=model.name)
+
+    # -- batch prediction -------------------------------------------------------------
+    @classmethod
+    def request_from_lines(cls, lines: Sequence[str], base_dir: Path) -> dict[str, Any]:
+        """Each line is an image path (relative to `base_dir`); the request holds its bytes."""
+        data = []
+        for number, line in enumerate(lines, start=1):
+            name = line.strip()
+            if not name:
+                raise ImageDataError(f"line {number}: empty; expected an image path")
+            path = Path(name).expanduser()
+            path = path if path.is_absolute() else Path(base_dir) / path
+            try:
+                content = path.read_bytes()
+            except OSError as exc:
+                raise ImageDataError(f"{path}: cannot read image: {exc.strerror or exc}") from exc
+            if not content.startswith(MAGIC):
+                raise ImageDataError(f"{path}: not a JPEG, PNG, GIF or BMP image")
+            data.append(content)
+        return {"image_bytes": np.array(data, dtype=object)}
+
+    @staticmethod
+    def lines_from_response(outputs: dict[str, np.ndarray]) -> list[str]:
+        """`label<TAB>probability` per image."""
+        return [f"{label.decode('utf-8') if isinstance(label, bytes) else label}\t{p:.4f}"
+                for label, p in zip(outputs["label"], outputs["probability"], strict=True)]
+
+
+@tf.autograph.experimental.do_not_convert
+def _to_float(images, labels):
+    return tf.cast(images, tf.float32), labels
+
+
+def explain_sample(labels: np.ndarray, count: int) -> np.ndarray:
+    """A fixed sample of test indices, classes taken in turn (the first of each, then...)."""
+    by_class = [list(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    chosen: list[int] = []
+    while len(chosen) < count and any(by_class):
+        for members in by_class:
+            if members and len(chosen) < count:
+                chosen.append(int(members.pop(0)))
+    return np.array(sorted(chosen), dtype=np.int64)
