@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         "train.early_stopping_patience=4", "run_name=bench",
         # What worked best in the runs described in README.md (Benchmarks): one BiLSTM
         # layer over wide embeddings projected to 64, weight averaging, decay per epoch.
-        "model.layers=1", "train.learning_rate=2e-3", "train.schedule.name=exponential",
+        "model.layers=1", "train.ema=0.995", "train.learning_rate=2e-3",
+        "train.schedule.name=exponential",
         "train.schedule.decay_steps=330", "train.schedule.decay_rate=0.6",
         *args.set,
     ]

@@ -9,6 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipelines.registry import get_task_class
+from pipelines.textio import read_lines
 
 
 def load_serving(export_dir: Path):
@@ -30,15 +31,7 @@ def predict_file(
     import tensorflow as tf
 
     task_cls = get_task_class(pipeline)
-    try:
-        text = Path(input_file).read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = Path(input_file).read_bytes()[: exc.start].count(b"\n") + 1
-        raise ValueError(f"{input_file}:{line}: not valid UTF-8") from exc
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    lines = [line.rstrip("\r") for line in lines]
+    lines = read_lines(Path(input_file))
     _, signature = load_serving(export_dir)
     output_file = Path(output_file)
     output_file.parent.mkdir(parents=True, exist_ok=True)

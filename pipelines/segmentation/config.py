@@ -43,4 +43,4 @@ class SegmentationConfig(PipelineConfig):
     model: SegmentationModel = dataclasses.field(default_factory=SegmentationModel)
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(epochs=8, batch_size=32, learning_rate=1e-3,
-                                            early_stopping_patience=3, ema=0.995))
+                                            early_stopping_patience=3))
