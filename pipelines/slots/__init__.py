@@ -1,0 +1,1 @@
+"""Slot filling with intent detection (ATIS/SNIPS layout)."""

@@ -1,0 +1,52 @@
+"""Typed config of the slot-filling pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pipelines.config import PipelineConfig, ScheduleConfig, TrainConfig
+
+
+@dataclasses.dataclass
+class SlotsData:
+    # A folder with train/dev/test splits (`seq.in`, `seq.out`, `label`), relative to the
+    # data dir; `atis` is also found as `slots/atis`.
+    corpus: str = "slots/sample"
+    train: str = "train"
+    validation: str = "dev"  # missing folder: hold out `val_fraction` of train
+    test: str = "test"  # missing folder (SNIPS): the test report is the validation split
+    val_fraction: float = 0.1
+    lowercase: bool = True  # ATIS and SNIPS are lower-case: so is what the model sees
+    normalise_digits: bool = True  # each digit -> 0 (flight numbers, times, prices)
+    word_min_count: int = 1  # rarer training words share the out-of-vocabulary id
+    word_dropout: float = 0.05  # training words replaced by OOV: teaches the char encoder
+    max_word_chars: int = 20
+    shuffle_buffer: int = 20000
+
+
+@dataclasses.dataclass
+class SlotsModel:
+    word_dim: int = 100
+    embedding_init_stddev: float = 1.0  # normal(0, this) word/char vectors: learns faster
+    char_dim: int = 32
+    char_filters: int = 64
+    char_kernel_sizes: list[int] = dataclasses.field(default_factory=lambda: [3])
+    use_chars: bool = True
+    layers: int = 2
+    units: int = 128
+    cell: str = "lstm"
+    dropout: float = 0.15
+    embedding_dropout: float = 0.1
+    attention_units: int = 64
+    intent_dropout: float = 0.2
+    intent_loss_weight: float = 1.0  # joint loss = slot loss + this x intent loss
+
+
+@dataclasses.dataclass
+class SlotsConfig(PipelineConfig):
+    data: SlotsData = dataclasses.field(default_factory=SlotsData)
+    model: SlotsModel = dataclasses.field(default_factory=SlotsModel)
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(
+            epochs=20, batch_size=16, learning_rate=3e-3, early_stopping_patience=6,
+            clipnorm=5.0, schedule=ScheduleConfig(name="cosine", alpha=0.05)))

@@ -1,0 +1,77 @@
+"""From the joint tagger's logits to what a caller wants: slot labels (Viterbi-decoded to
+valid BIO), the intent with its probability, and the entities as `type=value` text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+from tfmodels.taggers.viterbi import ConstrainedViterbi, bio_transitions
+
+ENTITY_SEPARATOR = "; "
+
+
+def entities_text(tokens: tf.RaggedTensor, tags: tf.RaggedTensor,
+                  separator: str = ENTITY_SEPARATOR) -> tf.Tensor:
+    """`[B]` strings listing each span as `type=value` (its tokens joined by spaces).
+
+    `tags` are label strings shaped as `tokens`; a span starts at `B-x` or at an `I-x` that
+    does not continue a span of type x, so invalid input is read as conlleval reads it.
+    """
+    flat_tags = tags.flat_values
+    flat_tokens = tokens.flat_values
+    rows = tokens.value_rowids()
+    n = tf.size(flat_tags, out_type=tf.int64)
+    kind = tf.strings.regex_replace(flat_tags, "^[BI]-", "")
+    inside = tf.strings.regex_full_match(flat_tags, "I-.+")
+    in_span = inside | tf.strings.regex_full_match(flat_tags, "B-.+")
+    first_in_row = tf.range(n) == tf.gather(tokens.row_starts(), rows)
+    prev = tf.maximum(tf.range(n) - 1, 0)
+    continues = inside & ~first_in_row & tf.gather(in_span, prev) & (
+        tf.gather(kind, prev) == kind)
+    starts = in_span & ~continues
+    span_id = tf.cumsum(tf.cast(starts, tf.int64)) - 1
+    num_spans = tf.reduce_sum(tf.cast(starts, tf.int64))
+    values = tf.strings.unsorted_segment_join(
+        tf.boolean_mask(flat_tokens, in_span), tf.boolean_mask(span_id, in_span), num_spans,
+        separator=" ")
+    spans = tf.strings.join([tf.boolean_mask(kind, starts), values], separator="=")
+    return tf.strings.unsorted_segment_join(spans, tf.boolean_mask(rows, starts),
+                                            tokens.nrows(), separator=separator)
+
+
+class SlotDecoder(keras.layers.Layer):
+    """Tokens `[B, (T)]`, slot logits `[B, T', K]` (T' >= T) and intent logits `[B, I]` ->
+    `tokens`, `slots` (`[B, T]`, "" beyond each utterance), `intent`,
+    `intent_probability` and `entities`."""
+
+    def __init__(self, tags: Sequence[str], intents: Sequence[str], **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.tags = list(tags)
+        self.intents = list(intents)
+        self.viterbi = ConstrainedViterbi(bio_transitions(self.tags), name="bio_viterbi")
+        self.viterbi.built = True
+        self.built = True  # no weights: ready for export before its first call
+
+    def call(self, tokens: tf.RaggedTensor, slot_logits: tf.Tensor,
+             intent_logits: tf.Tensor) -> dict[str, tf.Tensor]:
+        tag_names = tf.constant(self.tags)
+        intent_names = tf.constant(self.intents)
+        lengths = tokens.row_lengths()
+        path = self.viterbi(slot_logits, lengths)  # [B, T'], -1 beyond each length
+        ragged_ids = tf.RaggedTensor.from_tensor(path, lengths=lengths)
+        tags = ragged_ids.with_flat_values(tf.gather(tag_names, ragged_ids.flat_values))
+        probs = tf.nn.softmax(tf.cast(intent_logits, tf.float32), axis=-1)
+        best = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        return {
+            "tokens": tokens.to_tensor(""),
+            "slots": tags.to_tensor(""),
+            "intent": tf.gather(intent_names, best),
+            "intent_probability": tf.reduce_max(probs, axis=-1),
+            "entities": entities_text(tokens, tags),
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "tags": self.tags, "intents": self.intents}

@@ -1,0 +1,280 @@
+"""Slot filling with intent detection: a stacked BiLSTM over word and character features
+shared by a BIO slot head (Viterbi-decoded to valid sequences) and an intent head.
+
+Metrics are computed through the serving graph, so what is measured is what is exported.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+from pathlib import Path
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.plots import confusion_matrix_png
+from pipelines.slots.config import SlotsConfig
+from pipelines.slots.features import OOV_ID, UtteranceFeatures, vocabulary_tokens
+from pipelines.slots.metrics import format_report, joint_scores, per_type_scores, slot_scores
+from pipelines.slots.reader import Utterance, read_split
+from pipelines.slots.serving import SlotDecoder
+from pipelines.task import Serving, Task
+from pipelines.textio import DataError
+from tfmodels.taggers.fused_lstm import with_fused_lstms
+from tfmodels.taggers.joint_tagger import CharEncoderSpec, JointTaggerSpec, build_joint_tagger
+from tfmodels.taggers.recurrent_tagger import EmbeddingSpec, TaggerSpec
+
+EVAL_BATCH = 256
+
+
+class SlotsTask(Task):
+    name = "slots"
+    config_class = SlotsConfig
+    default_monitor: ClassVar[str] = "val_slot_f1"
+    config: SlotsConfig
+
+    # -- data -------------------------------------------------------------------------
+    def corpus_dir(self) -> Path:
+        """`data.corpus` under the data dir; a bare name is also looked for under `slots/`."""
+        corpus = self.config.data.corpus
+        for candidate in (self.data_dir / corpus, self.data_dir / "slots" / corpus):
+            if candidate.is_dir():
+                return candidate
+        raise DataError(f"{self.data_dir / corpus}: no such corpus folder (data.corpus)")
+
+    def data_files(self) -> list[Path]:
+        return [folder / name for folder in self._split_dirs.values()
+                for name in ("seq.in", "seq.out", "label")]
+
+    def prepare(self, workdir: Path) -> None:
+        d = self.config.data
+        root = self.corpus_dir()
+        self._split_dirs = {"train": root / d.train}
+        train = read_split(root / d.train)
+        if d.validation and (root / d.validation).is_dir():
+            self._split_dirs["validation"] = root / d.validation
+            val = read_split(root / d.validation)
+        else:
+            rng = random.Random(self.config.train.seed)
+            order = list(range(len(train)))
+            rng.shuffle(order)
+            n_val = max(1, int(len(train) * d.val_fraction)) if len(train) > 1 else 0
+            val = [train[i] for i in order[:n_val]]
+            train = [train[i] for i in sorted(order[n_val:])]
+        self.test_split = "test"
+        if d.test and (root / d.test).is_dir():
+            self._split_dirs["test"] = root / d.test
+            test = read_split(root / d.test)
+        else:
+            print(f"[slots] {root} has no '{d.test}' split: the test report is the "
+                  "validation split", flush=True)
+            self.test_split, test = "validation", val
+        self.utterances = {"train": train, "validation": val, "test": test}
+        self._check_tokenisation()
+        self._build_vocabularies(train)
+        self.features = UtteranceFeatures(self.words, self.chars, d.lowercase,
+                                          d.normalise_digits, d.max_word_chars,
+                                          use_chars=self.config.model.use_chars)
+        self._serve_fn = None
+        self._serve_model = None
+        self._last: dict[str, Any] = {}
+
+    def _check_tokenisation(self) -> None:
+        """The graph's tokenizer must cut each line into exactly the reader's words."""
+        for split, utts in self.utterances.items():
+            graph = vocabulary_tokens([u.text for u in utts], False, False)
+            for n, (u, toks) in enumerate(zip(utts, graph, strict=True), 1):
+                if list(u.words) != toks:
+                    where = self._split_dirs.get(split, self._split_dirs["train"]) / "seq.in"
+                    raise DataError(f"{where}:{n}: the graph tokenizer splits this line into "
+                                    f"{len(toks)} tokens, the reader into {len(u.words)}")
+
+    def _build_vocabularies(self, train: list[Utterance]) -> None:
+        d = self.config.data
+        tokens = vocabulary_tokens([u.text for u in train], d.lowercase, d.normalise_digits)
+        counts = collections.Counter(t for row in tokens for t in row)
+        self.words = sorted(w for w, n in counts.items() if n >= d.word_min_count)
+        self.chars = sorted({c for row in tokens for t in row for c in t})
+        self.tags = ["O"] + sorted({t for u in train for t in u.tags} - {"O"})
+        self.intents = sorted({u.intent for u in train})
+        self.tag_index = {t: i for i, t in enumerate(self.tags)}
+        self.intent_index = {t: i for i, t in enumerate(self.intents)}
+
+    def artifacts(self, out_dir: Path) -> list[Path]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, items in (("words", self.words), ("chars", self.chars), ("slots", self.tags),
+                            ("intents", self.intents)):
+            path = out_dir / f"{name}.txt"
+            path.write_text("\n".join(items) + "\n", encoding="utf-8")
+            paths.append(path)
+        return paths
+
+    def _batch(self, text, tags, intent, training: bool):
+        """A batch of raw lines and `-1`-padded tag ids -> (inputs, targets, sample weights)."""
+        inputs = self.features(self.features.tokenize(text))
+        words = inputs["words"]
+        p = self.config.data.word_dropout
+        if training and p > 0:
+            drop = tf.random.uniform(tf.shape(words)) < p
+            inputs["words"] = tf.where(drop & (words > OOV_ID), OOV_ID, words)
+        width = tf.shape(words)[1]
+        tags = tf.pad(tags, [[0, 0], [0, tf.maximum(width - tf.shape(tags)[1], 0)]],
+                      constant_values=-1)[:, :width]
+        targets = {"slots": tf.maximum(tags, 0), "intent": intent}
+        weights = {"slots": tf.cast(tags >= 0, tf.float32),
+                   "intent": tf.ones_like(intent, tf.float32)}
+        return inputs, targets, weights
+
+    def _dataset(self, utts: list[Utterance], batch: int, training: bool) -> tf.data.Dataset:
+        texts = [u.text for u in utts]
+        tags = [[self.tag_index.get(t, 0) for t in u.tags] for u in utts]
+        # Intents unseen in training (validation only) count as class 0 for the loss.
+        intents = [self.intent_index.get(u.intent, 0) for u in utts]
+
+        def rows():
+            yield from zip(texts, tags, intents, strict=True)
+
+        ds = tf.data.Dataset.from_generator(rows, output_signature=(
+            tf.TensorSpec([], tf.string), tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([], tf.int32)))
+        ds = ds.cache()
+        if training:
+            ds = ds.shuffle(min(self.config.data.shuffle_buffer, len(utts)),
+                            seed=self.config.train.seed, reshuffle_each_iteration=True)
+        # Batches of similar lengths: the BiLSTM pays for every padded step.
+        longest = max((len(u.words) for u in utts), default=1)
+        bounds = [b for b in (6, 9, 12, 16, 24, 32, 48, 64) if b < longest] or [longest + 1]
+        ds = ds.bucket_by_sequence_length(
+            lambda t, y, i: tf.shape(y)[0], bucket_boundaries=bounds,
+            bucket_batch_sizes=[batch] * (len(bounds) + 1), padding_values=("", -1, 0),
+            drop_remainder=False)
+        ds = ds.map(lambda t, y, i: self._batch(t, y, i, training),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def datasets(self, global_batch_size: int):
+        train = self._dataset(self.utterances["train"], global_batch_size, training=True)
+        val = None
+        if self.utterances["validation"]:
+            val = self._dataset(self.utterances["validation"], global_batch_size,
+                                training=False)
+        # Bucketing hides the batch count (it varies a little with each shuffle): the
+        # runner counts one pass and trains on a repeated stream.
+        return train, val
+
+    # -- model ------------------------------------------------------------------------
+    def _spec(self) -> JointTaggerSpec:
+        m = self.config.model
+        tagger = TaggerSpec(
+            num_tags=len(self.tags),
+            embeddings=[EmbeddingSpec("word", self.features.word_vocab_size, m.word_dim,
+                                      ("words",), init_stddev=m.embedding_init_stddev)],
+            layers=m.layers, units=m.units, cell=m.cell, dropout=m.dropout,
+            embedding_dropout=m.embedding_dropout,
+        )
+        chars = None
+        if m.use_chars:
+            chars = CharEncoderSpec(self.features.char_vocab_size, m.char_dim, m.char_filters,
+                                    tuple(m.char_kernel_sizes), init_stddev=m.embedding_init_stddev)
+        return JointTaggerSpec(tagger, num_intents=len(self.intents), chars=chars,
+                               attention_units=m.attention_units,
+                               intent_dropout=m.intent_dropout)
+
+    def build_model(self) -> keras.Model:
+        return build_joint_tagger(self._spec(), name="slot_tagger")
+
+    def compile_args(self) -> dict[str, Any]:
+        ce = keras.losses.SparseCategoricalCrossentropy
+        return {
+            "loss": {"slots": ce(from_logits=True, reduction="mean_with_sample_weight"),
+                     "intent": ce(from_logits=True)},
+            "loss_weights": {"slots": 1.0, "intent": self.config.model.intent_loss_weight},
+            "weighted_metrics": {
+                "slots": [keras.metrics.SparseCategoricalAccuracy(name="tag_accuracy")],
+                "intent": [keras.metrics.SparseCategoricalAccuracy(name="class_accuracy")],
+            },
+        }
+
+    # -- serving ----------------------------------------------------------------------
+    def serving(self, model: keras.Model) -> Serving:
+        features = self.features
+        decoder = SlotDecoder(self.tags, self.intents, name="slot_decoder")
+        # The same weights, each BiLSTM run by one fused kernel: faster on a CPU.
+        infer = with_fused_lstms(model)
+
+        def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
+            tokens = features.tokenize(text)
+            logits = infer(features(tokens), training=False)
+            return decoder(tokens, logits["slots"], logits["intent"])
+
+        return Serving(serve, {"text": tf.TensorSpec([None], tf.string)},
+                       resources=[model, infer, features, decoder])
+
+    def warmup_inputs(self) -> dict[str, list[Any]]:
+        return {"text": [u.text for u in self.utterances["test"][:5]]}
+
+    def predict(self, model: keras.Model, texts: list[str]) -> tuple[list[list[str]], list[str]]:
+        """Slot labels per token and the intent of each text, through the serving graph."""
+        if self._serve_fn is None or self._serve_model is not model:
+            serving = self.serving(model)
+            self._serve_fn = tf.function(serving.fn, input_signature=[
+                serving.input_signature["text"]])
+            self._serve_model = model
+        slots, intents = [], []
+        for start in range(0, len(texts), EVAL_BATCH):
+            out = self._serve_fn(tf.constant(texts[start:start + EVAL_BATCH]))
+            tokens = out["tokens"].numpy()
+            for row_tokens, row in zip(tokens, out["slots"].numpy(), strict=True):
+                n = int(np.count_nonzero(row_tokens != b""))
+                slots.append([t.decode("utf-8") for t in row[:n]])
+            intents += [i.decode("utf-8") for i in out["intent"].numpy()]
+        return slots, intents
+
+    def evaluate(self, model: keras.Model, split: str) -> dict[str, float]:
+        name = self.test_split if split == "test" else split
+        utts = self.utterances[name]
+        pred_tags, pred_intents = self.predict(model, [u.text for u in utts])
+        for n, (u, p) in enumerate(zip(utts, pred_tags, strict=True), 1):
+            if len(u.words) != len(p):
+                raise RuntimeError(f"{split} utterance {n}: {len(p)} labels for "
+                                   f"{len(u.words)} words")
+        gold_tags = [list(u.tags) for u in utts]
+        gold_intents = [u.intent for u in utts]
+        self._last[split] = (gold_tags, pred_tags, gold_intents, pred_intents)
+        return joint_scores(gold_tags, pred_tags, gold_intents, pred_intents)
+
+    def plots(self, model: keras.Model, out_dir: Path) -> list[Path]:
+        """Intent confusion matrix PNG and per-slot-type report of the test split."""
+        if "test" not in self._last:
+            self.evaluate(model, "test")
+        gold_tags, pred_tags, gold_intents, pred_intents = self._last["test"]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        labels = sorted(set(gold_intents) | set(pred_intents))
+        index = {label: i for i, label in enumerate(labels)}
+        png = confusion_matrix_png(
+            labels, [index[i] for i in gold_intents], [index[i] for i in pred_intents],
+            out_dir / "intent_confusion.png", title=f"intent ({self.test_split} split)")
+        per_type = per_type_scores(gold_tags, pred_tags)
+        report = out_dir / "slot_report.txt"
+        report.write_text(format_report(per_type, slot_scores(gold_tags, pred_tags)),
+                          encoding="utf-8")
+        report_json = out_dir / "slot_report.json"
+        report_json.write_text(json.dumps(per_type, indent=1), encoding="utf-8")
+        return [png, report, report_json]
+
+    # -- batch prediction -------------------------------------------------------------
+    @staticmethod
+    def lines_from_response(outputs: dict[str, np.ndarray]) -> list[str]:
+        """`slot slot ...<TAB>intent` per utterance; an empty utterance gives `<TAB>intent`."""
+        lines = []
+        for tokens, slots, intent in zip(outputs["tokens"], outputs["slots"], outputs["intent"],
+                                         strict=True):
+            n = int(np.count_nonzero(tokens != b""))
+            labels = " ".join(s.decode("utf-8") for s in slots[:n])
+            lines.append(f"{labels}\t{intent.decode('utf-8')}")
+        return lines

@@ -1,0 +1,159 @@
+"""`tfpipe run slots` end to end on the bundled sample, its export called in a fresh process
+that never imports this project, batch prediction, and what MLflow records."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from helpers import DATA, set_args, subprocess_env, tfpipe
+
+# The default model (narrower ones learn the sample much more slowly), stopped early.
+TINY_SLOTS = [
+    "train.epochs=10",
+    "train.early_stopping_patience=2",
+    "train.verbose=2",
+    "export.warmup_requests=3",
+]
+
+ATIS_EXAMPLE = "i want to fly from baltimore to dallas round trip"
+
+FRESH_CHECK = r"""
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # the tf-text ops TF Serving links in
+
+signature = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+texts = json.loads(sys.argv[2])
+out = signature(text=tf.constant(texts))
+rows = []
+for i in range(len(texts)):
+    tokens = [t.decode() for t in out["tokens"].numpy()[i] if t]
+    rows.append({
+        "tokens": tokens,
+        "slots": [s.decode() for s in out["slots"].numpy()[i]],
+        "intent": out["intent"].numpy()[i].decode(),
+        "probability": float(out["intent_probability"].numpy()[i]),
+        "entities": out["entities"].numpy()[i].decode(),
+    })
+print(json.dumps({
+    "inputs": {k: v.dtype.name for k, v in signature.structured_input_signature[1].items()},
+    "outputs": sorted(out),
+    "rows": rows,
+    "project_imported": any(m.split(".")[0] in ("pipelines", "tfmodels") for m in sys.modules),
+}))
+"""
+
+
+def bio_ok(tags: list[str]) -> bool:
+    prev = "O"
+    for tag in tags:
+        if tag.startswith("I-") and prev not in ("B-" + tag[2:], "I-" + tag[2:]):
+            return False
+        prev = tag
+    return True
+
+
+@pytest.fixture(scope="module")
+def slots_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("slots-run")
+    proc = tfpipe("run", "slots", "--workdir", str(workdir), *set_args(TINY_SLOTS))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return workdir, proc.stdout
+
+
+def fresh_call(version, texts, tmp_path):
+    proc = subprocess.run([sys.executable, "-c", FRESH_CHECK, str(version), json.dumps(texts)],
+                          cwd=tmp_path, capture_output=True, text=True, env=subprocess_env(),
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_run_learns_the_sample(slots_run):
+    _, stdout = slots_run
+    scores = dict(re.findall(r"^test_(\w+): ([0-9.]+)$", stdout, re.M))
+    # The sample's test split has cities train never shows; a broken model scores far lower.
+    assert float(scores["slot_f1"]) > 0.85, stdout[-2000:]
+    assert float(scores["intent_accuracy"]) > 0.9
+    assert 0 < float(scores["sentence_accuracy"]) <= 1
+
+
+def test_export_answers_in_a_fresh_process(slots_run, tmp_path):
+    workdir, _ = slots_run
+    version = workdir / "exports" / "slots" / "1"
+    texts = [ATIS_EXAMPLE, "", "   ", "Show me FARES from Xyzzyville to Qwertyton on Monday",
+             "zzz qqq 12345 ÄÖÜ"]
+    result = fresh_call(version, texts, tmp_path)
+    assert result["project_imported"] is False
+    assert result["inputs"] == {"text": "string"}
+    assert result["outputs"] == ["entities", "intent", "intent_probability", "slots", "tokens"]
+    rows = result["rows"]
+    intents = set((DATA / "slots" / "sample" / "train" / "label").read_text().split())
+    for text, row in zip(texts, rows, strict=True):
+        n = len(text.split())
+        assert row["tokens"] == text.split()
+        assert len([s for s in row["slots"] if s]) == n  # one label per token, padding ""
+        assert bio_ok(row["slots"][:n])
+        assert row["intent"] in intents and 0 < row["probability"] <= 1
+    example = rows[0]
+    assert len(example["slots"]) == 10
+    # "baltimore" is not in the sample vocabulary: the characters and context tag it.
+    assert "fromloc.city_name=baltimore" in example["entities"]
+    assert "toloc.city_name=dallas" in example["entities"]
+    assert rows[1]["entities"] == rows[2]["entities"] == ""
+    # Original spelling is kept in tokens and entity values.
+    assert "Xyzzyville" in rows[3]["tokens"]
+
+
+def test_predict_writes_one_line_per_input_line(slots_run, tmp_path):
+    workdir, _ = slots_run
+    lines = [ATIS_EXAMPLE, "", "show me flights from denver to boston", "  ", "coach"]
+    src = tmp_path / "seq.in"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "pred.txt"
+    proc = tfpipe("predict", "slots", "--input", str(src), "--output", str(out),
+                  "--workdir", str(workdir), "--batch-size", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    written = out.read_text(encoding="utf-8").split("\n")
+    assert written[-1] == ""
+    written = written[:-1]
+    assert len(written) == len(lines)
+    for line, answer in zip(lines, written, strict=True):
+        labels, intent = answer.split("\t")
+        assert len(labels.split()) == len(line.split())
+        assert bio_ok(labels.split()) and intent
+    assert written[1].startswith("\t")
+
+
+def test_mlflow_records_metrics_report_and_confusion_matrix(slots_run):
+    from mlflow.tracking import MlflowClient
+
+    workdir, _ = slots_run
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    experiment = client.get_experiment_by_name("slots")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    for key in ("test_slot_f1", "test_intent_accuracy", "test_sentence_accuracy"):
+        assert key in run.data.metrics
+    history = client.get_metric_history(run.info.run_id, "val_slot_f1")
+    assert len(history) >= 2  # logged per epoch
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/intent_confusion.png", "plots/slot_report.txt"} <= plots
+    vocab = {a.path for a in client.list_artifacts(run.info.run_id, "vocab")}
+    assert {"vocab/words.txt", "vocab/slots.txt", "vocab/intents.txt"} <= vocab
+
+
+def test_bad_corpus_fails_naming_file_and_line(tmp_path):
+    folder = tmp_path / "slots" / "bad" / "train"
+    folder.mkdir(parents=True)
+    (folder / "seq.in").write_text("fly to boston\nshow fares\n", encoding="utf-8")
+    (folder / "seq.out").write_text("O O B-to\nO I-fare\n", encoding="utf-8")
+    (folder / "label").write_text("flight\nairfare\n", encoding="utf-8")
+    proc = tfpipe("run", "slots", "--data-dir", str(tmp_path), "--workdir",
+                  str(tmp_path / "w"), "--set", "data.corpus=bad")
+    assert proc.returncode == 2
+    assert f"{folder / 'seq.out'}:2: tag 2 'I-fare' follows 'O'" in proc.stderr

@@ -1,0 +1,103 @@
+"""Joint tagger and classifier: the recurrent tagger's encoder (`encode_sequence`) shared by
+per-position tag logits and one sequence label (slot filling with intent detection).
+
+Word ids go through the tagger's embeddings; an optional character encoder adds a vector
+per word from its spelling; the BiRNN states feed a tag head and an attention-pooled
+sequence head. Outputs are a dict: `{"slots": [B, T, K], "intent": [B, I]}` logits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+from keras import ops
+
+from tfmodels.taggers.char_encoder import CharCNN
+from tfmodels.taggers.recurrent_tagger import TaggerSpec, encode_sequence, tagger_inputs
+
+
+@dataclasses.dataclass
+class CharEncoderSpec:
+    """A `CharCNN` over the `[B, T, C]` int input named `input`."""
+
+    vocab_size: int
+    dim: int = 32
+    filters: int = 64
+    kernel_sizes: tuple[int, ...] = (3,)
+    input: str = "chars"
+    init_stddev: float = 0.0
+
+
+@dataclasses.dataclass
+class JointTaggerSpec:
+    tagger: TaggerSpec  # num_tags = slot labels; embeddings[0].inputs[0] defines the mask
+    num_intents: int
+    chars: CharEncoderSpec | None = None
+    attention_units: int = 64
+    intent_dropout: float = 0.2
+    tag_output: str = "slots"
+    sequence_output: str = "intent"
+
+
+@keras.saving.register_keras_serializable(package="tfmodels")
+class AttentionPooling(keras.layers.Layer):
+    """Masked additive attention over time: `[B, T, D]` states -> `[B, D]`.
+
+    A sequence with no real positions gets uniform weights over its padding instead of NaN.
+    """
+
+    def __init__(self, units: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.hidden = keras.layers.Dense(units, activation="tanh", name="attention_hidden")
+        self.score = keras.layers.Dense(1, use_bias=False, name="attention_score")
+
+    def build(self, input_shape):
+        self.hidden.build(input_shape)
+        self.score.build((*input_shape[:-1], self.units))
+        self.built = True
+
+    def call(self, states, mask=None):
+        scores = ops.squeeze(self.score(self.hidden(states)), -1)  # [B, T]
+        if mask is not None:
+            scores = ops.where(mask, scores, ops.cast(-1e4, scores.dtype))
+        weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        weights = ops.cast(weights, states.dtype)
+        return ops.sum(ops.expand_dims(weights, -1) * states, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def joint_tagger_inputs(spec: JointTaggerSpec) -> dict[str, keras.KerasTensor]:
+    inputs = tagger_inputs(spec.tagger)
+    if spec.chars is not None:
+        inputs[spec.chars.input] = keras.Input(shape=(None, None), dtype="int32",
+                                               name=spec.chars.input)
+    return inputs
+
+
+def build_joint_tagger(spec: JointTaggerSpec, name: str = "joint_tagger") -> keras.Model:
+    """Model from `[B, T]` word ids (and `[B, T, C]` char ids) to slot and intent logits."""
+    inputs = joint_tagger_inputs(spec)
+    extra = []
+    if spec.chars is not None:
+        c = spec.chars
+        encoder = CharCNN(c.vocab_size, c.dim, c.filters, c.kernel_sizes, c.init_stddev,
+                          name="char_cnn")
+        extra.append(encoder(inputs[c.input]))
+    states, mask = encode_sequence(spec.tagger, inputs, extra=extra)
+    tags = keras.layers.Dense(spec.tagger.num_tags, dtype="float32",
+                              name=spec.tag_output)(states)
+    pooled = AttentionPooling(spec.attention_units, name="attention_pooling")(states, mask=mask)
+    pooled = keras.layers.Dropout(spec.intent_dropout)(pooled)
+    intent = keras.layers.Dense(spec.num_intents, dtype="float32",
+                                name=spec.sequence_output)(pooled)
+    return keras.Model(inputs, {spec.tag_output: tags, spec.sequence_output: intent}, name=name)
