@@ -4,6 +4,7 @@ character encoder, masked attention pooling, and the model's two heads."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from pipelines.slots.features import OOV_ID, PAD_ID, UtteranceFeatures, vocabulary_tokens
@@ -80,11 +81,13 @@ def test_attention_pooling_masks_and_survives_empty_rows():
     assert np.isfinite(out[1]).all()
 
 
-def test_joint_tagger_heads_and_padding_independence():
+@pytest.mark.parametrize("intent_context", [0, 4])
+def test_joint_tagger_heads_and_padding_independence(intent_context):
     spec = JointTaggerSpec(
         TaggerSpec(num_tags=5, embeddings=[EmbeddingSpec("word", 20, 8, ("words",), 1.0)],
                    layers=2, units=6, dropout=0.0, embedding_dropout=0.0),
-        num_intents=3, chars=CharEncoderSpec(vocab_size=12, dim=4, filters=5))
+        num_intents=3, chars=CharEncoderSpec(vocab_size=12, dim=4, filters=5),
+        intent_context=intent_context)
     model = build_joint_tagger(spec)
     words = np.array([[3, 4, 5]], np.int32)
     chars = np.array([[[2, 3], [4, 0], [5, 6]]], np.int32)
@@ -94,3 +97,23 @@ def test_joint_tagger_heads_and_padding_independence():
                     "chars": np.pad(chars, [[0, 0], [0, 2], [0, 1]])})
     np.testing.assert_allclose(padded["slots"].numpy()[:, :3], out["slots"].numpy(), atol=1e-5)
     np.testing.assert_allclose(padded["intent"].numpy(), out["intent"].numpy(), atol=1e-5)
+    assert ("intent_context" in [layer.name for layer in model.layers]) == bool(intent_context)
+
+
+def test_fused_inference_model_matches_the_trained_one():
+    from tfmodels.taggers.fused_lstm import with_fused_lstms
+
+    spec = JointTaggerSpec(
+        TaggerSpec(num_tags=4, embeddings=[EmbeddingSpec("word", 20, 8, ("words",), 1.0)],
+                   layers=2, units=6),
+        num_intents=2, chars=CharEncoderSpec(vocab_size=12, dim=4, filters=5),
+        intent_context=3)
+    model = build_joint_tagger(spec)
+    inputs = {"words": np.array([[3, 4, 5, 0], [6, 0, 0, 0]], np.int32),
+              "chars": np.array([[[2, 3], [4, 0], [5, 6], [0, 0]]] * 2, np.int32)}
+    want, got = model(inputs), with_fused_lstms(model)(inputs)
+    np.testing.assert_allclose(got["intent"].numpy(), want["intent"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(got["slots"].numpy()[0, :3], want["slots"].numpy()[0, :3],
+                               atol=1e-5)
+    np.testing.assert_allclose(got["slots"].numpy()[1, :1], want["slots"].numpy()[1, :1],
+                               atol=1e-5)

@@ -39,6 +39,7 @@ class SlotsModel:
     embedding_dropout: float = 0.1
     attention_units: int = 64
     intent_dropout: float = 0.2
+    intent_context: int = 64  # width of the utterance vector the slot head also sees; 0 = off
     intent_loss_weight: float = 1.0  # joint loss = slot loss + this x intent loss
 
 

@@ -183,7 +183,8 @@ class SlotsTask(Task):
                                     tuple(m.char_kernel_sizes), init_stddev=m.embedding_init_stddev)
         return JointTaggerSpec(tagger, num_intents=len(self.intents), chars=chars,
                                attention_units=m.attention_units,
-                               intent_dropout=m.intent_dropout)
+                               intent_dropout=m.intent_dropout,
+                               intent_context=m.intent_context)
 
     def build_model(self) -> keras.Model:
         return build_joint_tagger(self._spec(), name="slot_tagger")

@@ -36,6 +36,10 @@ class JointTaggerSpec:
     chars: CharEncoderSpec | None = None
     attention_units: int = 64
     intent_dropout: float = 0.2
+    # > 0: each position's tag head also sees the pooled utterance vector (projected to
+    # this width), so slot types that depend on the intent (a ground-service city vs a
+    # destination city) can use it.
+    intent_context: int = 0
     tag_output: str = "slots"
     sequence_output: str = "intent"
 
@@ -76,6 +80,22 @@ class AttentionPooling(keras.layers.Layer):
         return {**super().get_config(), "units": self.units}
 
 
+@keras.saving.register_keras_serializable(package="tfmodels")
+class BroadcastConcat(keras.layers.Layer):
+    """`[B, T, D]` and `[B, E]` -> `[B, T, D + E]`: the vector repeated at every position."""
+
+    def call(self, sequence, vector):
+        steps = ops.shape(sequence)[1]
+        tiled = ops.repeat(ops.expand_dims(vector, 1), steps, axis=1)
+        return ops.concatenate([sequence, ops.cast(tiled, sequence.dtype)], axis=-1)
+
+    def compute_output_shape(self, sequence_shape, vector_shape):
+        return (*sequence_shape[:-1], sequence_shape[-1] + vector_shape[-1])
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+
 def joint_tagger_inputs(spec: JointTaggerSpec) -> dict[str, keras.KerasTensor]:
     inputs = tagger_inputs(spec.tagger)
     if spec.chars is not None:
@@ -94,10 +114,15 @@ def build_joint_tagger(spec: JointTaggerSpec, name: str = "joint_tagger") -> ker
                           name="char_cnn")
         extra.append(encoder(inputs[c.input]))
     states, mask = encode_sequence(spec.tagger, inputs, extra=extra)
-    tags = keras.layers.Dense(spec.tagger.num_tags, dtype="float32",
-                              name=spec.tag_output)(states)
     pooled = AttentionPooling(spec.attention_units, name="attention_pooling")(states, mask=mask)
     pooled = keras.layers.Dropout(spec.intent_dropout)(pooled)
+    tag_features = states
+    if spec.intent_context > 0:
+        context = keras.layers.Dense(spec.intent_context, activation="tanh",
+                                     name="intent_context")(pooled)
+        tag_features = BroadcastConcat(name="tag_features")(states, context)
+    tags = keras.layers.Dense(spec.tagger.num_tags, dtype="float32",
+                              name=spec.tag_output)(tag_features)
     intent = keras.layers.Dense(spec.num_intents, dtype="float32",
                                 name=spec.sequence_output)(pooled)
     return keras.Model(inputs, {spec.tag_output: tags, spec.sequence_output: intent}, name=name)
