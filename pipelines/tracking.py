@@ -57,6 +57,8 @@ class Tracker:
 
     def __init__(self, workdir: Path, pipeline: str):
         self.workdir = Path(workdir)
+        # Read before set_tracking_uri, which sets MLFLOW_TRACKING_URI itself.
+        self.remote = bool(os.environ.get("MLFLOW_TRACKING_URI"))
         self.uri = tracking_uri(self.workdir)
         self.client = MlflowClient(self.uri)
         mlflow.set_tracking_uri(self.uri)
@@ -69,7 +71,7 @@ class Tracker:
         if found is not None:
             return found.experiment_id
         location = None
-        if not os.environ.get("MLFLOW_TRACKING_URI"):
+        if not self.remote:
             location = (self.workdir.resolve() / "mlartifacts" / pipeline).as_uri()
         try:
             return self.client.create_experiment(pipeline, artifact_location=location)

@@ -76,7 +76,3 @@ def read_split(folder: Path) -> list[Utterance]:
         out.append(Utterance(tuple(words), tuple(tags), intent))
     return out
 
-
-def read_text_lines(path: Path) -> list[str]:
-    """A `seq.in`-style prediction input: one utterance a line (empty lines kept)."""
-    return read_lines(path)
