@@ -57,11 +57,11 @@ class Tracker:
 
     def __init__(self, workdir: Path, pipeline: str):
         self.workdir = Path(workdir)
-        # Read before set_tracking_uri, which sets MLFLOW_TRACKING_URI itself.
         self.remote = bool(os.environ.get("MLFLOW_TRACKING_URI"))
         self.uri = tracking_uri(self.workdir)
+        # An explicit client, no global set_tracking_uri: that would set MLFLOW_TRACKING_URI
+        # for the rest of the process and send later runs' artifacts elsewhere.
         self.client = MlflowClient(self.uri)
-        mlflow.set_tracking_uri(self.uri)
         self.experiment_id = self._experiment(pipeline)
         self.run_id: str | None = None
         self.resumed = False
