@@ -33,8 +33,8 @@ def machine() -> dict[str, Any]:
     }
 
 
-def latency_ms_p50(call: Callable[[Any], Any], items: Sequence[Any], warmup: int = 5) -> float:
-    """Median wall time of one call per item (batch of one), in milliseconds."""
+def latencies_ms(call: Callable[[Any], Any], items: Sequence[Any], warmup: int = 5) -> list[float]:
+    """Wall time of one call per item (batch of one), in milliseconds, after a warm-up."""
     for item in items[:warmup]:
         call(item)
     times = []
@@ -42,7 +42,12 @@ def latency_ms_p50(call: Callable[[Any], Any], items: Sequence[Any], warmup: int
         start = time.perf_counter()
         call(item)
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return times
+
+
+def latency_ms_p50(call: Callable[[Any], Any], items: Sequence[Any], warmup: int = 5) -> float:
+    """Median wall time of one call per item (batch of one), in milliseconds."""
+    return statistics.median(latencies_ms(call, items, warmup))
 
 
 def write_report(report: dict[str, Any], out: str | None) -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import latencies_ms  # noqa: E402
+
 # Tuned on this project's 2-core CPU machine; epochs sized so the cosine schedule ends
 # about when the 10-minute budget does (the time limit stops training if it is slower).
 # Batches of 32-64: a CPU step costs about the same at 16, so wider batches see more
@@ -60,14 +62,7 @@ def _time_export(export_dir: Path, texts: list[str], batch: int = 256,
             done += int(b.shape[0])
     per_second = done / (time.perf_counter() - started)
     singles = [tf.constant([t]) for t in texts[:single_calls]]
-    for s in singles[:20]:
-        serve(text=s)
-    latencies = []
-    for s in singles:
-        start = time.perf_counter()
-        out = serve(text=s)
-        out["slots"].numpy()
-        latencies.append((time.perf_counter() - start) * 1000)
+    latencies = latencies_ms(lambda s: serve(text=s)["slots"].numpy(), singles, warmup=20)
     return {"utterances_per_second": per_second,
             "latency_ms_p50": statistics.median(latencies),
             "latency_ms_p90": statistics.quantiles(latencies, n=10)[-1]}
