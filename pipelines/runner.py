@@ -139,7 +139,7 @@ def run_pipeline(
                 ema=tc.ema,
             )
             model.compile(optimizer=optimizer, jit_compile=tc.jit_compile,
-                          steps_per_execution=tc.steps_per_execution, **task.compile_args())
+                          steps_per_execution=tc.steps_per_execution, **task.compile_args(model))
 
         tracker.log_metrics({"params": model.count_params()})
         monitor = tc.monitor or task.default_monitor

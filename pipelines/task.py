@@ -65,8 +65,9 @@ class Task(abc.ABC):
         """The trainable Keras model (built inside the strategy scope)."""
 
     @abc.abstractmethod
-    def compile_args(self) -> dict[str, Any]:
-        """`loss`, `metrics` (and `loss_weights`) for `model.compile`."""
+    def compile_args(self, model: keras.Model) -> dict[str, Any]:
+        """`loss`, `metrics` (and `loss_weights`) for `model.compile` of `model` (a loss may
+        read the model's own weights, as a CRF's does its transitions)."""
 
     # -- metrics ----------------------------------------------------------------------
     @abc.abstractmethod

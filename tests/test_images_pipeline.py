@@ -170,7 +170,7 @@ def test_every_family_trains_on_the_samples(name, tmp_path):
     task.prepare(tmp_path)
     train, _ = task.datasets(32)
     model = task.build_model()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), **task.compile_args())
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), **task.compile_args(model))
     history = model.fit(train, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     metrics = task.evaluate(model, "test")

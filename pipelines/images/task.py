@@ -160,7 +160,7 @@ class ImagesTask(Task):
             dropout=None if model_cfg.dropout < 0 else model_cfg.dropout,
         )
 
-    def compile_args(self) -> dict[str, Any]:
+    def compile_args(self, model: keras.Model) -> dict[str, Any]:
         return {
             "loss": keras.losses.SparseCategoricalCrossentropy(),
             "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],

@@ -4,7 +4,6 @@ Viterbi decoding constrained to valid tag sequences, words joined inside the gra
 from __future__ import annotations
 
 import collections
-import random
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,6 +16,7 @@ from pipelines.segmentation.config import SegmentationConfig
 from pipelines.segmentation.lexicon import load_lexicon
 from pipelines.segmentation.metrics import word_prf
 from pipelines.segmentation.reader import CLAUSE_END, read_segmented, split_clauses
+from pipelines.splits import hold_out
 from pipelines.task import Serving, Task
 from pipelines.textio import DataError
 from tfmodels.taggers import (
@@ -62,12 +62,7 @@ class SegmentationTask(Task):
         if d.validation:
             val = read_segmented(self._path(d.validation))
         else:
-            rng = random.Random(self.config.train.seed)
-            order = list(range(len(train)))
-            rng.shuffle(order)
-            n_val = max(1, int(len(train) * d.val_fraction)) if len(train) > 1 else 0
-            val = [train[i] for i in order[:n_val]]
-            train = [train[i] for i in sorted(order[n_val:])]
+            train, val = hold_out(train, d.val_fraction, self.config.train.seed)
         self.sentences = {"train": train, "validation": val,
                           "test": read_segmented(self._path(d.test))}
         self._build_vocabularies(train)
@@ -175,7 +170,7 @@ class SegmentationTask(Task):
     def build_model(self) -> keras.Model:
         return build_recurrent_tagger(self._spec(), name="segmenter")
 
-    def compile_args(self) -> dict[str, Any]:
+    def compile_args(self, model: keras.Model) -> dict[str, Any]:
         return {
             "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="tag_accuracy")],

@@ -41,6 +41,7 @@ class SlotsModel:
     intent_dropout: float = 0.2
     intent_context: int = 64  # width of the utterance vector the slot head also sees; 0 = off
     intent_loss_weight: float = 1.0  # joint loss = slot loss + this x intent loss
+    crf: bool = False  # a CRF over the slot logits (learned transitions) instead of softmax
 
 
 @dataclasses.dataclass

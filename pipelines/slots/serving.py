@@ -43,7 +43,8 @@ def entities_text(tokens: tf.RaggedTensor, tags: tf.RaggedTensor,
 
 
 class SlotDecoder(keras.layers.Layer):
-    """Tokens `[B, (T)]`, slot logits `[B, T', K]` (T' >= T) and intent logits `[B, I]` ->
+    """Tokens `[B, (T)]`, slot logits `[B, T', K]` (T' >= T), intent logits `[B, I]` (and a
+    CRF's transitions) ->
     `tokens`, `slots` (`[B, T]`, "" beyond each utterance), `intent`,
     `intent_probability` and `entities`."""
 
@@ -55,12 +56,13 @@ class SlotDecoder(keras.layers.Layer):
         self.viterbi.built = True
         self.built = True  # no weights: ready for export before its first call
 
-    def call(self, tokens: tf.RaggedTensor, slot_logits: tf.Tensor,
-             intent_logits: tf.Tensor) -> dict[str, tf.Tensor]:
+    def call(self, tokens: tf.RaggedTensor, slot_logits: tf.Tensor, intent_logits: tf.Tensor,
+             transitions: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         tag_names = tf.constant(self.tags)
         intent_names = tf.constant(self.intents)
         lengths = tokens.row_lengths()
-        path = self.viterbi(slot_logits, lengths)  # [B, T'], -1 beyond each length
+        # [B, T'], -1 beyond each length; `transitions`: the CRF's, if the model has one
+        path = self.viterbi(slot_logits, lengths, transitions)
         ragged_ids = tf.RaggedTensor.from_tensor(path, lengths=lengths)
         tags = ragged_ids.with_flat_values(tf.gather(tag_names, ragged_ids.flat_values))
         probs = tf.nn.softmax(tf.cast(intent_logits, tf.float32), axis=-1)

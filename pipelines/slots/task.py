@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import json
-import random
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,13 +21,16 @@ from pipelines.slots.features import OOV_ID, UtteranceFeatures, vocabulary_token
 from pipelines.slots.metrics import format_report, joint_scores, per_type_scores, slot_scores
 from pipelines.slots.reader import Utterance, read_split
 from pipelines.slots.serving import SlotDecoder
+from pipelines.splits import hold_out
 from pipelines.task import Serving, Task
 from pipelines.textio import DataError
+from tfmodels.taggers.crf import CRFLoss
 from tfmodels.taggers.fused_lstm import with_fused_lstms
 from tfmodels.taggers.joint_tagger import CharEncoderSpec, JointTaggerSpec, build_joint_tagger
 from tfmodels.taggers.recurrent_tagger import EmbeddingSpec, TaggerSpec
 
 EVAL_BATCH = 256
+CRF_LAYER = "slots_crf"  # `build_joint_tagger` names it after the tag output
 
 
 class SlotsTask(Task):
@@ -59,12 +61,7 @@ class SlotsTask(Task):
             self._split_dirs["validation"] = root / d.validation
             val = read_split(root / d.validation)
         else:
-            rng = random.Random(self.config.train.seed)
-            order = list(range(len(train)))
-            rng.shuffle(order)
-            n_val = max(1, int(len(train) * d.val_fraction)) if len(train) > 1 else 0
-            val = [train[i] for i in order[:n_val]]
-            train = [train[i] for i in sorted(order[n_val:])]
+            train, val = hold_out(train, d.val_fraction, self.config.train.seed)
         self.test_split = "test"
         if d.test and (root / d.test).is_dir():
             self._split_dirs["test"] = root / d.test
@@ -125,7 +122,9 @@ class SlotsTask(Task):
         width = tf.shape(words)[1]
         tags = tf.pad(tags, [[0, 0], [0, tf.maximum(width - tf.shape(tags)[1], 0)]],
                       constant_values=-1)[:, :width]
-        targets = {"slots": tf.maximum(tags, 0), "intent": intent}
+        # The CRF loss reads each sequence's length from the -1 padding.
+        targets = {"slots": tags if self.config.model.crf else tf.maximum(tags, 0),
+                   "intent": intent}
         weights = {"slots": tf.cast(tags >= 0, tf.float32),
                    "intent": tf.ones_like(intent, tf.float32)}
         return inputs, targets, weights
@@ -184,16 +183,17 @@ class SlotsTask(Task):
         return JointTaggerSpec(tagger, num_intents=len(self.intents), chars=chars,
                                attention_units=m.attention_units,
                                intent_dropout=m.intent_dropout,
-                               intent_context=m.intent_context)
+                               intent_context=m.intent_context, crf=m.crf)
 
     def build_model(self) -> keras.Model:
         return build_joint_tagger(self._spec(), name="slot_tagger")
 
-    def compile_args(self) -> dict[str, Any]:
+    def compile_args(self, model: keras.Model) -> dict[str, Any]:
         ce = keras.losses.SparseCategoricalCrossentropy
+        slot_loss = (CRFLoss(model.get_layer(CRF_LAYER)) if self.config.model.crf
+                     else ce(from_logits=True, reduction="mean_with_sample_weight"))
         return {
-            "loss": {"slots": ce(from_logits=True, reduction="mean_with_sample_weight"),
-                     "intent": ce(from_logits=True)},
+            "loss": {"slots": slot_loss, "intent": ce(from_logits=True)},
             "loss_weights": {"slots": 1.0, "intent": self.config.model.intent_loss_weight},
             "weighted_metrics": {
                 "slots": [keras.metrics.SparseCategoricalAccuracy(name="tag_accuracy")],
@@ -207,11 +207,12 @@ class SlotsTask(Task):
         decoder = SlotDecoder(self.tags, self.intents, name="slot_decoder")
         # The same weights, each BiLSTM run by one fused kernel: faster on a CPU.
         infer = with_fused_lstms(model)
+        transitions = model.get_layer(CRF_LAYER).transitions if self.config.model.crf else None
 
         def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
             tokens = features.tokenize(text)
             logits = infer(features(tokens), training=False)
-            return decoder(tokens, logits["slots"], logits["intent"])
+            return decoder(tokens, logits["slots"], logits["intent"], transitions)
 
         return Serving(serve, {"text": tf.TensorSpec([None], tf.string)},
                        resources=[model, infer, features, decoder])

@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from tfmodels.taggers.char_encoder import CharCNN
+from tfmodels.taggers.crf import CRFTransitions
 from tfmodels.taggers.recurrent_tagger import TaggerSpec, encode_sequence, tagger_inputs
 
 
@@ -40,6 +41,9 @@ class JointTaggerSpec:
     # this width), so slot types that depend on the intent (a ground-service city vs a
     # destination city) can use it.
     intent_context: int = 0
+    # A linear-chain CRF over the tag logits (`crf.CRFTransitions`, trained with
+    # `crf.CRFLoss`): whole tag sequences are scored, not each position alone.
+    crf: bool = False
     tag_output: str = "slots"
     sequence_output: str = "intent"
 
@@ -123,6 +127,8 @@ def build_joint_tagger(spec: JointTaggerSpec, name: str = "joint_tagger") -> ker
         tag_features = BroadcastConcat(name="tag_features")(states, context)
     tags = keras.layers.Dense(spec.tagger.num_tags, dtype="float32",
                               name=spec.tag_output)(tag_features)
+    if spec.crf:
+        tags = CRFTransitions(spec.tagger.num_tags, name=f"{spec.tag_output}_crf")(tags)
     intent = keras.layers.Dense(spec.num_intents, dtype="float32",
                                 name=spec.sequence_output)(pooled)
     return keras.Model(inputs, {spec.tag_output: tags, spec.sequence_output: intent}, name=name)

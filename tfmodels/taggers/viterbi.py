@@ -47,7 +47,10 @@ def bio_transitions(tags: Sequence[str]) -> np.ndarray:
 class ConstrainedViterbi(keras.layers.Layer):
     """Best valid tag sequence for per-position tag logits `[B, T, K]` and `lengths [B]`.
 
-    Returns `[B, T]` int32 tag ids, -1 beyond each length.
+    Without `transitions` the logits are scored as log-softmax probabilities and every
+    allowed transition is free; with a CRF's `[K + 1, K + 1]` `transitions` the score is
+    the CRF's (raw logits plus transitions). Returns `[B, T]` int32 tag ids, -1 beyond
+    each length.
     """
 
     def __init__(self, allowed: np.ndarray, **kwargs):
@@ -58,13 +61,15 @@ class ConstrainedViterbi(keras.layers.Layer):
     def compute_mask(self, inputs, mask=None):
         return None
 
-    def call(self, logits, lengths):
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+    def call(self, logits, lengths, transitions=None):
+        logits = tf.cast(logits, tf.float32)
+        scores = tf.nn.log_softmax(logits, axis=-1) if transitions is None else logits
         lengths = tf.cast(lengths, tf.int32)
-        ragged = tf.RaggedTensor.from_tensor(log_probs, lengths=lengths)
+        ragged = tf.RaggedTensor.from_tensor(scores, lengths=lengths)
+        weights = None if transitions is None else tf.cast(transitions, tf.float32)
         path = tf_text.viterbi_constrained_sequence(
-            ragged, allowed_transitions=tf.constant(self.allowed), use_log_space=True,
-            use_start_and_end_states=True,
+            ragged, transition_weights=weights, allowed_transitions=tf.constant(self.allowed),
+            use_log_space=True, use_start_and_end_states=True,
         )
         return tf.cast(path, tf.int32).to_tensor(default_value=-1,
                                                   shape=tf.shape(logits)[:2])

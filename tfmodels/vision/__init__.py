@@ -25,7 +25,7 @@ __all__ = ["alexnet", "build_classifier", "inception", "lenet", "model_names", "
 def model_names() -> list[str]:
     """The names `build_classifier` accepts (a family name alone picks a default depth)."""
     return ["lenet", "alexnet", "vgg", "vgg11", "vgg13", "vgg16", "vgg19", "inception",
-            "resnet", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
+            "resnet", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
             "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
 

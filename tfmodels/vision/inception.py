@@ -17,11 +17,13 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from tfmodels.layers import FusedBatchNormalization
+
 
 def conv_bn(x, filters: int, kernel: int, strides: int = 1, name: str = ""):
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
                       name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 

@@ -1,6 +1,6 @@
 """ResNet (He et al., 2015): residual blocks with batch norm, in two families.
 
-* Small images (CIFAR, section 4.2 of the paper): depth 6n+2 (20, 32, 44, 56, 110), three
+* Small images (CIFAR, section 4.2 of the paper): depth 6n+2 (14, 20, 32, 44, 56, 110), three
   stages of n basic blocks with 16, 32 and 64 filters, a 3x3 stem, global pooling.
   ResNet-20 has about 0.27M parameters.
 * Large images (ImageNet): ResNet-18/34 of basic blocks, ResNet-50/101/152 of bottleneck
@@ -19,6 +19,8 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from tfmodels.layers import FusedBatchNormalization
+
 LARGE_BLOCKS: dict[int, tuple[str, list[int]]] = {
     18: ("basic", [2, 2, 2, 2]),
     34: ("basic", [3, 4, 6, 3]),
@@ -34,7 +36,8 @@ def conv_bn(x, filters: int, kernel: int, strides: int = 1, relu: bool = True, n
     """Convolution, batch norm and (optionally) ReLU: the unit every block is made of."""
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
                       kernel_initializer="he_normal", name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
+                                name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 

@@ -15,6 +15,8 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from tfmodels.layers import FusedBatchNormalization
+
 # Filters per 3x3 convolution; "M" is a 2x2 max pool.
 CONFIGS: dict[int, list[int | str]] = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -53,7 +55,7 @@ def vgg(
         x = layers.Conv2D(max(1, int(item * width)), 3, padding="same",
                           use_bias=not batch_norm, name=name)(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"{name}_bn")(x)
+            x = FusedBatchNormalization(name=f"{name}_bn")(x)
         x = layers.ReLU(name=f"{name}_relu")(x)
         conv_index += 1
 
