@@ -35,15 +35,25 @@ PRESETS: dict[str, list[str]] = {
     "snips": [*COMMON, "train.batch_size=64", "train.learning_rate=6e-3",
               "data.word_dropout=0.1"],
 }
-# Seconds per epoch, validation included, measured with those settings on a quiet machine.
+# Seconds per epoch of one tagger, validation included, measured with those settings on a
+# quiet machine; each further ensemble member adds MEMBER_COST of that (members' ops run
+# side by side on the two cores).
 SECONDS_PER_EPOCH = {"atis": 13.0, "snips": 22.0}
+MEMBER_COST = 0.45
+
+
+def _members(overrides: list[str]) -> int:
+    values = [o.split("=", 1)[1] for o in overrides if o.startswith("model.ensemble=")]
+    return max(1, int(values[-1])) if values else 1
 
 
 def _settings(corpus: str, minutes: float, extra: list[str]) -> list[str]:
-    epochs = max(1, int(minutes * 60 / SECONDS_PER_EPOCH.get(corpus, 30.0)))
+    overrides = [*PRESETS.get(corpus, []), *extra]
+    per_epoch = SECONDS_PER_EPOCH.get(corpus, 30.0) * (
+        1 + MEMBER_COST * (_members(overrides) - 1))
+    epochs = max(1, int(minutes * 60 / per_epoch))
     return [f"data.corpus=slots/{corpus}", f"train.epochs={epochs}",
-            f"train.max_minutes={minutes}", f"run_name=bench-{corpus}",
-            *PRESETS.get(corpus, []), *extra]
+            f"train.max_minutes={minutes}", f"run_name=bench-{corpus}", *overrides]
 
 
 def _time_export(export_dir: Path, texts: list[str], batch: int = 256,

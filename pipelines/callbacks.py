@@ -35,16 +35,33 @@ class LearningRateLogger(keras.callbacks.Callback):
 
 
 class TimeLimit(keras.callbacks.Callback):
-    """Stops training once `minutes` of wall time have passed (checked every batch)."""
+    """Stops training so that it ends within `minutes` of wall time, and keeps
+    `budget_used` (a `schedules.TimeBudgetDecay`'s) at the share of them spent.
 
-    def __init__(self, minutes: float):
+    Checked every batch; the stop leaves room for the work that follows an epoch's last
+    batch (validation, checkpoint, logging), as long as the longest such tail seen so far.
+    """
+
+    def __init__(self, minutes: float, budget_used=None):
         super().__init__()
         self.seconds = minutes * 60
         self.start = 0.0
+        self.budget_used = budget_used
+        self.tail = 0.0
+        self._last_batch_end: float | None = None
 
     def on_train_begin(self, logs=None) -> None:
         self.start = time.monotonic()
 
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        if self._last_batch_end is not None:
+            self.tail = max(self.tail, time.monotonic() - self._last_batch_end)
+
+    def on_train_batch_begin(self, batch, logs=None) -> None:
+        if self.budget_used is not None and self.seconds:
+            self.budget_used.assign(min(1.0, (time.monotonic() - self.start) / self.seconds))
+
     def on_train_batch_end(self, batch, logs=None) -> None:
-        if self.seconds and time.monotonic() - self.start > self.seconds:
+        self._last_batch_end = now = time.monotonic()
+        if self.seconds and now - self.start + self.tail > self.seconds:
             self.model.stop_training = True

@@ -24,7 +24,9 @@ class ConfigError(ValueError):
 class ScheduleConfig:
     """Learning-rate schedule shared by every pipeline (Keras schedules underneath)."""
 
-    name: str = "constant"  # constant | exponential | cosine
+    # constant | exponential | exponential_budget | cosine. exponential_budget: decays by
+    # `decay_rate` in total over `train.max_minutes`, paced by wall time, not steps.
+    name: str = "constant"
     decay_rate: float = 0.5
     decay_steps: int = 1000
     staircase: bool = False

@@ -76,7 +76,7 @@ def run_pipeline(
     from pipelines.callbacks import LearningRateLogger, TaskMetrics, TimeLimit
     from pipelines.export import export_version
     from pipelines.plots import training_curves_png
-    from pipelines.schedules import build_optimizer, build_schedule
+    from pipelines.schedules import build_optimizer, build_schedule, time_budget
     from pipelines.strategy import make_strategy, scaled
     from pipelines.tracking import MlflowEpochLogger, Tracker, data_fingerprint, git_commit
 
@@ -133,8 +133,13 @@ def run_pipeline(
 
         with strategy.scope():
             model = task.build_model()
+            schedule = build_schedule(tc.schedule, lr, total_steps)
+            budget = time_budget(schedule)
+            if budget is not None and tc.max_minutes <= 0:
+                raise cfgmod.ConfigError("train.schedule.name=exponential_budget needs a "
+                                         "time budget: set train.max_minutes")
             optimizer = build_optimizer(
-                tc.optimizer, build_schedule(tc.schedule, lr, total_steps),
+                tc.optimizer, schedule,
                 weight_decay=tc.weight_decay, momentum=tc.momentum, clipnorm=tc.clipnorm,
                 ema=tc.ema,
             )
@@ -164,7 +169,7 @@ def run_pipeline(
                                              delete_checkpoint=False),
         ]
         if tc.max_minutes > 0:
-            callbacks.append(TimeLimit(tc.max_minutes))
+            callbacks.append(TimeLimit(tc.max_minutes, budget.budget_used if budget else None))
 
         started = time.monotonic()
         history = model.fit(train_ds, validation_data=val_ds, epochs=tc.epochs,

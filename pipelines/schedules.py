@@ -36,6 +36,39 @@ class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
         return cls(**config)
 
 
+@keras.saving.register_keras_serializable(package="tfpipelines")
+class TimeBudgetDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Exponential decay paced by wall time: `lr = initial * decay_rate ** used`, where
+    `used` (0 to 1) is the share of the time budget (`train.max_minutes`) spent so far,
+    which `callbacks.TimeLimit` sets every batch.
+
+    A step-paced decay sized for the epochs that should fit the budget leaves the rate
+    high when a slower machine (or a slow spell on a shared one) hits the budget first;
+    this one reaches `decay_rate` when the budget ends, however fast the steps went.
+    """
+
+    def __init__(self, initial_learning_rate: float, decay_rate: float):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_rate = float(decay_rate)
+        self.budget_used = keras.Variable(0.0, dtype="float32", trainable=False,
+                                          name="budget_used")
+
+    def __call__(self, step):
+        used = keras.ops.clip(keras.ops.convert_to_tensor(self.budget_used), 0.0, 1.0)
+        return self.initial_learning_rate * keras.ops.power(self.decay_rate, used)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "decay_rate": self.decay_rate}
+
+
+def time_budget(schedule) -> TimeBudgetDecay | None:
+    """The `TimeBudgetDecay` in `schedule` (maybe behind a warm-up), or None."""
+    if isinstance(schedule, WarmUp):
+        schedule = schedule.schedule
+    return schedule if isinstance(schedule, TimeBudgetDecay) else None
+
+
 def build_schedule(cfg: ScheduleConfig, learning_rate: float, total_steps: int):
     """A float (constant) or a Keras schedule. `total_steps` sizes the cosine decay."""
     if cfg.name == "constant":
@@ -45,13 +78,16 @@ def build_schedule(cfg: ScheduleConfig, learning_rate: float, total_steps: int):
             learning_rate, decay_steps=cfg.decay_steps, decay_rate=cfg.decay_rate,
             staircase=cfg.staircase,
         )
+    elif cfg.name == "exponential_budget":
+        schedule = TimeBudgetDecay(learning_rate, cfg.decay_rate)
     elif cfg.name == "cosine":
         schedule = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps=max(1, total_steps - cfg.warmup_steps), alpha=cfg.alpha
         )
     else:
         raise ConfigError(
-            f"train.schedule.name: unknown schedule '{cfg.name}' (constant, exponential, cosine)"
+            f"train.schedule.name: unknown schedule '{cfg.name}' "
+            "(constant, exponential, exponential_budget, cosine)"
         )
     if schedule is None:
         if cfg.warmup_steps <= 0:

@@ -117,3 +117,45 @@ def test_fused_inference_model_matches_the_trained_one():
                                atol=1e-5)
     np.testing.assert_allclose(got["slots"].numpy()[1, :1], want["slots"].numpy()[1, :1],
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_ensemble_members_differ_and_average_as_documented(crf):
+    from tfmodels.taggers.fused_lstm import FusedBiLSTM, with_fused_lstms
+    from tfmodels.taggers.joint_tagger import average_members, build_joint_tagger_ensemble
+
+    spec = JointTaggerSpec(
+        TaggerSpec(num_tags=4, embeddings=[EmbeddingSpec("word", 20, 8, ("words",), 1.0)],
+                   layers=1, units=6),
+        num_intents=3, chars=CharEncoderSpec(vocab_size=12, dim=4, filters=5), crf=crf)
+    model = build_joint_tagger_ensemble(spec, members=2)
+    assert sorted(model.output) == ["intent_0", "intent_1", "slots_0", "slots_1"]
+    inputs = {"words": np.array([[3, 4, 5, 0]], np.int32),
+              "chars": np.array([[[2, 3], [4, 0], [5, 6], [0, 0]]], np.int32)}
+    out = model(inputs)
+    assert not np.allclose(out["slots_0"].numpy(), out["slots_1"].numpy())  # own weights
+
+    # The fused inference copy reaches into the members and computes the same.
+    fused = with_fused_lstms(model)
+    assert any(isinstance(layer, FusedBiLSTM) for member in fused.layers
+               if hasattr(member, "layers") for layer in member.layers)
+    fused_out = fused(inputs)
+    np.testing.assert_allclose(fused_out["slots_1"].numpy()[:, :3],
+                               out["slots_1"].numpy()[:, :3], atol=1e-5)
+
+    rng = np.random.default_rng(0)
+    transitions = ([tf.constant(rng.normal(size=(5, 5)), tf.float32) for _ in range(2)]
+                   if crf else None)
+    slots, intent, crf_transitions = average_members(out, 2, transitions=transitions)
+    probs = [tf.nn.softmax(out[f"intent_{i}"]).numpy() for i in range(2)]
+    np.testing.assert_allclose(tf.nn.softmax(intent).numpy(), (probs[0] + probs[1]) / 2,
+                               atol=1e-5)
+    if crf:
+        np.testing.assert_allclose(slots.numpy(), (out["slots_0"] + out["slots_1"]) / 2,
+                                   atol=1e-5)
+        np.testing.assert_allclose(crf_transitions.numpy(),
+                                   (transitions[0] + transitions[1]).numpy() / 2, atol=1e-6)
+    else:
+        logp = [tf.nn.log_softmax(out[f"slots_{i}"]).numpy() for i in range(2)]
+        np.testing.assert_allclose(slots.numpy(), (logp[0] + logp[1]) / 2, atol=1e-5)
+        assert crf_transitions is None

@@ -109,6 +109,24 @@ def test_export_answers_in_a_fresh_process(slots_run, tmp_path):
     assert "Xyzzyville" in rows[3]["tokens"]
 
 
+def test_crf_ensemble_trains_and_exports_valid_bio(tmp_path):
+    """The other slot heads end to end: two CRF taggers trained side by side, averaged in
+    the export, which a fresh process calls."""
+    workdir = tmp_path / "w"
+    proc = tfpipe("run", "slots", "--workdir", str(workdir),
+                  *set_args([*TINY_SLOTS, "train.epochs=6", "model.crf=true",
+                             "model.ensemble=2"]))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    scores = dict(re.findall(r"^test_(\w+): ([0-9.]+)$", proc.stdout, re.M))
+    assert float(scores["slot_f1"]) > 0.6, proc.stdout[-2000:]
+    texts = [ATIS_EXAMPLE, "", "fares from denver to boston"]
+    rows = fresh_call(workdir / "exports" / "slots" / "1", texts, tmp_path)["rows"]
+    for text, row in zip(texts, rows, strict=True):
+        n = len(text.split())
+        assert len([s for s in row["slots"] if s]) == n and bio_ok(row["slots"][:n])
+        assert 0 < row["probability"] <= 1
+
+
 def test_predict_writes_one_line_per_input_line(slots_run, tmp_path):
     workdir, _ = slots_run
     lines = [ATIS_EXAMPLE, "", "show me flights from denver to boston", "  ", "coach"]

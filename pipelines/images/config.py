@@ -43,6 +43,9 @@ class ImagesModelConfig:
     width: float = 1.0  # filters multiplier (alexnet, vgg, inception, resnet)
     dropout: float = -1.0  # < 0: the family's default
     top_k: int = 5  # labels returned by the serving signature (at most the class count)
+    # Test-time augmentation: the export averages the probabilities of each image and its
+    # mirror image (twice the compute per image). Only where mirroring keeps the label.
+    tta_flip: bool = False
 
 
 def _images_train() -> TrainConfig:

@@ -172,6 +172,7 @@ class ImagesTask(Task):
         class_names = list(self.source.class_names)
         k = max(1, min(self.config.model.top_k, len(class_names)))
         spec = tf.TensorSpec((height, width, channels), tf.uint8)
+        tta_flip = self.config.model.tta_flip
 
         @tf.autograph.experimental.do_not_convert
         def decode(data):
@@ -180,8 +181,11 @@ class ImagesTask(Task):
         def serve(image_bytes):
             images = tf.map_fn(decode, image_bytes, fn_output_signature=spec,
                                parallel_iterations=16)
-            probabilities = tf.cast(model(tf.cast(images, tf.float32), training=False),
-                                    tf.float32)
+            pixels = tf.cast(images, tf.float32)
+            probabilities = tf.cast(model(pixels, training=False), tf.float32)
+            if tta_flip:
+                mirrored = model(tf.image.flip_left_right(pixels), training=False)
+                probabilities = (probabilities + tf.cast(mirrored, tf.float32)) / 2
             top_p, top_i = tf.math.top_k(probabilities, k=k)
             top_labels = tf.gather(tf.constant(class_names), top_i)
             return {

@@ -42,6 +42,7 @@ class SlotsModel:
     intent_context: int = 64  # width of the utterance vector the slot head also sees; 0 = off
     intent_loss_weight: float = 1.0  # joint loss = slot loss + this x intent loss
     crf: bool = False  # a CRF over the slot logits (learned transitions) instead of softmax
+    ensemble: int = 1  # >1: this many taggers trained side by side, averaged when serving
 
 
 @dataclasses.dataclass

@@ -26,7 +26,13 @@ from pipelines.task import Serving, Task
 from pipelines.textio import DataError
 from tfmodels.taggers.crf import CRFLoss
 from tfmodels.taggers.fused_lstm import with_fused_lstms
-from tfmodels.taggers.joint_tagger import CharEncoderSpec, JointTaggerSpec, build_joint_tagger
+from tfmodels.taggers.joint_tagger import (
+    CharEncoderSpec,
+    JointTaggerSpec,
+    average_members,
+    build_joint_tagger,
+    build_joint_tagger_ensemble,
+)
 from tfmodels.taggers.recurrent_tagger import EmbeddingSpec, TaggerSpec
 
 EVAL_BATCH = 256
@@ -123,10 +129,13 @@ class SlotsTask(Task):
         tags = tf.pad(tags, [[0, 0], [0, tf.maximum(width - tf.shape(tags)[1], 0)]],
                       constant_values=-1)[:, :width]
         # The CRF loss reads each sequence's length from the -1 padding.
-        targets = {"slots": tags if self.config.model.crf else tf.maximum(tags, 0),
-                   "intent": intent}
-        weights = {"slots": tf.cast(tags >= 0, tf.float32),
-                   "intent": tf.ones_like(intent, tf.float32)}
+        slot_targets = tags if self.config.model.crf else tf.maximum(tags, 0)
+        slot_weights = tf.cast(tags >= 0, tf.float32)
+        targets, weights = {}, {}
+        for slot_key, intent_key in self._output_keys():
+            targets[slot_key], targets[intent_key] = slot_targets, intent
+            weights[slot_key] = slot_weights
+            weights[intent_key] = tf.ones_like(intent, tf.float32)
         return inputs, targets, weights
 
     def _dataset(self, utts: list[Utterance], batch: int, training: bool) -> tf.data.Dataset:
@@ -186,20 +195,40 @@ class SlotsTask(Task):
                                intent_context=m.intent_context, crf=m.crf)
 
     def build_model(self) -> keras.Model:
+        if self.config.model.ensemble > 1:
+            return build_joint_tagger_ensemble(self._spec(), self.config.model.ensemble,
+                                               name="slot_tagger")
         return build_joint_tagger(self._spec(), name="slot_tagger")
+
+    def _output_keys(self) -> list[tuple[str, str]]:
+        """(slot output, intent output) of each ensemble member, or of the single model."""
+        n = self.config.model.ensemble
+        if n <= 1:
+            return [("slots", "intent")]
+        return [(f"slots_{i}", f"intent_{i}") for i in range(n)]
+
+    def _crf_layers(self, model: keras.Model) -> list[keras.layers.Layer]:
+        if not self.config.model.crf:
+            return []
+        if self.config.model.ensemble <= 1:
+            return [model.get_layer(CRF_LAYER)]
+        return [model.get_layer(f"member_{i}").get_layer(CRF_LAYER)
+                for i in range(self.config.model.ensemble)]
 
     def compile_args(self, model: keras.Model) -> dict[str, Any]:
         ce = keras.losses.SparseCategoricalCrossentropy
-        slot_loss = (CRFLoss(model.get_layer(CRF_LAYER)) if self.config.model.crf
-                     else ce(from_logits=True, reduction="mean_with_sample_weight"))
-        return {
-            "loss": {"slots": slot_loss, "intent": ce(from_logits=True)},
-            "loss_weights": {"slots": 1.0, "intent": self.config.model.intent_loss_weight},
-            "weighted_metrics": {
-                "slots": [keras.metrics.SparseCategoricalAccuracy(name="tag_accuracy")],
-                "intent": [keras.metrics.SparseCategoricalAccuracy(name="class_accuracy")],
-            },
-        }
+        crfs = self._crf_layers(model)
+        loss, loss_weights, metrics = {}, {}, {}
+        for i, (slot_key, intent_key) in enumerate(self._output_keys()):
+            loss[slot_key] = (CRFLoss(crfs[i]) if crfs
+                              else ce(from_logits=True, reduction="mean_with_sample_weight"))
+            loss[intent_key] = ce(from_logits=True)
+            loss_weights[slot_key] = 1.0
+            loss_weights[intent_key] = self.config.model.intent_loss_weight
+            metrics[slot_key] = [keras.metrics.SparseCategoricalAccuracy(name="tag_accuracy")]
+            metrics[intent_key] = [keras.metrics.SparseCategoricalAccuracy(
+                name="class_accuracy")]
+        return {"loss": loss, "loss_weights": loss_weights, "weighted_metrics": metrics}
 
     # -- serving ----------------------------------------------------------------------
     def serving(self, model: keras.Model) -> Serving:
@@ -207,12 +236,19 @@ class SlotsTask(Task):
         decoder = SlotDecoder(self.tags, self.intents, name="slot_decoder")
         # The same weights, each BiLSTM run by one fused kernel: faster on a CPU.
         infer = with_fused_lstms(model)
-        transitions = model.get_layer(CRF_LAYER).transitions if self.config.model.crf else None
+        transitions = [layer.transitions for layer in self._crf_layers(model)]
+        members = self.config.model.ensemble
 
         def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
             tokens = features.tokenize(text)
             logits = infer(features(tokens), training=False)
-            return decoder(tokens, logits["slots"], logits["intent"], transitions)
+            if members > 1:
+                slots, intent, crf = average_members(logits, members,
+                                                     transitions=transitions or None)
+            else:
+                slots, intent = logits["slots"], logits["intent"]
+                crf = transitions[0] if transitions else None
+            return decoder(tokens, slots, intent, crf)
 
         return Serving(serve, {"text": tf.TensorSpec([None], tf.string)},
                        resources=[model, infer, features, decoder])

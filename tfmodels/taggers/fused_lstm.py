@@ -75,6 +75,11 @@ def with_fused_lstms(model: keras.Model) -> keras.Model:
     def swap(layer):
         if _is_keras_bilstm(layer):
             return FusedBiLSTM(layer, name=layer.name)
+        if isinstance(layer, keras.Model):  # a nested model (an ensemble's member)
+            return with_fused_lstms(layer)
         return layer
 
-    return keras.models.clone_model(model, clone_function=swap)
+    # Cloned from an uncompiled view of the same graph: cloning a compiled model would
+    # also rebuild its losses from config, and a loss may hold model state (a CRF's).
+    view = keras.Model(model.input, model.output, name=model.name)
+    return keras.models.clone_model(view, clone_function=swap)
