@@ -30,6 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import latency_ms_p50  # noqa: E402
+
 ARCHIVES = {"cifar10": "cifar10-jpg.tar.gz", "mnist10k": "mnist10k-png.tar.gz"}
 MNIST_TRAIN = 8000
 EPOCH_OVERHEAD_S = 4.0
@@ -135,7 +137,7 @@ def calibrate(task, config, train, seconds: float = 15.0) -> tuple[float, float]
     """
     import keras
 
-    from pipelines.runner import _setup_precision
+    from pipelines.runner import setup_precision
     from pipelines.schedules import build_optimizer
 
     class BatchTimes(keras.callbacks.Callback):
@@ -150,7 +152,7 @@ def calibrate(task, config, train, seconds: float = 15.0) -> tuple[float, float]
                 self.model.stop_training = True
 
     tc = config.train
-    _setup_precision(tc.mixed_precision)
+    setup_precision(tc.mixed_precision)
     model = task.build_model()
     model.compile(optimizer=build_optimizer(tc.optimizer, tc.learning_rate,
                                             weight_decay=tc.weight_decay),
@@ -169,7 +171,6 @@ def calibrate(task, config, train, seconds: float = 15.0) -> tuple[float, float]
 
 def serving_speed(export_dir: Path, task, batch: int = 256, requests: int = 100):
     """(images/s in batches of `batch`, p50 single-image latency in ms) of the export."""
-    import numpy as np
     import tensorflow as tf
 
     serve = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
@@ -182,13 +183,9 @@ def serving_speed(export_dir: Path, task, batch: int = 256, requests: int = 100)
         serve(image_bytes=chunk)
     throughput = len(images) / (time.perf_counter() - started)
     single = [tf.constant(images[i % len(images):i % len(images) + 1]) for i in range(requests)]
-    serve(image_bytes=single[0])
-    latencies = []
-    for request in single:
-        started = time.perf_counter()
-        serve(image_bytes=request)["label"].numpy()
-        latencies.append((time.perf_counter() - started) * 1000)
-    return throughput, float(np.percentile(latencies, 50))
+    latency = latency_ms_p50(lambda request: serve(image_bytes=request)["label"].numpy(),
+                             single, warmup=1)
+    return throughput, latency
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,9 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.precision != "measure":
             config.train.mixed_precision = args.precision
         paced_by_time = False
-        if args.epochs:
-            epochs = args.epochs
-        else:
+        epochs = args.epochs or recipe["max_epochs"]
+        if not args.epochs:
             if calibrated is None:
                 calibrated, warm = calibrate(task, config, train)
             # Per epoch: the images at the calibrated speed, plus refilling the shuffle
@@ -266,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             # More epochs fit than the recipe wants: decay over those, by steps. Fewer:
             # train until the budget ends, decaying by the share of it spent, so that a
             # slow spell on a shared machine cannot stop training at a high rate.
-            paced_by_time = fit < recipe["max_epochs"]
-            epochs = recipe["max_epochs"]
+            paced_by_time = fit < epochs
             print(f"calibration: {calibrated:.0f} images/s ({config.train.mixed_precision}), "
                   f"{warm:.0f}s to compile -> about {fit} epochs in {args.minutes:g} min; "
                   + ("decay paced by the time budget" if paced_by_time

@@ -42,18 +42,15 @@ SECONDS_PER_EPOCH = {"atis": 13.0, "snips": 22.0}
 MEMBER_COST = 0.45
 
 
-def _members(overrides: list[str]) -> int:
-    values = [o.split("=", 1)[1] for o in overrides if o.startswith("model.ensemble=")]
-    return max(1, int(values[-1])) if values else 1
-
-
 def _settings(corpus: str, minutes: float, extra: list[str]) -> list[str]:
-    overrides = [*PRESETS.get(corpus, []), *extra]
-    per_epoch = SECONDS_PER_EPOCH.get(corpus, 30.0) * (
-        1 + MEMBER_COST * (_members(overrides) - 1))
-    epochs = max(1, int(minutes * 60 / per_epoch))
-    return [f"data.corpus=slots/{corpus}", f"train.epochs={epochs}",
-            f"train.max_minutes={minutes}", f"run_name=bench-{corpus}", *overrides]
+    return [f"data.corpus=slots/{corpus}", f"train.max_minutes={minutes}",
+            f"run_name=bench-{corpus}", *PRESETS.get(corpus, []), *extra]
+
+
+def _epochs(corpus: str, minutes: float, members: int) -> int:
+    """Epochs whose cosine schedule ends about when the budget does."""
+    per_epoch = SECONDS_PER_EPOCH.get(corpus, 30.0) * (1 + MEMBER_COST * (max(1, members) - 1))
+    return max(1, int(minutes * 60 / per_epoch))
 
 
 def _time_export(export_dir: Path, texts: list[str], batch: int = 256,
@@ -93,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.runner import load_task_config, run_pipeline
     from pipelines.slots.reader import read_split
 
-    config = load_task_config("slots", None, _settings(args.corpus, args.minutes, args.set))
+    settings = _settings(args.corpus, args.minutes, args.set)
+    config = load_task_config("slots", None, settings)
+    if not any(s.startswith("train.epochs=") for s in args.set):
+        config.train.epochs = _epochs(args.corpus, args.minutes, config.model.ensemble)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-"))
     try:
         result = run_pipeline("slots", config, args.data_dir, workdir)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             "latency_ms_p50": round(timing["latency_ms_p50"], 3),
             "latency_ms_p90": round(timing["latency_ms_p90"], 3),
             "minutes_budget": args.minutes,
-            "settings": _settings(args.corpus, args.minutes, args.set),
+            "settings": [f"train.epochs={config.train.epochs}", *settings],
             "export_dir": str(result.export_dir) if args.workdir else None,
             "mlflow_run_id": result.run_id,
         }

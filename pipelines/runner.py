@@ -44,7 +44,8 @@ def run_dir_for(workdir: Path, pipeline: str, run_name: str) -> Path:
     return Path(workdir) / "state" / pipeline / run_name
 
 
-def _setup_precision(policy: str) -> None:
+def setup_precision(policy: str) -> None:
+    """Set Keras' global dtype policy; `auto`: float16 on a GPU, bfloat16 on CPUs that have it."""
     import keras
     import tensorflow as tf
 
@@ -92,7 +93,7 @@ def run_pipeline(
     keras.utils.set_random_seed(tc.seed)
     if tc.deterministic:
         tf.config.experimental.enable_op_determinism()
-    _setup_precision(tc.mixed_precision)
+    setup_precision(tc.mixed_precision)
 
     tracker = Tracker(workdir, pipeline)
     tracker.start(run_name, run_dir)

@@ -146,7 +146,8 @@ def test_ensemble_members_differ_and_average_as_documented(crf):
     rng = np.random.default_rng(0)
     transitions = ([tf.constant(rng.normal(size=(5, 5)), tf.float32) for _ in range(2)]
                    if crf else None)
-    slots, intent, crf_transitions = average_members(out, 2, transitions=transitions)
+    keys = [("slots_0", "intent_0"), ("slots_1", "intent_1")]
+    slots, intent, crf_transitions = average_members(out, keys, transitions=transitions)
     probs = [tf.nn.softmax(out[f"intent_{i}"]).numpy() for i in range(2)]
     np.testing.assert_allclose(tf.nn.softmax(intent).numpy(), (probs[0] + probs[1]) / 2,
                                atol=1e-5)

@@ -32,11 +32,12 @@ from tfmodels.taggers.joint_tagger import (
     average_members,
     build_joint_tagger,
     build_joint_tagger_ensemble,
+    crf_layers,
+    member_output_keys,
 )
 from tfmodels.taggers.recurrent_tagger import EmbeddingSpec, TaggerSpec
 
 EVAL_BATCH = 256
-CRF_LAYER = "slots_crf"  # `build_joint_tagger` names it after the tag output
 
 
 class SlotsTask(Task):
@@ -202,22 +203,11 @@ class SlotsTask(Task):
 
     def _output_keys(self) -> list[tuple[str, str]]:
         """(slot output, intent output) of each ensemble member, or of the single model."""
-        n = self.config.model.ensemble
-        if n <= 1:
-            return [("slots", "intent")]
-        return [(f"slots_{i}", f"intent_{i}") for i in range(n)]
-
-    def _crf_layers(self, model: keras.Model) -> list[keras.layers.Layer]:
-        if not self.config.model.crf:
-            return []
-        if self.config.model.ensemble <= 1:
-            return [model.get_layer(CRF_LAYER)]
-        return [model.get_layer(f"member_{i}").get_layer(CRF_LAYER)
-                for i in range(self.config.model.ensemble)]
+        return member_output_keys(self._spec(), self.config.model.ensemble)
 
     def compile_args(self, model: keras.Model) -> dict[str, Any]:
         ce = keras.losses.SparseCategoricalCrossentropy
-        crfs = self._crf_layers(model)
+        crfs = crf_layers(model)
         loss, loss_weights, metrics = {}, {}, {}
         for i, (slot_key, intent_key) in enumerate(self._output_keys()):
             loss[slot_key] = (CRFLoss(crfs[i]) if crfs
@@ -236,19 +226,13 @@ class SlotsTask(Task):
         decoder = SlotDecoder(self.tags, self.intents, name="slot_decoder")
         # The same weights, each BiLSTM run by one fused kernel: faster on a CPU.
         infer = with_fused_lstms(model)
-        transitions = [layer.transitions for layer in self._crf_layers(model)]
-        members = self.config.model.ensemble
+        transitions = [layer.transitions for layer in crf_layers(model)]
+        keys = self._output_keys()
 
         def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
             tokens = features.tokenize(text)
             logits = infer(features(tokens), training=False)
-            if members > 1:
-                slots, intent, crf = average_members(logits, members,
-                                                     transitions=transitions or None)
-            else:
-                slots, intent = logits["slots"], logits["intent"]
-                crf = transitions[0] if transitions else None
-            return decoder(tokens, slots, intent, crf)
+            return decoder(tokens, *average_members(logits, keys, transitions))
 
         return Serving(serve, {"text": tf.TensorSpec([None], tf.string)},
                        resources=[model, infer, features, decoder])

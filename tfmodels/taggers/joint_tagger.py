@@ -134,31 +134,49 @@ def build_joint_tagger(spec: JointTaggerSpec, name: str = "joint_tagger") -> ker
     return keras.Model(inputs, {spec.tag_output: tags, spec.sequence_output: intent}, name=name)
 
 
+def member_output_keys(spec: JointTaggerSpec, members: int) -> list[tuple[str, str]]:
+    """(tag output, sequence output) of each member: the spec's names for a single model,
+    with the member's index (`slots_0`, `intent_0`, ...) for an ensemble."""
+    if members <= 1:
+        return [(spec.tag_output, spec.sequence_output)]
+    return [(f"{spec.tag_output}_{i}", f"{spec.sequence_output}_{i}") for i in range(members)]
+
+
+def crf_layers(model: keras.Model) -> list[CRFTransitions]:
+    """The model's CRF layers, members in order (nested models searched)."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, CRFTransitions):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found += crf_layers(layer)
+    return found
+
+
 def build_joint_tagger_ensemble(spec: JointTaggerSpec, members: int,
                                 name: str = "joint_tagger_ensemble") -> keras.Model:
     """`members` joint taggers (submodels `member_0`, ...) on the same inputs, each with its
     own initialisation and dropout noise, trained side by side with a loss each and
     averaged at inference (`average_members`).
 
-    Outputs `{"slots_0": ..., "intent_0": ..., "slots_1": ...}` (the spec's output names
-    with the member's index): averaging a few independently trained taggers is the most
-    dependable gain in tagging accuracy there is, and members train in parallel on the
-    cores a single small BiLSTM leaves idle.
+    Outputs are keyed by `member_output_keys`: averaging a few independently trained
+    taggers is the most dependable gain in tagging accuracy there is, and members train in
+    parallel on the cores a single small BiLSTM leaves idle.
     """
     inputs = joint_tagger_inputs(spec)
     outputs = {}
-    for i in range(members):
-        member = build_joint_tagger(spec, name=f"member_{i}")
-        out = member(inputs)
-        outputs[f"{spec.tag_output}_{i}"] = out[spec.tag_output]
-        outputs[f"{spec.sequence_output}_{i}"] = out[spec.sequence_output]
+    for i, (tag_key, sequence_key) in enumerate(member_output_keys(spec, members)):
+        out = build_joint_tagger(spec, name=f"member_{i}")(inputs)
+        outputs[tag_key] = out[spec.tag_output]
+        outputs[sequence_key] = out[spec.sequence_output]
     return keras.Model(inputs, outputs, name=name)
 
 
-def average_members(outputs: dict, members: int, tag_output: str = "slots",
-                    sequence_output: str = "intent", transitions: list | None = None):
-    """(tag scores, sequence logits, transitions) averaged over an ensemble's members, in
-    the form the single model's decoder takes.
+def average_members(outputs: dict, keys: list[tuple[str, str]],
+                    transitions: list | None = None):
+    """(tag scores, sequence logits, transitions) averaged over the members whose outputs
+    `keys` names (`member_output_keys`), in the form the single model's decoder takes; for
+    one member they decode exactly as that model's own outputs.
 
     Softmax tag heads: the mean of log-probabilities (a geometric mean, which Viterbi
     decodes as it does one model's). CRF heads (`transitions`, one per member): the mean
@@ -167,13 +185,14 @@ def average_members(outputs: dict, members: int, tag_output: str = "slots",
     """
     import tensorflow as tf
 
-    tags = [tf.cast(outputs[f"{tag_output}_{i}"], tf.float32) for i in range(members)]
-    if transitions is None:
-        tags = [tf.nn.log_softmax(t, axis=-1) for t in tags]
-    else:
+    tags = [tf.cast(outputs[tag_key], tf.float32) for tag_key, _ in keys]
+    if transitions:
         transitions = tf.reduce_mean(tf.stack([tf.cast(t, tf.float32) for t in transitions]),
                                      axis=0)
-    probs = [tf.nn.softmax(tf.cast(outputs[f"{sequence_output}_{i}"], tf.float32), axis=-1)
-             for i in range(members)]
-    sequence = tf.math.log(tf.reduce_mean(tf.stack(probs), axis=0) + 1e-12)
+    else:
+        transitions = None
+        tags = [tf.nn.log_softmax(t, axis=-1) for t in tags]
+    log_probs = tf.stack([tf.nn.log_softmax(tf.cast(outputs[key], tf.float32), axis=-1)
+                          for _, key in keys])
+    sequence = tf.reduce_logsumexp(log_probs, axis=0) - tf.math.log(float(len(keys)))
     return tf.reduce_mean(tf.stack(tags), axis=0), sequence, transitions
