@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import pytest
+import yaml
 
 from pipelines.config import ConfigError, flatten, load_config, to_dict
 from pipelines.segmentation.config import SegmentationConfig
@@ -47,3 +50,14 @@ def test_flatten_for_mlflow_params():
     assert flat["train.schedule.name"] == "constant"
     assert flat["model.cell"] == SegmentationConfig().model.cell
     assert all(not isinstance(v, dict) for v in flat.values())
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_example_configs_load_into_their_pipeline(path):
+    """configs/<pipeline>-<name>.yaml: every key exists in that pipeline's typed config."""
+    from pipelines.runner import load_task_config
+
+    config = flatten(to_dict(load_task_config(path.name.split("-")[0], str(path), [])))
+    written = flatten(yaml.safe_load(path.read_text(encoding="utf-8")))
+    assert written and all(config[key] == value for key, value in written.items())

@@ -13,6 +13,7 @@ import pytest
 from helpers import DATA, set_args, subprocess_env, tfpipe
 
 from pipelines.images.task import ImagesTask
+from tfmodels.losses import SmoothedSparseCategoricalCrossentropy
 
 EPOCHS = 30
 TINY_IMAGES = [
@@ -167,10 +168,13 @@ def test_every_family_trains_on_the_samples(name, tmp_path):
     task = ImagesTask(ImagesTask.config_class(), DATA)
     task.config.model.name = name
     task.config.model.width = 0.25
+    task.config.model.label_smoothing = 0.1 if name == "resnet20" else 0.0
     task.prepare(tmp_path)
     train, _ = task.datasets(32)
     model = task.build_model()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), **task.compile_args(model))
+    args = task.compile_args(model)
+    assert isinstance(args["loss"], SmoothedSparseCategoricalCrossentropy) == (name == "resnet20")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), **args)
     history = model.fit(train, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     metrics = task.evaluate(model, "test")

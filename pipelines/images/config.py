@@ -46,6 +46,8 @@ class ImagesModelConfig:
     # Test-time augmentation: the export averages the probabilities of each image and its
     # mirror image (twice the compute per image). Only where mirroring keeps the label.
     tta_flip: bool = False
+    # Label smoothing of the training loss (0 = plain cross-entropy), e.g. 0.1.
+    label_smoothing: float = 0.0
 
 
 def _images_train() -> TrainConfig:

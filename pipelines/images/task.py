@@ -22,6 +22,7 @@ from pipelines.images.preprocessing import make_preprocess
 from pipelines.images.reader import ImageDataError, decode_image
 from pipelines.images.source import ImageSource, open_source
 from pipelines.task import Serving, Task
+from tfmodels.losses import SmoothedSparseCategoricalCrossentropy
 from tfmodels.vision import build_classifier
 
 log = logging.getLogger(__name__)
@@ -161,8 +162,11 @@ class ImagesTask(Task):
         )
 
     def compile_args(self, model: keras.Model) -> dict[str, Any]:
+        smoothing = self.config.model.label_smoothing
+        loss = (SmoothedSparseCategoricalCrossentropy(smoothing) if smoothing > 0
+                else keras.losses.SparseCategoricalCrossentropy())
         return {
-            "loss": keras.losses.SparseCategoricalCrossentropy(),
+            "loss": loss,
             "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         }
 
