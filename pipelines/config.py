@@ -24,14 +24,15 @@ class ConfigError(ValueError):
 class ScheduleConfig:
     """Learning-rate schedule shared by every pipeline (Keras schedules underneath)."""
 
-    # constant | exponential | exponential_budget | cosine. exponential_budget: decays by
-    # `decay_rate` in total over `train.max_minutes`, paced by wall time, not steps.
+    # constant | exponential | exponential_budget | cosine | cosine_budget. The *_budget
+    # ones are paced by wall time, not steps: exponential_budget decays by `decay_rate` in
+    # total over `train.max_minutes`, cosine_budget to `alpha` of the base rate.
     name: str = "constant"
     decay_rate: float = 0.5
     decay_steps: int = 1000
     staircase: bool = False
     warmup_steps: int = 0
-    alpha: float = 0.0  # cosine: final lr as a fraction of the base lr
+    alpha: float = 0.0  # cosine, cosine_budget: final lr as a fraction of the base lr
 
 
 @dataclasses.dataclass
@@ -48,7 +49,7 @@ class TrainConfig:
     clipnorm: float = 0.0
     ema: float = 0.0  # >0: keep an exponential moving average of the weights (momentum)
     schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
-    strategy: str = "auto"  # auto | onedevice | mirrored | multiworker
+    strategy: str = "auto"  # auto | default (one device) | onedevice | mirrored | multiworker
     cpu_replicas: int = 0  # >1 splits the CPU into logical devices (testing mirrored)
     early_stopping_patience: int = 0  # 0 = off
     monitor: str = ""  # metric for early stopping and best weights; empty = task default

@@ -137,7 +137,7 @@ def run_pipeline(
             schedule = build_schedule(tc.schedule, lr, total_steps)
             budget = time_budget(schedule)
             if budget is not None and tc.max_minutes <= 0:
-                raise cfgmod.ConfigError("train.schedule.name=exponential_budget needs a "
+                raise cfgmod.ConfigError(f"train.schedule.name={tc.schedule.name} needs a "
                                          "time budget: set train.max_minutes")
             optimizer = build_optimizer(
                 tc.optimizer, schedule,

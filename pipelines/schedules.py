@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 
 from pipelines.config import ConfigError, ScheduleConfig
@@ -36,37 +38,63 @@ class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
         return cls(**config)
 
 
-@keras.saving.register_keras_serializable(package="tfpipelines")
-class TimeBudgetDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Exponential decay paced by wall time: `lr = initial * decay_rate ** used`, where
-    `used` (0 to 1) is the share of the time budget (`train.max_minutes`) spent so far,
-    which `callbacks.TimeLimit` sets every batch.
+class TimeBudgetSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A schedule paced by wall time, not steps: `budget_used` (0 to 1) is the share of the
+    time budget (`train.max_minutes`) spent so far, which `callbacks.TimeLimit` sets every
+    batch.
 
     A step-paced decay sized for the epochs that should fit the budget leaves the rate
     high when a slower machine (or a slow spell on a shared one) hits the budget first;
-    this one reaches `decay_rate` when the budget ends, however fast the steps went.
+    these reach their final rate when the budget ends, however fast the steps went.
     """
 
-    def __init__(self, initial_learning_rate: float, decay_rate: float):
+    def __init__(self, initial_learning_rate: float):
         self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_rate = float(decay_rate)
         self.budget_used = keras.Variable(0.0, dtype="float32", trainable=False,
                                           name="budget_used")
 
+    def used(self):
+        return keras.ops.clip(keras.ops.convert_to_tensor(self.budget_used), 0.0, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="tfpipelines")
+class TimeBudgetDecay(TimeBudgetSchedule):
+    """Exponential decay over the time budget: `lr = initial * decay_rate ** used`."""
+
+    def __init__(self, initial_learning_rate: float, decay_rate: float):
+        super().__init__(initial_learning_rate)
+        self.decay_rate = float(decay_rate)
+
     def __call__(self, step):
-        used = keras.ops.clip(keras.ops.convert_to_tensor(self.budget_used), 0.0, 1.0)
-        return self.initial_learning_rate * keras.ops.power(self.decay_rate, used)
+        return self.initial_learning_rate * keras.ops.power(self.decay_rate, self.used())
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate,
                 "decay_rate": self.decay_rate}
 
 
-def time_budget(schedule) -> TimeBudgetDecay | None:
-    """The `TimeBudgetDecay` in `schedule` (maybe behind a warm-up), or None."""
+@keras.saving.register_keras_serializable(package="tfpipelines")
+class TimeBudgetCosineDecay(TimeBudgetSchedule):
+    """Cosine decay over the time budget, to `alpha` times the initial rate (as Keras'
+    `CosineDecay` does over its steps)."""
+
+    def __init__(self, initial_learning_rate: float, alpha: float = 0.0):
+        super().__init__(initial_learning_rate)
+        self.alpha = float(alpha)
+
+    def __call__(self, step):
+        cosine = 0.5 * (1.0 + keras.ops.cos(math.pi * self.used()))
+        return self.initial_learning_rate * (self.alpha + (1.0 - self.alpha) * cosine)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "alpha": self.alpha}
+
+
+def time_budget(schedule) -> TimeBudgetSchedule | None:
+    """The time-paced schedule in `schedule` (maybe behind a warm-up), or None."""
     if isinstance(schedule, WarmUp):
         schedule = schedule.schedule
-    return schedule if isinstance(schedule, TimeBudgetDecay) else None
+    return schedule if isinstance(schedule, TimeBudgetSchedule) else None
 
 
 def build_schedule(cfg: ScheduleConfig, learning_rate: float, total_steps: int):
@@ -80,6 +108,8 @@ def build_schedule(cfg: ScheduleConfig, learning_rate: float, total_steps: int):
         )
     elif cfg.name == "exponential_budget":
         schedule = TimeBudgetDecay(learning_rate, cfg.decay_rate)
+    elif cfg.name == "cosine_budget":
+        schedule = TimeBudgetCosineDecay(learning_rate, cfg.alpha)
     elif cfg.name == "cosine":
         schedule = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps=max(1, total_steps - cfg.warmup_steps), alpha=cfg.alpha
@@ -87,7 +117,7 @@ def build_schedule(cfg: ScheduleConfig, learning_rate: float, total_steps: int):
     else:
         raise ConfigError(
             f"train.schedule.name: unknown schedule '{cfg.name}' "
-            "(constant, exponential, exponential_budget, cosine)"
+            "(constant, exponential, exponential_budget, cosine, cosine_budget)"
         )
     if schedule is None:
         if cfg.warmup_steps <= 0:

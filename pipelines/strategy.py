@@ -36,8 +36,14 @@ def make_strategy(name: str, cpu_replicas: int = 0) -> tf.distribute.Strategy:
         elif len(gpus) > 1 or (not gpus and len(cpus) > 1):
             name = "mirrored"
         else:
-            name = "onedevice"
-    if name == "onedevice":
+            name = "default"
+    if name == "default":
+        # One device, no strategy object: Keras then iterates datasets directly. Under a
+        # OneDeviceStrategy it wraps them in multi-device iterators and drops each epoch's
+        # validation iterator at the next epoch's end, and tearing those down stalled
+        # the 2-core CPU for 5 to 20 idle seconds an epoch.
+        strategy = tf.distribute.get_strategy()
+    elif name == "onedevice":
         device = gpus[0].name if gpus else cpus[0].name
         strategy: tf.distribute.Strategy = tf.distribute.OneDeviceStrategy(device)
     elif name == "mirrored":
@@ -48,7 +54,7 @@ def make_strategy(name: str, cpu_replicas: int = 0) -> tf.distribute.Strategy:
     else:
         raise ConfigError(
             f"train.strategy: unknown strategy '{name}' "
-            "(auto, onedevice, mirrored, multiworker)"
+            "(auto, default, onedevice, mirrored, multiworker)"
         )
     log.info("strategy %s with %d replica(s)", type(strategy).__name__,
              strategy.num_replicas_in_sync)

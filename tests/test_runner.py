@@ -66,3 +66,4 @@ def test_bad_training_file_names_file_and_line(tmp_path):
                   str(data), *set_args(["data.train=cws/train.txt", "data.test=cws/test.txt"]))
     assert proc.returncode == 2
     assert "train.txt:2: not valid UTF-8" in proc.stderr
+

@@ -1,5 +1,5 @@
 """Learning-rate schedules from config: warm-up, Keras' exponential decay, and the
-exponential decay paced by the time budget."""
+exponential and cosine decays paced by the time budget."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ import pytest
 
 from pipelines.callbacks import TimeLimit
 from pipelines.config import ScheduleConfig
-from pipelines.schedules import TimeBudgetDecay, WarmUp, build_schedule, time_budget
+from pipelines.schedules import (
+    TimeBudgetCosineDecay,
+    TimeBudgetDecay,
+    WarmUp,
+    build_schedule,
+    time_budget,
+)
 
 
 def test_exponential_follows_the_formula_after_warm_up():
@@ -33,6 +39,20 @@ def test_budget_decay_is_paced_by_the_share_of_the_budget_spent():
     assert float(schedule(0)) == pytest.approx(0.2 * 0.1)
     budget.budget_used.assign(1.0)
     assert float(schedule(0)) == pytest.approx(0.2 * 0.01)
+
+
+def test_cosine_budget_follows_keras_cosine_over_the_budget_behind_a_warm_up():
+    cfg = ScheduleConfig(name="cosine_budget", alpha=0.05, warmup_steps=10)
+    schedule = build_schedule(cfg, 4e-3, total_steps=100)
+    budget = time_budget(schedule)
+    assert isinstance(schedule, WarmUp) and isinstance(budget, TimeBudgetCosineDecay)
+    keras_cosine = keras.optimizers.schedules.CosineDecay(4e-3, decay_steps=100, alpha=0.05)
+    for used in (0.0, 0.25, 0.5, 0.9, 1.0, 1.5):
+        budget.budget_used.assign(used)
+        assert float(schedule(50)) == pytest.approx(float(keras_cosine(min(used, 1.0) * 100)))
+    assert float(schedule(4)) == pytest.approx(float(keras_cosine(100)) * 5 / 10)  # warm-up
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(budget))
+    assert isinstance(clone, TimeBudgetCosineDecay) and clone.alpha == 0.05
 
 
 def test_time_limit_moves_the_budget_and_stops_training():

@@ -30,3 +30,19 @@ def test_mirrored_on_two_logical_cpus_learns(tmp_path):
     losses = [p.value for p in client.get_metric_history(run.info.run_id, "loss")]
     assert losses[-1] < losses[0]
     assert (tmp_path / "exports" / "segmentation" / "1" / "saved_model.pb").exists()
+
+
+def test_one_device_runs_under_the_default_strategy():
+    """`auto` on one device uses no strategy object, so Keras iterates datasets directly
+    (a OneDeviceStrategy's per-epoch iterator teardown stalled training); `onedevice`
+    still asks for one explicitly."""
+    import tensorflow as tf
+
+    from pipelines.strategy import make_strategy
+
+    auto = make_strategy("auto")
+    assert auto is tf.distribute.get_strategy() and auto.num_replicas_in_sync == 1
+    with auto.scope():
+        assert not tf.distribute.has_strategy()
+    assert isinstance(make_strategy("onedevice"), tf.distribute.OneDeviceStrategy)
+    assert make_strategy("default") is tf.distribute.get_strategy()
