@@ -124,12 +124,18 @@ def run_pipeline(
             # empty batch, which tf.distribute cannot sum: drop those few examples.
             train_ds, val_ds = (_at_least(d, replicas) for d in (train_ds, val_ds))
         steps = int(train_ds.cardinality())
-        steps_per_epoch = None
         if steps < 0:
             # Bucketed data: the batch count varies a little with each shuffle. Count one
             # pass (filling the cache) and train on a repeated stream of that many steps.
-            steps = steps_per_epoch = max(1, sum(1 for _ in train_ds))
-            train_ds = train_ds.repeat()
+            steps = max(1, sum(1 for _ in train_ds))
+        # One training iterator for the whole run, and a validation set read without
+        # tf.data's autotuning: Keras drops each epoch's iterators at the next epoch's
+        # end, and tearing one down waited on its autotuning thread, 5 to 20 idle
+        # seconds an epoch on a 2-core CPU.
+        steps = steps_per_epoch = max(1, steps)
+        train_ds = train_ds.repeat()
+        if val_ds is not None:
+            val_ds = _without_autotune(val_ds)
         total_steps = max(1, steps) * tc.epochs
 
         with strategy.scope():
@@ -215,6 +221,15 @@ def run_pipeline(
     _clear_checkpoint(run_dir / "checkpoint")
     return RunResult(tracker.run_id, tracker.uri, export_dir, test_metrics, train_seconds,
                      epochs_run)
+
+
+def _without_autotune(dataset):
+    """`dataset` without tf.data's autotuning thread (see its use)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def _at_least(dataset, rows: int):

@@ -38,10 +38,9 @@ def make_strategy(name: str, cpu_replicas: int = 0) -> tf.distribute.Strategy:
         else:
             name = "default"
     if name == "default":
-        # One device, no strategy object: Keras then iterates datasets directly. Under a
-        # OneDeviceStrategy it wraps them in multi-device iterators and drops each epoch's
-        # validation iterator at the next epoch's end, and tearing those down stalled
-        # the 2-core CPU for 5 to 20 idle seconds an epoch.
+        # One device, no strategy object: Keras then iterates datasets directly, not
+        # through multi-device iterators (a background thread each, and a batch fetched
+        # from a fresh one at every evaluation just to check the model is built).
         strategy = tf.distribute.get_strategy()
     elif name == "onedevice":
         device = gpus[0].name if gpus else cpus[0].name

@@ -33,9 +33,8 @@ def test_mirrored_on_two_logical_cpus_learns(tmp_path):
 
 
 def test_one_device_runs_under_the_default_strategy():
-    """`auto` on one device uses no strategy object, so Keras iterates datasets directly
-    (a OneDeviceStrategy's per-epoch iterator teardown stalled training); `onedevice`
-    still asks for one explicitly."""
+    """`auto` on one device uses no strategy object, so Keras iterates datasets directly;
+    `onedevice` still asks for one explicitly."""
     import tensorflow as tf
 
     from pipelines.strategy import make_strategy
