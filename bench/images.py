@@ -289,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         model = task.build_model()
         # End to end (compile, validation, checkpoints included); an epoch cut short by the
         # time limit is not counted, so this errs low.
-        time_limited = result.train_seconds >= args.minutes * 60
+        # (TimeLimit stops a little before the budget, to leave room for the epoch's tail.)
+        time_limited = result.epochs_run < config.train.epochs
         full_epochs = result.epochs_run - (1 if time_limited else 0)
         end_to_end = full_epochs * steps_per_epoch * batch / result.train_seconds
         figures = {
