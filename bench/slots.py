@@ -85,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.slots.reader import read_split
 
     settings = _settings(args.corpus, args.minutes, args.set)
-    config = load_task_config("slots", None, settings)
     if not any(s.startswith("train.epochs=") for s in args.set):
-        config.train.epochs = MAX_EPOCHS
+        settings.append(f"train.epochs={MAX_EPOCHS}")
     elif not any(s.startswith("train.schedule.name=") for s in args.set):
-        config.train.schedule.name = "cosine"  # a fixed epoch count: decay over the steps
+        settings.append("train.schedule.name=cosine")  # a fixed epoch count: decay by steps
+    config = load_task_config("slots", None, settings)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-"))
     try:
         result = run_pipeline("slots", config, args.data_dir, workdir)
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             "latency_ms_p50": round(timing["latency_ms_p50"], 3),
             "latency_ms_p90": round(timing["latency_ms_p90"], 3),
             "minutes_budget": args.minutes,
-            "settings": [f"train.epochs={config.train.epochs}", *settings],
+            "settings": settings,
             "export_dir": str(result.export_dir) if args.workdir else None,
             "mlflow_run_id": result.run_id,
         }

@@ -127,16 +127,16 @@ def run_pipeline(
         if steps < 0:
             # Bucketed data: the batch count varies a little with each shuffle. Count one
             # pass (filling the cache) and train on a repeated stream of that many steps.
-            steps = max(1, sum(1 for _ in train_ds))
+            steps = sum(1 for _ in train_ds)
         # One training iterator for the whole run, and a validation set read without
         # tf.data's autotuning: Keras drops each epoch's iterators at the next epoch's
         # end, and tearing one down waited on its autotuning thread, 5 to 20 idle
         # seconds an epoch on a 2-core CPU.
-        steps = steps_per_epoch = max(1, steps)
+        steps_per_epoch = max(1, steps)
         train_ds = train_ds.repeat()
         if val_ds is not None:
             val_ds = _without_autotune(val_ds)
-        total_steps = max(1, steps) * tc.epochs
+        total_steps = steps_per_epoch * tc.epochs
 
         with strategy.scope():
             model = task.build_model()

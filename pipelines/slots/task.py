@@ -148,12 +148,10 @@ class SlotsTask(Task):
         # Tensors, not `from_generator`: no Python (and no GIL) in the input pipeline; a
         # pass over ATIS train takes half the time. Tags are padded with -1 and cut back
         # to each utterance's length.
-        lengths = np.array([len(t) for t in tags], np.int32)
-        padded = np.full((len(tags), int(lengths.max(initial=0))), -1, np.int32)
-        for row, row_tags in enumerate(tags):
-            padded[row, :len(row_tags)] = row_tags
+        ragged = tf.ragged.constant(tags, dtype=tf.int32, ragged_rank=1, inner_shape=())
         ds = tf.data.Dataset.from_tensor_slices(
-            (tf.constant(texts, tf.string), padded, lengths, np.array(intents, np.int32)))
+            (tf.constant(texts, tf.string), ragged.to_tensor(default_value=-1),
+             ragged.row_lengths(), tf.constant(intents, tf.int32)))
         ds = ds.map(lambda t, y, n, i: (t, y[:n], i)).cache()
         if training:
             ds = ds.shuffle(min(self.config.data.shuffle_buffer, len(utts)),
