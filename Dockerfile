@@ -13,7 +13,7 @@ COPY pyproject.toml README.md ./
 COPY pipelines ./pipelines
 COPY tfmodels ./tfmodels
 COPY data ./data
-RUN pip install -e .
+RUN pip install -e ".[pretrained]"
 
 # Runs, MLflow store and exports go to /runs: mount a volume there.
 VOLUME ["/runs"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import latency_ms_p50  # noqa: E402
+from bench.common import data_dir_arg, latency_ms_p50, machine  # noqa: E402
 
 ARCHIVES = {"cifar10": "cifar10-jpg.tar.gz", "mnist10k": "mnist10k-png.tar.gz"}
 MNIST_TRAIN = 8000
@@ -191,7 +190,7 @@ def serving_speed(export_dir: Path, task, batch: int = 256, requests: int = 100)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=os.environ.get("TFPIPE_DATA_DIR"),
+    parser.add_argument("--data-dir",
                         help="folder holding images/*.tar.gz (default: $TFPIPE_DATA_DIR)")
     parser.add_argument("--dataset", choices=sorted(ARCHIVES), required=True)
     parser.add_argument("--model", required=True, help="lenet, alexnet, vgg11, resnet20, ...")
@@ -205,8 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra config override (after the recipe)")
     args = parser.parse_args(argv)
-    if not args.data_dir:
-        raise SystemExit("--data-dir (or TFPIPE_DATA_DIR) is required")
+    args.data_dir = str(data_dir_arg(args.data_dir))
 
     import math
 
@@ -314,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             "minutes": args.minutes,
             "run_id": result.run_id,
             "export_dir": str(result.export_dir),
+            "machine": machine(),
         }
         client = MlflowClient(result.tracking_uri)
         for key in ("params", "epochs_run", "train_images_per_second",

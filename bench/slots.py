@@ -12,7 +12,6 @@ the tuned per-corpus settings below.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import latencies_ms  # noqa: E402
+from bench.common import data_dir_arg, latencies_ms, machine, write_report  # noqa: E402
 
 # Tuned on this project's 2-core CPU machine. Training runs until the budget ends, with a
 # cosine decay paced by the share of the budget spent (`cosine_budget`), so a slow spell
@@ -72,7 +71,8 @@ def _time_export(export_dir: Path, texts: list[str], batch: int = 256,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", required=True, help="folder holding slots/<corpus>/")
+    parser.add_argument("--data-dir",
+                        help="folder holding slots/<corpus>/ (default: $TFPIPE_DATA_DIR)")
     parser.add_argument("--corpus", required=True, help="atis, snips (or any slots/<name>)")
     parser.add_argument("--minutes", type=float, required=True, help="training time budget")
     parser.add_argument("--out", required=True, help="JSON file for the figures")
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key (repeatable)")
     args = parser.parse_args(argv)
+    data_dir = data_dir_arg(args.data_dir)
 
     from pipelines.runner import load_task_config, run_pipeline
     from pipelines.slots.reader import read_split
@@ -92,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     config = load_task_config("slots", None, settings)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-"))
     try:
-        result = run_pipeline("slots", config, args.data_dir, workdir)
-        corpus_dir = Path(args.data_dir) / "slots" / args.corpus
+        result = run_pipeline("slots", config, data_dir, workdir)
+        corpus_dir = data_dir / "slots" / args.corpus
         has_test = (corpus_dir / config.data.test).is_dir()
         split = config.data.test if has_test else config.data.validation
         texts = [u.text for u in read_split(corpus_dir / split)]
@@ -114,14 +115,12 @@ def main(argv: list[str] | None = None) -> int:
             "settings": settings,
             "export_dir": str(result.export_dir) if args.workdir else None,
             "mlflow_run_id": result.run_id,
+            "machine": machine(),
         }
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
-    text = json.dumps(figures, indent=2)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n", encoding="utf-8")
-    print(text)
+    write_report(figures, args.out)
     return 0
 
 

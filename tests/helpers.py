@@ -41,3 +41,21 @@ def tfpipe(*args: str, env: dict[str, str] | None = None, timeout: int = 600,
 
 def set_args(overrides: list[str]) -> list[str]:
     return [a for o in overrides for a in ("--set", o)]
+
+
+def tiny_bert_preset(folder: Path, words: list[str], layers: int = 2, dim: int = 16) -> Path:
+    """A randomly initialised BERT-style keras-hub preset (backbone and WordPiece
+    tokenizer) written to `folder`: what `model.pretrained` reads, small enough for tests."""
+    import keras_hub
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words,
+                  *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"),
+                  *"abcdefghijklmnopqrstuvwxyz0123456789'"]
+    vocabulary = list(dict.fromkeys(vocabulary))
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocabulary), num_layers=layers, num_heads=2, hidden_dim=dim,
+        intermediate_dim=2 * dim, max_sequence_length=64)
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
+    backbone.save_to_preset(str(folder))
+    tokenizer.save_to_preset(str(folder))
+    return folder

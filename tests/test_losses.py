@@ -48,3 +48,17 @@ def test_from_logits_and_serialisation():
 def test_rejects_smoothing_out_of_range():
     with pytest.raises(ValueError, match="label_smoothing"):
         SmoothedSparseCategoricalCrossentropy(1.0)
+
+
+def test_multi_label_crossentropy_sums_sigmoid_crossentropy_over_labels():
+    from tfmodels.losses import MultiLabelCrossentropy
+
+    logits = np.random.default_rng(1).normal(size=(4, 6)).astype("float32")
+    targets = (np.random.default_rng(2).random((4, 6)) < 0.3).astype("float32")
+    probs = 1 / (1 + np.exp(-logits))
+    per_row = -(targets * np.log(probs) + (1 - targets) * np.log(1 - probs)).sum(axis=1)
+    loss = MultiLabelCrossentropy()
+    np.testing.assert_allclose(float(loss(targets, logits)), per_row.mean(), rtol=1e-5)
+    # Keras' own binary cross-entropy is the mean over labels: ours is that times labels.
+    keras_mean = keras.losses.BinaryCrossentropy(from_logits=True)(targets, logits)
+    np.testing.assert_allclose(float(loss(targets, logits)), 6 * float(keras_mean), rtol=1e-5)

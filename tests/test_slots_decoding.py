@@ -80,3 +80,21 @@ def test_slot_decoder_outputs():
     assert [i.decode() for i in out["intent"].numpy()] == ["flight", "flight", "airfare"]
     probs = out["intent_probability"].numpy()
     assert probs[0] > 0.85 and probs[1] == np.float32(0.5) and probs[2] > 0.9
+
+
+def test_multi_label_intents_lists_every_intent_above_half_most_probable_first():
+    decoder = SlotDecoder(TAGS, ["airfare", "airline", "flight"], intent_separator="#")
+    tokens = tf.ragged.constant([["a"], ["b"], ["c"]])
+    logits = np.zeros((3, 1, len(TAGS)), np.float32)
+    intent_logits = np.array([[1.0, -3.0, 4.0],     # flight, then airfare: both above 0.5
+                              [-2.0, -1.0, -3.0],   # none above 0.5: the most probable
+                              [-4.0, 2.0, -4.0]], np.float32)
+    out = decoder(tokens, tf.constant(logits), tf.constant(intent_logits))
+    assert [i.decode() for i in out["intent"].numpy()] == ["flight#airfare", "airline",
+                                                          "airline"]
+    # The probability of exactly that set, the labels independent.
+    p = 1 / (1 + np.exp(-intent_logits))
+    expected = [p[0, 2] * p[0, 0] * (1 - p[0, 1]),
+                p[1, 1] * (1 - p[1, 0]) * (1 - p[1, 2]),
+                p[2, 1] * (1 - p[2, 0]) * (1 - p[2, 2])]
+    np.testing.assert_allclose(out["intent_probability"].numpy(), expected, rtol=1e-5)

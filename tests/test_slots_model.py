@@ -160,3 +160,9 @@ def test_ensemble_members_differ_and_average_as_documented(crf):
         logp = [tf.nn.log_softmax(out[f"slots_{i}"]).numpy() for i in range(2)]
         np.testing.assert_allclose(slots.numpy(), (logp[0] + logp[1]) / 2, atol=1e-5)
         assert crf_transitions is None
+
+    # One sigmoid per intent (multi-intent): the averaged probability of each intent.
+    _, multi, _ = average_members(out, keys, multi_label=True)
+    sigmoids = [tf.sigmoid(out[f"intent_{i}"]).numpy() for i in range(2)]
+    np.testing.assert_allclose(tf.sigmoid(multi).numpy(), (sigmoids[0] + sigmoids[1]) / 2,
+                               atol=1e-5)

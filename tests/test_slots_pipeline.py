@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import DATA, set_args, subprocess_env, tfpipe
+from helpers import DATA, set_args, subprocess_env, tfpipe, tiny_bert_preset
 
 # The default model (narrower ones learn the sample much more slowly), stopped early.
 TINY_SLOTS = [
@@ -43,7 +43,8 @@ print(json.dumps({
     "inputs": {k: v.dtype.name for k, v in signature.structured_input_signature[1].items()},
     "outputs": sorted(out),
     "rows": rows,
-    "project_imported": any(m.split(".")[0] in ("pipelines", "tfmodels") for m in sys.modules),
+    "project_imported": any(m.split(".")[0] in ("pipelines", "tfmodels", "keras_hub")
+                           for m in sys.modules),
 }))
 """
 
@@ -109,20 +110,47 @@ def test_export_answers_in_a_fresh_process(slots_run, tmp_path):
     assert "Xyzzyville" in rows[3]["tokens"]
 
 
-def test_crf_ensemble_trains_and_exports_valid_bio(tmp_path):
-    """The other slot heads end to end: two CRF taggers trained side by side, averaged in
-    the export, which a fresh process calls."""
+def test_crf_ensemble_with_multi_intent_trains_and_exports_valid_bio(tmp_path):
+    """The other heads end to end: two CRF taggers trained side by side with one sigmoid
+    per single intent, averaged in the export, which a fresh process calls."""
     workdir = tmp_path / "w"
     proc = tfpipe("run", "slots", "--workdir", str(workdir),
                   *set_args([*TINY_SLOTS, "train.epochs=6", "model.crf=true",
-                             "model.ensemble=2"]))
+                             "model.ensemble=2", "model.multi_intent=true"]))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     scores = dict(re.findall(r"^test_(\w+): ([0-9.]+)$", proc.stdout, re.M))
     assert float(scores["slot_f1"]) > 0.6, proc.stdout[-2000:]
-    texts = [ATIS_EXAMPLE, "", "fares from denver to boston"]
+    assert float(scores["intent_accuracy"]) > 0.8, proc.stdout[-2000:]
+    texts = [ATIS_EXAMPLE, "", "fares from denver to boston",
+             "list flights and fares from boston to denver"]
     rows = fresh_call(workdir / "exports" / "slots" / "1", texts, tmp_path)["rows"]
     for text, row in zip(texts, rows, strict=True):
         n = len(text.split())
+        assert len([s for s in row["slots"] if s]) == n and bio_ok(row["slots"][:n])
+        assert 0 < row["probability"] <= 1
+    vocab = (workdir / "state" / "slots").glob("*/artifacts/intents.txt")
+    assert "atis_flight#atis_airfare" not in next(vocab).read_text()  # single intents only
+    # A multi-intent question gets both intents, in either order.
+    assert sorted(rows[3]["intent"].split("#")) == ["atis_airfare", "atis_flight"]
+
+
+def test_pretrained_encoder_features_train_and_export_text_in_labels_out(tmp_path):
+    """A (tiny, random) BERT-style preset as `model.pretrained`: its WordPiece ids are made
+    in the exported graph, which a fresh process without keras-hub calls with raw text."""
+    preset = tiny_bert_preset(tmp_path / "bert", ["flights", "from", "to", "boston", "denver"])
+    workdir = tmp_path / "w"
+    proc = tfpipe("run", "slots", "--workdir", str(workdir),
+                  *set_args([*TINY_SLOTS, "train.epochs=4", f"model.pretrained={preset}",
+                             "model.pretrained_layers=1"]))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    scores = dict(re.findall(r"^test_(\w+): ([0-9.]+)$", proc.stdout, re.M))
+    assert float(scores["slot_f1"]) > 0.5, proc.stdout[-2000:]
+    texts = [ATIS_EXAMPLE, "", "Flights FROM Boston to Xyzzyville's airport 1230pm"]
+    result = fresh_call(workdir / "exports" / "slots" / "1", texts, tmp_path)
+    assert result["project_imported"] is False
+    for text, row in zip(texts, result["rows"], strict=True):
+        n = len(text.split())
+        assert row["tokens"] == text.split()
         assert len([s for s in row["slots"] if s]) == n and bio_ok(row["slots"][:n])
         assert 0 < row["probability"] <= 1
 

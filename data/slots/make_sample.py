@@ -112,8 +112,20 @@ def abbreviation(rng: random.Random, cities: list[str]) -> tuple[list[tuple[str,
     return out, "atis_abbreviation"
 
 
+def flight_and_fare(rng: random.Random, cities: list[str]) -> tuple[list[tuple[str, str]], str]:
+    """Two intents in one question, labelled as ATIS labels them (`a#b`)."""
+    src, dst = rng.sample(cities, 2)
+    out = plain(rng.choice(["show me flights and fares", "list flights and fares",
+                            "i need flight and fare information"]))
+    out += plain("from") + span(src, "fromloc.city_name")
+    out += plain("to") + span(dst, "toloc.city_name")
+    if rng.random() < 0.4:
+        out += plain("on") + span(rng.choice(DAYS), "depart_date.day_name")
+    return out, "atis_flight#atis_airfare"
+
+
 TEMPLATES = [(flight, 10), (airfare, 5), (ground, 3), (airline, 3), (flight_time, 2),
-             (abbreviation, 1)]
+             (abbreviation, 1), (flight_and_fare, 2)]
 
 
 def utterance(rng: random.Random, cities: list[str]) -> tuple[list[tuple[str, str]], str]:

@@ -21,6 +21,9 @@ class SlotsData:
     word_min_count: int = 1  # rarer training words share the out-of-vocabulary id
     word_dropout: float = 0.05  # training words replaced by OOV: teaches the char encoder
     max_word_chars: int = 20
+    # Multi-intent labels (ATIS `atis_flight#atis_airfare`) join single intents with this;
+    # `model.multi_intent` learns the single intents, so unseen combinations can be output.
+    intent_separator: str = "#"
     shuffle_buffer: int = 20000
 
 
@@ -41,6 +44,15 @@ class SlotsModel:
     intent_dropout: float = 0.2
     intent_context: int = 64  # width of the utterance vector the slot head also sees; 0 = off
     intent_loss_weight: float = 1.0  # joint loss = slot loss + this x intent loss
+    # True: one sigmoid per single intent (split on `data.intent_separator`), the output
+    # lists every intent above 0.5, most probable first; False: one softmax over the labels
+    # as the corpus writes them.
+    multi_intent: bool = False
+    # A pretrained BERT-style encoder folder (keras-hub preset or Hugging Face layout):
+    # each word also gets the frozen encoder's contextual vectors (first WordPiece, a
+    # learned mix of its first `pretrained_layers` layers, 0 = all). Empty: off.
+    pretrained: str = ""
+    pretrained_layers: int = 0
     crf: bool = False  # a CRF over the slot logits (learned transitions) instead of softmax
     ensemble: int = 1  # >1: this many taggers trained side by side, averaged when serving
 

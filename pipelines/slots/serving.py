@@ -42,16 +42,39 @@ def entities_text(tokens: tf.RaggedTensor, tags: tf.RaggedTensor,
                                             tokens.nrows(), separator=separator)
 
 
+def multi_label_intents(logits: tf.Tensor, names: tf.Tensor, separator: str):
+    """Sigmoid logits `[B, I]` -> (`[B]` the intents above 0.5, most probable first, joined
+    by `separator`; the most probable alone where none is; `[B]` the probability of exactly
+    that set, the labels taken as independent)."""
+    probs = tf.sigmoid(tf.cast(logits, tf.float32))
+    top = tf.one_hot(tf.argmax(probs, axis=-1), tf.shape(probs)[-1], on_value=True,
+                     off_value=False)
+    chosen = probs >= 0.5
+    chosen = tf.where(tf.reduce_any(chosen, axis=-1, keepdims=True), chosen, top)
+    order = tf.argsort(probs, axis=-1, direction="DESCENDING")
+    ranked = tf.ragged.boolean_mask(tf.gather(names, order),
+                                    tf.gather(chosen, order, batch_dims=1))
+    intent = tf.strings.reduce_join(ranked, axis=-1, separator=separator)
+    probability = tf.reduce_prod(tf.where(chosen, probs, 1.0 - probs), axis=-1)
+    return intent, probability
+
+
 class SlotDecoder(keras.layers.Layer):
     """Tokens `[B, (T)]`, slot logits `[B, T', K]` (T' >= T), intent logits `[B, I]` (and a
     CRF's transitions) ->
     `tokens`, `slots` (`[B, T]`, "" beyond each utterance), `intent`,
-    `intent_probability` and `entities`."""
+    `intent_probability` and `entities`.
 
-    def __init__(self, tags: Sequence[str], intents: Sequence[str], **kwargs):
+    With `intent_separator`, the intent logits are one sigmoid per single intent
+    (`multi_label_intents`); without, one softmax over whole labels.
+    """
+
+    def __init__(self, tags: Sequence[str], intents: Sequence[str],
+                 intent_separator: str | None = None, **kwargs):
         super().__init__(trainable=False, **kwargs)
         self.tags = list(tags)
         self.intents = list(intents)
+        self.intent_separator = intent_separator
         self.viterbi = ConstrainedViterbi(bio_transitions(self.tags), name="bio_viterbi")
         self.viterbi.built = True
         self.built = True  # no weights: ready for export before its first call
@@ -65,15 +88,21 @@ class SlotDecoder(keras.layers.Layer):
         path = self.viterbi(slot_logits, lengths, transitions)
         ragged_ids = tf.RaggedTensor.from_tensor(path, lengths=lengths)
         tags = ragged_ids.with_flat_values(tf.gather(tag_names, ragged_ids.flat_values))
-        probs = tf.nn.softmax(tf.cast(intent_logits, tf.float32), axis=-1)
-        best = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        if self.intent_separator:
+            intent, probability = multi_label_intents(intent_logits, intent_names,
+                                                      self.intent_separator)
+        else:
+            probs = tf.nn.softmax(tf.cast(intent_logits, tf.float32), axis=-1)
+            intent = tf.gather(intent_names, tf.argmax(probs, axis=-1, output_type=tf.int32))
+            probability = tf.reduce_max(probs, axis=-1)
         return {
             "tokens": tokens.to_tensor(""),
             "slots": tags.to_tensor(""),
-            "intent": tf.gather(intent_names, best),
-            "intent_probability": tf.reduce_max(probs, axis=-1),
+            "intent": intent,
+            "intent_probability": probability,
             "entities": entities_text(tokens, tags),
         }
 
     def get_config(self):
-        return {**super().get_config(), "tags": self.tags, "intents": self.intents}
+        return {**super().get_config(), "tags": self.tags, "intents": self.intents,
+                "intent_separator": self.intent_separator}

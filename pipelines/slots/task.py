@@ -16,14 +16,16 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.plots import confusion_matrix_png
+from pipelines.pretrained import load_subword_encoder
 from pipelines.slots.config import SlotsConfig
-from pipelines.slots.features import OOV_ID, UtteranceFeatures, vocabulary_tokens
+from pipelines.slots.features import OOV_ID, SubwordPieces, UtteranceFeatures, vocabulary_tokens
 from pipelines.slots.metrics import format_report, joint_scores, per_type_scores, slot_scores
 from pipelines.slots.reader import Utterance, read_split
 from pipelines.slots.serving import SlotDecoder
 from pipelines.splits import hold_out
 from pipelines.task import Serving, Task
 from pipelines.textio import DataError
+from tfmodels.losses import MultiLabelCrossentropy
 from tfmodels.taggers.crf import CRFLoss
 from tfmodels.taggers.fused_lstm import with_fused_lstms
 from tfmodels.taggers.joint_tagger import (
@@ -36,8 +38,10 @@ from tfmodels.taggers.joint_tagger import (
     member_output_keys,
 )
 from tfmodels.taggers.recurrent_tagger import EmbeddingSpec, TaggerSpec
+from tfmodels.taggers.subword_context import SubwordContext, with_subword_context
 
 EVAL_BATCH = 256
+CONTEXT_FEATURE = "context"  # the tagger's input of pretrained contextual word vectors
 
 
 class SlotsTask(Task):
@@ -80,9 +84,16 @@ class SlotsTask(Task):
         self.utterances = {"train": train, "validation": val, "test": test}
         self._check_tokenisation()
         self._build_vocabularies(train)
+        m = self.config.model
+        self.subword_encoder, subwords = None, None
+        if m.pretrained:
+            self.subword_encoder = load_subword_encoder(m.pretrained, m.pretrained_layers)
+            subwords = SubwordPieces(self.subword_encoder.vocabulary,
+                                     self.subword_encoder.lowercase,
+                                     self.subword_encoder.max_pieces)
         self.features = UtteranceFeatures(self.words, self.chars, d.lowercase,
                                           d.normalise_digits, d.max_word_chars,
-                                          use_chars=self.config.model.use_chars)
+                                          use_chars=m.use_chars, subwords=subwords)
         self._serve_fn = None
         self._serve_model = None
         self._last: dict[str, Any] = {}
@@ -104,9 +115,28 @@ class SlotsTask(Task):
         self.words = sorted(w for w, n in counts.items() if n >= d.word_min_count)
         self.chars = sorted({c for row in tokens for t in row for c in t})
         self.tags = ["O"] + sorted({t for u in train for t in u.tags} - {"O"})
-        self.intents = sorted({u.intent for u in train})
+        self.intents = sorted({i for u in train for i in self._intent_parts(u.intent)})
         self.tag_index = {t: i for i, t in enumerate(self.tags)}
         self.intent_index = {t: i for i, t in enumerate(self.intents)}
+
+    def _intent_parts(self, intent: str) -> list[str]:
+        """The labels the intent head learns in an utterance's intent: the single intents
+        of a multi-intent label with `model.multi_intent`, else the label itself."""
+        if self.config.model.multi_intent:
+            return intent.split(self.config.data.intent_separator)
+        return [intent]
+
+    def _intent_targets(self, utts: list[Utterance]) -> tf.Tensor:
+        """`[N]` class ids, or `[N, I]` multi-hot rows with `model.multi_intent`; intents
+        unseen in training (validation only) count as class 0, or as no label."""
+        if not self.config.model.multi_intent:
+            return tf.constant([self.intent_index.get(u.intent, 0) for u in utts], tf.int32)
+        rows = np.zeros((len(utts), len(self.intents)), np.float32)
+        for n, u in enumerate(utts):
+            for part in self._intent_parts(u.intent):
+                if part in self.intent_index:
+                    rows[n, self.intent_index[part]] = 1.0
+        return tf.constant(rows)
 
     def artifacts(self, out_dir: Path) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -136,14 +166,13 @@ class SlotsTask(Task):
         for slot_key, intent_key in self._output_keys():
             targets[slot_key], targets[intent_key] = slot_targets, intent
             weights[slot_key] = slot_weights
-            weights[intent_key] = tf.ones_like(intent, tf.float32)
+            weights[intent_key] = tf.ones(tf.shape(intent)[:1], tf.float32)
         return inputs, targets, weights
 
     def _dataset(self, utts: list[Utterance], batch: int, training: bool) -> tf.data.Dataset:
         texts = [u.text for u in utts]
         tags = [[self.tag_index.get(t, 0) for t in u.tags] for u in utts]
-        # Intents unseen in training (validation only) count as class 0 for the loss.
-        intents = [self.intent_index.get(u.intent, 0) for u in utts]
+        intents = self._intent_targets(utts)
 
         # Tensors, not `from_generator`: no Python (and no GIL) in the input pipeline; a
         # pass over ATIS train takes half the time. Tags are padded with -1 and cut back
@@ -151,7 +180,7 @@ class SlotsTask(Task):
         ragged = tf.ragged.constant(tags, dtype=tf.int32, ragged_rank=1, inner_shape=())
         ds = tf.data.Dataset.from_tensor_slices(
             (tf.constant(texts, tf.string), ragged.to_tensor(default_value=-1),
-             ragged.row_lengths(), tf.constant(intents, tf.int32)))
+             ragged.row_lengths(), intents))
         ds = ds.map(lambda t, y, n, i: (t, y[:n], i)).cache()
         if training:
             ds = ds.shuffle(min(self.config.data.shuffle_buffer, len(utts)),
@@ -161,7 +190,8 @@ class SlotsTask(Task):
         bounds = [b for b in (6, 9, 12, 16, 24, 32, 48, 64) if b < longest] or [longest + 1]
         ds = ds.bucket_by_sequence_length(
             lambda t, y, i: tf.shape(y)[0], bucket_boundaries=bounds,
-            bucket_batch_sizes=[batch] * (len(bounds) + 1), padding_values=("", -1, 0),
+            bucket_batch_sizes=[batch] * (len(bounds) + 1),
+            padding_values=("", -1, tf.zeros([], intents.dtype)),
             drop_remainder=False)
         ds = ds.map(lambda t, y, i: self._batch(t, y, i, training),
                     num_parallel_calls=tf.data.AUTOTUNE)
@@ -187,6 +217,9 @@ class SlotsTask(Task):
             layers=m.layers, units=m.units, cell=m.cell, dropout=m.dropout,
             embedding_dropout=m.embedding_dropout,
         )
+        if self.subword_encoder is not None:
+            width = int(self.subword_encoder.encoder.outputs[0].shape[-1])
+            tagger.dense_inputs = {CONTEXT_FEATURE: width}
         chars = None
         if m.use_chars:
             chars = CharEncoderSpec(self.features.char_vocab_size, m.char_dim, m.char_filters,
@@ -198,9 +231,14 @@ class SlotsTask(Task):
 
     def build_model(self) -> keras.Model:
         if self.config.model.ensemble > 1:
-            return build_joint_tagger_ensemble(self._spec(), self.config.model.ensemble,
-                                               name="slot_tagger")
-        return build_joint_tagger(self._spec(), name="slot_tagger")
+            model = build_joint_tagger_ensemble(self._spec(), self.config.model.ensemble,
+                                                name="slot_tagger")
+        else:
+            model = build_joint_tagger(self._spec(), name="slot_tagger")
+        if self.subword_encoder is None:
+            return model
+        context = SubwordContext(self.subword_encoder.encoder, name="subword_context")
+        return with_subword_context(model, context, CONTEXT_FEATURE, name="slot_tagger_ctx")
 
     def _output_keys(self) -> list[tuple[str, str]]:
         """(slot output, intent output) of each ensemble member, or of the single model."""
@@ -213,18 +251,24 @@ class SlotsTask(Task):
         for i, (slot_key, intent_key) in enumerate(self._output_keys()):
             loss[slot_key] = (CRFLoss(crfs[i]) if crfs
                               else ce(from_logits=True, reduction="mean_with_sample_weight"))
-            loss[intent_key] = ce(from_logits=True)
+            loss[intent_key] = (MultiLabelCrossentropy() if self.config.model.multi_intent
+                                else ce(from_logits=True))
             loss_weights[slot_key] = 1.0
             loss_weights[intent_key] = self.config.model.intent_loss_weight
             metrics[slot_key] = [keras.metrics.SparseCategoricalAccuracy(name="tag_accuracy")]
-            metrics[intent_key] = [keras.metrics.SparseCategoricalAccuracy(
-                name="class_accuracy")]
+            metrics[intent_key] = [
+                keras.metrics.BinaryAccuracy(threshold=0.0, name="label_accuracy")
+                if self.config.model.multi_intent
+                else keras.metrics.SparseCategoricalAccuracy(name="class_accuracy")]
         return {"loss": loss, "loss_weights": loss_weights, "weighted_metrics": metrics}
 
     # -- serving ----------------------------------------------------------------------
     def serving(self, model: keras.Model) -> Serving:
         features = self.features
-        decoder = SlotDecoder(self.tags, self.intents, name="slot_decoder")
+        multi_intent = self.config.model.multi_intent
+        decoder = SlotDecoder(
+            self.tags, self.intents, name="slot_decoder",
+            intent_separator=self.config.data.intent_separator if multi_intent else None)
         # The same weights, each BiLSTM run by one fused kernel: faster on a CPU.
         infer = with_fused_lstms(model)
         transitions = [layer.transitions for layer in crf_layers(model)]
@@ -233,7 +277,8 @@ class SlotsTask(Task):
         def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
             tokens = features.tokenize(text)
             logits = infer(features(tokens), training=False)
-            return decoder(tokens, *average_members(logits, keys, transitions))
+            return decoder(tokens, *average_members(logits, keys, transitions,
+                                                    multi_label=multi_intent))
 
         return Serving(serve, {"text": tf.TensorSpec([None], tf.string)},
                        resources=[model, infer, features, decoder])

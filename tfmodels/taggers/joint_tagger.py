@@ -173,7 +173,7 @@ def build_joint_tagger_ensemble(spec: JointTaggerSpec, members: int,
 
 
 def average_members(outputs: dict, keys: list[tuple[str, str]],
-                    transitions: list | None = None):
+                    transitions: list | None = None, multi_label: bool = False):
     """(tag scores, sequence logits, transitions) averaged over the members whose outputs
     `keys` names (`member_output_keys`), in the form the single model's decoder takes; for
     one member they decode exactly as that model's own outputs.
@@ -181,7 +181,8 @@ def average_members(outputs: dict, keys: list[tuple[str, str]],
     Softmax tag heads: the mean of log-probabilities (a geometric mean, which Viterbi
     decodes as it does one model's). CRF heads (`transitions`, one per member): the mean
     of the potentials and of the transitions. Sequence labels: the log of the mean
-    probability, so a softmax of it gives the averaged probabilities.
+    probability, so a softmax of it gives the averaged probabilities; with `multi_label`
+    (one sigmoid per label) the logit of the mean probability, so a sigmoid of it does.
     """
     import tensorflow as tf
 
@@ -192,7 +193,12 @@ def average_members(outputs: dict, keys: list[tuple[str, str]],
     else:
         transitions = None
         tags = [tf.nn.log_softmax(t, axis=-1) for t in tags]
-    log_probs = tf.stack([tf.nn.log_softmax(tf.cast(outputs[key], tf.float32), axis=-1)
-                          for _, key in keys])
-    sequence = tf.reduce_logsumexp(log_probs, axis=0) - tf.math.log(float(len(keys)))
+    logits = tf.stack([tf.cast(outputs[key], tf.float32) for _, key in keys])
+    members = tf.math.log(float(len(keys)))
+    if multi_label:
+        log_p = tf.reduce_logsumexp(tf.math.log_sigmoid(logits), axis=0) - members
+        log_not_p = tf.reduce_logsumexp(tf.math.log_sigmoid(-logits), axis=0) - members
+        sequence = log_p - log_not_p
+    else:
+        sequence = tf.reduce_logsumexp(tf.nn.log_softmax(logits, axis=-1), axis=0) - members
     return tf.reduce_mean(tf.stack(tags), axis=0), sequence, transitions
