@@ -11,7 +11,7 @@ from helpers import tiny_bert_preset
 from pipelines.config import ConfigError
 from pipelines.pretrained import load_subword_encoder
 from pipelines.slots.features import SubwordPieces, UtteranceFeatures
-from tfmodels.taggers.subword_context import SubwordContext
+from tfmodels.taggers.subword_context import LayerMix, SubwordEncoderLayers
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "fly", "to", "bal", "##ti", "##more", "o", "'",
          "clock"]
@@ -48,12 +48,12 @@ def test_long_utterance_is_cut_to_max_pieces_and_late_words_point_inside():
     assert first.tolist() == [[1, 2, 3, 5, 5]]
 
 
-def test_features_layer_adds_pieces_next_to_words_and_chars():
-    features = UtteranceFeatures(["fly", "to"], list("flytoa"),
-                                 subwords=SubwordPieces(VOCAB))
-    out = features(features.tokenize(tf.constant(["fly to baltimore", ""])))
-    assert set(out) == {"words", "chars", "pieces", "first_piece"}
-    assert out["first_piece"].shape == out["words"].shape
+def test_first_piece_has_the_word_features_width():
+    features = UtteranceFeatures(["fly", "to"], list("flytoa"))
+    tokens = features.tokenize(tf.constant(["fly to baltimore", ""]))
+    words = features(tokens)["words"]
+    first = SubwordPieces(VOCAB)(tokens, tf.shape(words)[1])["first_piece"]
+    assert first.shape == words.shape
 
 
 @pytest.fixture(scope="module")
@@ -78,16 +78,26 @@ def test_load_errors_name_the_setting(preset, tmp_path):
         load_subword_encoder(tmp_path)
 
 
-def test_context_is_the_layer_mix_at_each_words_first_piece(preset):
+def test_encoder_layers_are_each_layers_output_at_each_words_first_piece(preset):
     loaded = load_subword_encoder(preset)
-    context = SubwordContext(loaded.encoder)
+    encoder_layers = SubwordEncoderLayers(loaded.encoder)
     pieces = tf.constant([[2, 5, 6, 7, 3, 0], [2, 6, 3, 0, 0, 0]])
     first = tf.constant([[1, 2, 3], [1, 0, 0]])
-    out = context(pieces, first).numpy()
+    out = encoder_layers(pieces, first).numpy()
+    assert out.shape == (2, 3, 3, 16)
     layers = loaded.encoder({"token_ids": pieces, "segment_ids": tf.zeros_like(pieces),
                              "padding_mask": tf.cast(pieces != 0, tf.int32)})
-    mean = np.mean([layer.numpy() for layer in layers], axis=0)  # zero logits: equal weights
-    expected = np.take_along_axis(mean, first.numpy()[..., None], axis=1)
-    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
-    # The encoder is frozen: only the mix weights and the scale train.
-    assert sorted(w.name for w in context.trainable_weights) == ["layer_logits", "scale"]
+    for i, layer in enumerate(layers):
+        expected = np.take_along_axis(layer.numpy(), first.numpy()[..., None], axis=1)
+        np.testing.assert_allclose(out[:, :, i], expected, rtol=1e-5, atol=1e-5)
+    assert not encoder_layers.trainable_weights  # frozen: vectors can be computed once
+
+
+def test_layer_mix_starts_as_the_mean_and_learns_its_weights():
+    layers = np.random.default_rng(0).normal(size=(2, 3, 4, 5)).astype("float32")
+    mix = LayerMix()
+    np.testing.assert_allclose(mix(layers).numpy(), layers.mean(axis=2), rtol=1e-5, atol=1e-6)
+    mix.layer_logits.assign([0.0, 0.0, 0.0, 50.0])  # all weight on the last layer
+    mix.scale.assign(2.0)
+    np.testing.assert_allclose(mix(layers).numpy(), 2 * layers[:, :, 3], rtol=1e-4, atol=1e-4)
+    assert sorted(w.name for w in mix.trainable_weights) == ["layer_logits", "scale"]

@@ -29,12 +29,11 @@ def normalise(tokens: tf.Tensor, lowercase: bool, digits: bool) -> tf.Tensor:
 
 class UtteranceFeatures(keras.layers.Layer):
     """Tokens `[B, (T)]` -> `{"words": [B, T], "chars": [B, T, C]}` int32, T and C >= 1
-    (`chars` only with `use_chars`), plus `pieces [B, P]` and `first_piece [B, T]` with a
-    `subwords` vocabulary (`SubwordPieces`)."""
+    (`chars` only with `use_chars`)."""
 
     def __init__(self, words: Sequence[str], chars: Sequence[str], lowercase: bool = True,
                  digits: bool = True, max_word_chars: int = 20, use_chars: bool = True,
-                 subwords: SubwordPieces | None = None, **kwargs):
+                 **kwargs):
         super().__init__(trainable=False, **kwargs)
         self.lowercase = lowercase
         self.digits = digits
@@ -45,7 +44,6 @@ class UtteranceFeatures(keras.layers.Layer):
             vocabulary=list(words), mask_token=PAD, oov_token=OOV, name="word_lookup")
         self.char_lookup = keras.layers.StringLookup(
             vocabulary=list(chars), mask_token=PAD, oov_token=OOV, name="char_lookup")
-        self.subwords = subwords
         self.built = True  # lookup tables only: ready for export before its first call
 
     @property
@@ -66,17 +64,14 @@ class UtteranceFeatures(keras.layers.Layer):
         words = tokens.with_flat_values(word_ids).to_tensor(PAD_ID)
         # At least one word and one character, so a batch of empty strings still runs.
         words = tf.pad(words, [[0, 0], [0, tf.maximum(1 - tf.shape(words)[1], 0)]])
-        out = {"words": words}
-        if self.subwords is not None:
-            out.update(self.subwords(tokens, tf.shape(words)[1]))
         if not self.use_chars:
-            return out
+            return {"words": words}
         chars = tf.strings.unicode_split(flat, "UTF-8")[:, : self.max_word_chars]
         char_ids = chars.with_flat_values(tf.cast(self.char_lookup(chars.flat_values), tf.int32))
         chars = tokens.with_flat_values(char_ids).to_tensor(PAD_ID)
         chars = tf.pad(chars, [[0, 0], [0, tf.maximum(1 - tf.shape(chars)[1], 0)],
                                [0, tf.maximum(1 - tf.shape(chars)[2], 0)]])
-        return {**out, "chars": chars}
+        return {"words": words, "chars": chars}
 
 
 class SubwordPieces(keras.layers.Layer):

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from pipelines.plots import confusion_matrix_png
 from pipelines.pretrained import load_subword_encoder
@@ -38,10 +39,11 @@ from tfmodels.taggers.joint_tagger import (
     member_output_keys,
 )
 from tfmodels.taggers.recurrent_tagger import EmbeddingSpec, TaggerSpec
-from tfmodels.taggers.subword_context import SubwordContext, with_subword_context
+from tfmodels.taggers.subword_context import SubwordEncoderLayers, with_layer_mix
 
 EVAL_BATCH = 256
 CONTEXT_FEATURE = "context"  # the tagger's input of pretrained contextual word vectors
+ENCODER_LAYERS = "encoder_layers"  # the model's input of the encoder's per-word layer vectors
 
 
 class SlotsTask(Task):
@@ -85,15 +87,18 @@ class SlotsTask(Task):
         self._check_tokenisation()
         self._build_vocabularies(train)
         m = self.config.model
-        self.subword_encoder, subwords = None, None
-        if m.pretrained:
-            self.subword_encoder = load_subword_encoder(m.pretrained, m.pretrained_layers)
-            subwords = SubwordPieces(self.subword_encoder.vocabulary,
-                                     self.subword_encoder.lowercase,
-                                     self.subword_encoder.max_pieces)
         self.features = UtteranceFeatures(self.words, self.chars, d.lowercase,
                                           d.normalise_digits, d.max_word_chars,
-                                          use_chars=m.use_chars, subwords=subwords)
+                                          use_chars=m.use_chars)
+        self.encoder_layers, self.pieces, self._encoded = None, None, {}
+        if m.pretrained:
+            loaded = load_subword_encoder(m.pretrained, m.pretrained_layers)
+            self.pieces = SubwordPieces(loaded.vocabulary, loaded.lowercase, loaded.max_pieces,
+                                        name="subword_pieces")
+            self.encoder_layers = SubwordEncoderLayers(loaded.encoder, name="encoder_layers")
+            # Frozen: each utterance's vectors are computed once, not at every epoch.
+            self._encoded = {split: self._encode(self.utterances[split], split)
+                             for split in ("train", "validation")}
         self._serve_fn = None
         self._serve_model = None
         self._last: dict[str, Any] = {}
@@ -118,6 +123,33 @@ class SlotsTask(Task):
         self.intents = sorted({i for u in train for i in self._intent_parts(u.intent)})
         self.tag_index = {t: i for i, t in enumerate(self.tags)}
         self.intent_index = {t: i for i, t in enumerate(self.intents)}
+
+    def _encoder_inputs(self, tokens: tf.RaggedTensor) -> tf.Tensor:
+        """Tokens `[B, (T)]` -> the frozen encoder's `[B, T, L, D]` layer vectors (T >= 1)."""
+        width = tf.maximum(tokens.bounding_shape(axis=1), 1)
+        pieces = self.pieces(tokens, width)
+        return self.encoder_layers(pieces["pieces"], pieces["first_piece"])
+
+    def _encode(self, utts: list[Utterance], split: str) -> tf.RaggedTensor:
+        """`[N, (T), L, D]` float16 encoder vectors of each utterance's words."""
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def encode(text):
+            tokens = self.features.tokenize(text)
+            return self._encoder_inputs(tokens), tokens.row_lengths()
+
+        # Similar lengths together: the encoder pays for every padded piece.
+        order = sorted(range(len(utts)), key=lambda i: len(utts[i].words))
+        rows: list[np.ndarray | None] = [None] * len(utts)
+        for start in tqdm(range(0, len(order), EVAL_BATCH // 4), desc=f"encoding {split}",
+                          unit="batch", mininterval=5):
+            batch = order[start:start + EVAL_BATCH // 4]
+            vectors, lengths = encode(tf.constant([utts[i].text for i in batch]))
+            vectors = vectors.numpy().astype(np.float16)
+            for j, i in enumerate(batch):
+                rows[i] = vectors[j, : int(lengths[j])]
+        shape = (0, self.encoder_layers.num_layers, self.encoder_layers.dim)
+        flat = np.concatenate([r for r in rows if r is not None] or [np.zeros(shape, np.float16)])
+        return tf.RaggedTensor.from_row_lengths(flat, [len(r) for r in rows])
 
     def _intent_parts(self, intent: str) -> list[str]:
         """The labels the intent head learns in an utterance's intent: the single intents
@@ -148,9 +180,15 @@ class SlotsTask(Task):
             paths.append(path)
         return paths
 
-    def _batch(self, text, tags, intent, training: bool):
-        """A batch of raw lines and `-1`-padded tag ids -> (inputs, targets, sample weights)."""
+    def _batch(self, text, tags, intent, encoded, training: bool):
+        """A batch of raw lines and `-1`-padded tag ids (and encoder vectors) -> (inputs,
+        targets, sample weights)."""
         inputs = self.features(self.features.tokenize(text))
+        if self.encoder_layers is not None:
+            width = tf.shape(inputs["words"])[1]
+            extra = tf.maximum(width - tf.shape(encoded)[1], 0)
+            encoded = tf.pad(encoded, [[0, 0], [0, extra], [0, 0], [0, 0]])[:, :width]
+            inputs[ENCODER_LAYERS] = tf.cast(encoded, tf.float32)
         words = inputs["words"]
         p = self.config.data.word_dropout
         if training and p > 0:
@@ -169,10 +207,14 @@ class SlotsTask(Task):
             weights[intent_key] = tf.ones(tf.shape(intent)[:1], tf.float32)
         return inputs, targets, weights
 
-    def _dataset(self, utts: list[Utterance], batch: int, training: bool) -> tf.data.Dataset:
+    def _dataset(self, utts: list[Utterance], batch: int, training: bool,
+                 encoded: tf.RaggedTensor | None = None) -> tf.data.Dataset:
         texts = [u.text for u in utts]
         tags = [[self.tag_index.get(t, 0) for t in u.tags] for u in utts]
         intents = self._intent_targets(utts)
+        if encoded is None:  # a 1-wide stand-in keeps one element structure
+            encoded = tf.RaggedTensor.from_row_lengths(tf.zeros([len(utts), 1, 1], tf.float16),
+                                                       tf.ones([len(utts)], tf.int64))
 
         # Tensors, not `from_generator`: no Python (and no GIL) in the input pipeline; a
         # pass over ATIS train takes half the time. Tags are padded with -1 and cut back
@@ -180,8 +222,8 @@ class SlotsTask(Task):
         ragged = tf.ragged.constant(tags, dtype=tf.int32, ragged_rank=1, inner_shape=())
         ds = tf.data.Dataset.from_tensor_slices(
             (tf.constant(texts, tf.string), ragged.to_tensor(default_value=-1),
-             ragged.row_lengths(), intents))
-        ds = ds.map(lambda t, y, n, i: (t, y[:n], i)).cache()
+             ragged.row_lengths(), intents, encoded))
+        ds = ds.map(lambda t, y, n, i, e: (t, y[:n], i, e)).cache()
         if training:
             ds = ds.shuffle(min(self.config.data.shuffle_buffer, len(utts)),
                             seed=self.config.train.seed, reshuffle_each_iteration=True)
@@ -189,20 +231,21 @@ class SlotsTask(Task):
         longest = max((len(u.words) for u in utts), default=1)
         bounds = [b for b in (6, 9, 12, 16, 24, 32, 48, 64) if b < longest] or [longest + 1]
         ds = ds.bucket_by_sequence_length(
-            lambda t, y, i: tf.shape(y)[0], bucket_boundaries=bounds,
+            lambda t, y, i, e: tf.shape(y)[0], bucket_boundaries=bounds,
             bucket_batch_sizes=[batch] * (len(bounds) + 1),
-            padding_values=("", -1, tf.zeros([], intents.dtype)),
+            padding_values=("", -1, tf.zeros([], intents.dtype), tf.zeros([], tf.float16)),
             drop_remainder=False)
-        ds = ds.map(lambda t, y, i: self._batch(t, y, i, training),
+        ds = ds.map(lambda t, y, i, e: self._batch(t, y, i, e, training),
                     num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def datasets(self, global_batch_size: int):
-        train = self._dataset(self.utterances["train"], global_batch_size, training=True)
+        train = self._dataset(self.utterances["train"], global_batch_size, training=True,
+                              encoded=self._encoded.get("train"))
         val = None
         if self.utterances["validation"]:
             val = self._dataset(self.utterances["validation"], global_batch_size,
-                                training=False)
+                                training=False, encoded=self._encoded.get("validation"))
         # Bucketing hides the batch count (it varies a little with each shuffle): the
         # runner counts one pass and trains on a repeated stream.
         return train, val
@@ -217,9 +260,8 @@ class SlotsTask(Task):
             layers=m.layers, units=m.units, cell=m.cell, dropout=m.dropout,
             embedding_dropout=m.embedding_dropout,
         )
-        if self.subword_encoder is not None:
-            width = int(self.subword_encoder.encoder.outputs[0].shape[-1])
-            tagger.dense_inputs = {CONTEXT_FEATURE: width}
+        if self.encoder_layers is not None:
+            tagger.dense_inputs = {CONTEXT_FEATURE: self.encoder_layers.dim}
         chars = None
         if m.use_chars:
             chars = CharEncoderSpec(self.features.char_vocab_size, m.char_dim, m.char_filters,
@@ -235,10 +277,10 @@ class SlotsTask(Task):
                                                 name="slot_tagger")
         else:
             model = build_joint_tagger(self._spec(), name="slot_tagger")
-        if self.subword_encoder is None:
+        if self.encoder_layers is None:
             return model
-        context = SubwordContext(self.subword_encoder.encoder, name="subword_context")
-        return with_subword_context(model, context, CONTEXT_FEATURE, name="slot_tagger_ctx")
+        return with_layer_mix(model, CONTEXT_FEATURE, self.encoder_layers.num_layers,
+                              self.encoder_layers.dim, ENCODER_LAYERS, name="slot_tagger_mix")
 
     def _output_keys(self) -> list[tuple[str, str]]:
         """(slot output, intent output) of each ensemble member, or of the single model."""
@@ -276,12 +318,16 @@ class SlotsTask(Task):
 
         def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
             tokens = features.tokenize(text)
-            logits = infer(features(tokens), training=False)
+            inputs = features(tokens)
+            if self.encoder_layers is not None:
+                inputs[ENCODER_LAYERS] = self._encoder_inputs(tokens)
+            logits = infer(inputs, training=False)
             return decoder(tokens, *average_members(logits, keys, transitions,
                                                     multi_label=multi_intent))
 
         return Serving(serve, {"text": tf.TensorSpec([None], tf.string)},
-                       resources=[model, infer, features, decoder])
+                       resources=[model, infer, features, decoder,
+                                  *filter(None, [self.pieces, self.encoder_layers])])
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
         return {"text": [u.text for u in self.utterances["test"][:5]]}
