@@ -98,13 +98,15 @@ class SubwordPieces(keras.layers.Layer):
             vocabulary, token_out_type=tf.int32, unknown_token=unknown_token,
             support_detokenization=False)
         self.unknown_id = vocabulary.index(unknown_token)
+        # BERT's uncased normalisation (lower case, NFD, accents stripped), as one op.
+        self.normalizer = (tf_text.FastBertNormalizer(lower_case_nfd_strip_accents=True)
+                           if lowercase else None)
         self.built = True
 
     def call(self, tokens: tf.RaggedTensor, width: tf.Tensor) -> dict[str, tf.Tensor]:
         flat = tokens.flat_values
-        if self.lowercase:
-            flat = tf_text.normalize_utf8(tf_text.case_fold_utf8(flat), "NFD")
-            flat = tf.strings.regex_replace(flat, r"\p{Mn}", "")
+        if self.normalizer is not None:
+            flat = self.normalizer.normalize(flat)
         pieces = self.wordpiece.tokenize(flat)  # [N, (p)]: each word's pieces
         # A word that gives no piece still needs a position: it reads as the unknown piece.
         empty = tf.cast(pieces.row_lengths() == 0, tf.int64)

@@ -42,6 +42,7 @@ from tfmodels.taggers.recurrent_tagger import EmbeddingSpec, TaggerSpec
 from tfmodels.taggers.subword_context import SubwordEncoderLayers, with_layer_mix
 
 EVAL_BATCH = 256
+ENCODE_BATCH = 64  # utterances per pass of the pretrained encoder before training
 CONTEXT_FEATURE = "context"  # the tagger's input of pretrained contextual word vectors
 ENCODER_LAYERS = "encoder_layers"  # the model's input of the encoder's per-word layer vectors
 
@@ -140,9 +141,9 @@ class SlotsTask(Task):
         # Similar lengths together: the encoder pays for every padded piece.
         order = sorted(range(len(utts)), key=lambda i: len(utts[i].words))
         rows: list[np.ndarray | None] = [None] * len(utts)
-        for start in tqdm(range(0, len(order), EVAL_BATCH // 4), desc=f"encoding {split}",
+        for start in tqdm(range(0, len(order), ENCODE_BATCH), desc=f"encoding {split}",
                           unit="batch", mininterval=5):
-            batch = order[start:start + EVAL_BATCH // 4]
+            batch = order[start:start + ENCODE_BATCH]
             vectors, lengths = encode(tf.constant([utts[i].text for i in batch]))
             vectors = vectors.numpy().astype(np.float16)
             for j, i in enumerate(batch):
@@ -180,15 +181,15 @@ class SlotsTask(Task):
             paths.append(path)
         return paths
 
-    def _batch(self, text, tags, intent, encoded, training: bool):
-        """A batch of raw lines and `-1`-padded tag ids (and encoder vectors) -> (inputs,
-        targets, sample weights)."""
+    def _batch(self, text, tags, intent, training: bool, encoded=None):
+        """A batch of raw lines and `-1`-padded tag ids (and the encoder's vectors, with
+        `model.pretrained`) -> (inputs, targets, sample weights)."""
         inputs = self.features(self.features.tokenize(text))
-        if self.encoder_layers is not None:
-            width = tf.shape(inputs["words"])[1]
-            extra = tf.maximum(width - tf.shape(encoded)[1], 0)
-            encoded = tf.pad(encoded, [[0, 0], [0, extra], [0, 0], [0, 0]])[:, :width]
-            inputs[ENCODER_LAYERS] = tf.cast(encoded, tf.float32)
+        if encoded is not None:
+            # Words are at least one column wide (a batch of empty lines still runs).
+            extra = tf.shape(inputs["words"])[1] - tf.shape(encoded)[1]
+            inputs[ENCODER_LAYERS] = tf.cast(
+                tf.pad(encoded, [[0, 0], [0, extra], [0, 0], [0, 0]]), tf.float32)
         words = inputs["words"]
         p = self.config.data.word_dropout
         if training and p > 0:
@@ -212,9 +213,7 @@ class SlotsTask(Task):
         texts = [u.text for u in utts]
         tags = [[self.tag_index.get(t, 0) for t in u.tags] for u in utts]
         intents = self._intent_targets(utts)
-        if encoded is None:  # a 1-wide stand-in keeps one element structure
-            encoded = tf.RaggedTensor.from_row_lengths(tf.zeros([len(utts), 1, 1], tf.float16),
-                                                       tf.ones([len(utts)], tf.int64))
+        extras = () if encoded is None else (encoded,)  # per-utterance encoder vectors
 
         # Tensors, not `from_generator`: no Python (and no GIL) in the input pipeline; a
         # pass over ATIS train takes half the time. Tags are padded with -1 and cut back
@@ -222,8 +221,8 @@ class SlotsTask(Task):
         ragged = tf.ragged.constant(tags, dtype=tf.int32, ragged_rank=1, inner_shape=())
         ds = tf.data.Dataset.from_tensor_slices(
             (tf.constant(texts, tf.string), ragged.to_tensor(default_value=-1),
-             ragged.row_lengths(), intents, encoded))
-        ds = ds.map(lambda t, y, n, i, e: (t, y[:n], i, e)).cache()
+             ragged.row_lengths(), intents, *extras))
+        ds = ds.map(lambda t, y, n, i, *e: (t, y[:n], i, *e)).cache()
         if training:
             ds = ds.shuffle(min(self.config.data.shuffle_buffer, len(utts)),
                             seed=self.config.train.seed, reshuffle_each_iteration=True)
@@ -231,11 +230,12 @@ class SlotsTask(Task):
         longest = max((len(u.words) for u in utts), default=1)
         bounds = [b for b in (6, 9, 12, 16, 24, 32, 48, 64) if b < longest] or [longest + 1]
         ds = ds.bucket_by_sequence_length(
-            lambda t, y, i, e: tf.shape(y)[0], bucket_boundaries=bounds,
+            lambda t, y, i, *e: tf.shape(y)[0], bucket_boundaries=bounds,
             bucket_batch_sizes=[batch] * (len(bounds) + 1),
-            padding_values=("", -1, tf.zeros([], intents.dtype), tf.zeros([], tf.float16)),
+            padding_values=("", -1, tf.zeros([], intents.dtype),
+                            *(tf.zeros([], e.dtype) for e in extras)),
             drop_remainder=False)
-        ds = ds.map(lambda t, y, i, e: self._batch(t, y, i, e, training),
+        ds = ds.map(lambda t, y, i, *e: self._batch(t, y, i, training, *e),
                     num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
