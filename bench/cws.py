@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data_dir = data_dir_arg(args.data_dir)
 
-    from pipelines.runner import load_task_config, run_pipeline
+    from pipelines.core.runner import load_task_config, run_pipeline
     from pipelines.segmentation.metrics import word_prf
     from pipelines.segmentation.reader import read_segmented
 

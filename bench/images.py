@@ -5,7 +5,7 @@
 
 Unpacks the archive to a temporary folder (MNIST-10k: the first 8,000 images train, the
 last 2,000 test, labels from the file names), calibrates the training speed for a few
-seconds, and trains with `tfpipe run images` machinery (`pipelines.runner`) within
+seconds, and trains with `tfpipe run images` machinery (`pipelines.core.runner`) within
 `--minutes`: when the recipe's epochs fit, with Keras' `ExponentialDecay` over them; when
 they do not, until the budget ends, the exponential decay paced by the share of the budget
 spent (`train.schedule.name=exponential_budget`). Then it measures
@@ -137,8 +137,8 @@ def calibrate(task, config, train, seconds: float = 15.0) -> tuple[float, float]
     """
     import keras
 
-    from pipelines.runner import setup_precision
-    from pipelines.schedules import build_optimizer
+    from pipelines.core.runner import setup_precision
+    from pipelines.core.schedules import build_optimizer
 
     class BatchTimes(keras.callbacks.Callback):
         def __init__(self):
@@ -210,10 +210,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from mlflow.tracking import MlflowClient
 
-    from pipelines.config import load_config
+    from pipelines.core.config import load_config
+    from pipelines.core.runner import run_pipeline
     from pipelines.images.config import ImagesConfig
     from pipelines.images.task import ImagesTask
-    from pipelines.runner import run_pipeline
 
     recipe = dict(RECIPES[family(args.model)])
     archive = find_archive(Path(args.data_dir).expanduser(), args.dataset)

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data_dir = data_dir_arg(args.data_dir)
 
-    from pipelines.runner import load_task_config, run_pipeline
+    from pipelines.core.runner import load_task_config, run_pipeline
     from pipelines.slots.reader import read_split
 
     settings = _settings(args.corpus, args.minutes, args.set)

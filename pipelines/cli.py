@@ -7,11 +7,11 @@ import logging
 import sys
 from pathlib import Path
 
-from pipelines.registry import PIPELINES
+from pipelines.core.registry import PIPELINES
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipelines.runner import load_task_config, run_pipeline
+    from pipelines.core.runner import load_task_config, run_pipeline
 
     config = load_task_config(args.pipeline, args.config, args.set or [])
     result = run_pipeline(args.pipeline, config, args.data_dir, args.workdir)
@@ -24,8 +24,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from pipelines.export import latest_export
-    from pipelines.predict import predict_file
+    from pipelines.core.export import latest_export
+    from pipelines.core.predict import predict_file
 
     export_dir = Path(args.export) if args.export else latest_export(
         Path(args.workdir) / "exports", args.pipeline)
@@ -42,7 +42,7 @@ def _images_to_tfrecord(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pipelines.compare import main as compare_main
+    from pipelines.core.compare import main as compare_main
 
     return compare_main(args)
 
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="carved from train when there is no test/ folder")
     to_tfrecord.set_defaults(func=_images_to_tfrecord)
 
-    from pipelines.compare import add_arguments as compare_arguments
+    from pipelines.core.compare import add_arguments as compare_arguments
 
     compare = sub.add_parser("compare", help="a pipeline's MLflow runs side by side, and a plot")
     compare_arguments(compare)
@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("absl", "tensorflow", "alembic", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    from pipelines.config import ConfigError
-    from pipelines.textio import DataError
+    from pipelines.core.config import ConfigError
+    from pipelines.core.textio import DataError
 
     try:
         return args.func(args)

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.config import ConfigError, flatten, load_config, to_dict
+from pipelines.core.config import ConfigError, flatten, load_config, to_dict
 from pipelines.segmentation.config import SegmentationConfig
 
 
@@ -56,7 +56,7 @@ def test_flatten_for_mlflow_params():
                          ids=lambda p: p.name)
 def test_example_configs_load_into_their_pipeline(path):
     """configs/<pipeline>-<name>.yaml: every key exists in that pipeline's typed config."""
-    from pipelines.runner import load_task_config
+    from pipelines.core.runner import load_task_config
 
     config = flatten(to_dict(load_task_config(path.name.split("-")[0], str(path), [])))
     written = flatten(yaml.safe_load(path.read_text(encoding="utf-8")))

@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 from helpers import DATA, TINY_SEGMENTATION, set_args, tfpipe
 
-from pipelines.export import export_version, latest_export, versions
-from pipelines.runner import load_task_config, run_pipeline
-from pipelines.task import Serving
+from pipelines.core.export import export_version, latest_export, versions
+from pipelines.core.runner import load_task_config, run_pipeline
+from pipelines.core.task import Serving
 
 
 def test_same_seed_same_metrics(tmp_path):

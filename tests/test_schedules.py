@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from pipelines.callbacks import TimeLimit
-from pipelines.config import ScheduleConfig
-from pipelines.schedules import (
+from pipelines.core.callbacks import TimeLimit
+from pipelines.core.config import ScheduleConfig
+from pipelines.core.schedules import (
     TimeBudgetCosineDecay,
     TimeBudgetDecay,
     WarmUp,

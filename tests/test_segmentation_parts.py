@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pipelines.core.textio import DataError
 from pipelines.segmentation.lexicon import load_lexicon
 from pipelines.segmentation.metrics import word_prf
 from pipelines.segmentation.reader import read_segmented, split_clauses
-from pipelines.textio import DataError
 from tfmodels.taggers import ConstrainedViterbi, bmes_transitions
 from tfmodels.text.chinese import (
     SegmentationPreprocessor,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.core.textio import DataError
 from pipelines.slots.reader import bio_error, read_split
-from pipelines.textio import DataError
 
 GOOD_IN = ["i want to fly from new york to dallas", "show delta flights", "cheapest fare"]
 GOOD_OUT = ["O O O O O B-from I-from O B-to", "O B-airline O", "B-cost O"]

@@ -4,7 +4,7 @@ import re
 
 from helpers import TINY_SEGMENTATION, set_args, tfpipe
 
-from pipelines.strategy import scaled
+from pipelines.core.strategy import scaled
 
 
 def test_scaling_with_replicas():
@@ -37,7 +37,7 @@ def test_one_device_runs_under_the_default_strategy():
     `onedevice` still asks for one explicitly."""
     import tensorflow as tf
 
-    from pipelines.strategy import make_strategy
+    from pipelines.core.strategy import make_strategy
 
     auto = make_strategy("auto")
     assert auto is tf.distribute.get_strategy() and auto.num_replicas_in_sync == 1

@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 from helpers import tiny_bert_preset
 
-from pipelines.config import ConfigError
-from pipelines.pretrained import load_subword_encoder
+from pipelines.core.config import ConfigError
 from pipelines.slots.features import SubwordPieces, UtteranceFeatures
+from pipelines.slots.pretrained import load_subword_encoder
 from tfmodels.taggers.subword_context import LayerMix, SubwordEncoderLayers
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "fly", "to", "bal", "##ti", "##more", "o", "'",

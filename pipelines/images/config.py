@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipelines.config import PipelineConfig, ScheduleConfig, TrainConfig
+from pipelines.core.config import PipelineConfig, ScheduleConfig, TrainConfig
 
 
 @dataclasses.dataclass

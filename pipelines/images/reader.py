@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pipelines.textio import DataError
+from pipelines.core.textio import DataError
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.core.task import Serving, Task
 from pipelines.images import samples
 from pipelines.images.config import ImagesConfig
 from pipelines.images.preprocessing import make_preprocess
 from pipelines.images.reader import ImageDataError, decode_image
 from pipelines.images.source import ImageSource, open_source
-from pipelines.task import Serving, Task
 from tfmodels.losses import SmoothedSparseCategoricalCrossentropy
 from tfmodels.vision import build_classifier
 
@@ -239,8 +239,8 @@ class ImagesTask(Task):
 
     # -- plots ------------------------------------------------------------------------
     def plots(self, model: keras.Model, out_dir: Path) -> list[Path]:
+        from pipelines.core.plots import confusion_matrix_png
         from pipelines.images.explain import explanation_grid, misclassified_grid
-        from pipelines.plots import confusion_matrix_png
 
         out_dir = Path(out_dir)
         names = self.source.class_names

@@ -8,7 +8,7 @@ import math
 import re
 from pathlib import Path
 
-from pipelines.textio import DataError, read_lines
+from pipelines.core.textio import DataError, read_lines
 
 CJK_WORD = re.compile(r"^[\u3400-\u9fff]+$")
 

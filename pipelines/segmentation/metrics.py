@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pipelines.metrics import span_prf
+from pipelines.core.metrics import span_prf
 
 
 def word_spans(words: Sequence[str]) -> set[tuple[int, int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.textio import read_lines
+from pipelines.core.textio import read_lines
 
 # Words after which a clause ends: cutting there never splits a word.
 CLAUSE_END = frozenset("。，！？；：,!?;:")

@@ -12,13 +12,13 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from pipelines.core.splits import hold_out
+from pipelines.core.task import Serving, Task
+from pipelines.core.textio import DataError
 from pipelines.segmentation.config import SegmentationConfig
 from pipelines.segmentation.lexicon import load_lexicon
 from pipelines.segmentation.metrics import word_prf
 from pipelines.segmentation.reader import CLAUSE_END, read_segmented, split_clauses
-from pipelines.splits import hold_out
-from pipelines.task import Serving, Task
-from pipelines.textio import DataError
 from tfmodels.taggers import (
     ConstrainedViterbi,
     EmbeddingSpec,

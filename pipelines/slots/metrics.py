@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from pipelines.metrics import span_prf
+from pipelines.core.metrics import span_prf
 
 Span = tuple[str, int, int]  # type, first word, last word (inclusive)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from pipelines.textio import DataError, read_lines
+from pipelines.core.textio import DataError, read_lines
 
 FILES = ("seq.in", "seq.out", "label")
 

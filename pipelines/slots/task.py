@@ -16,16 +16,16 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from pipelines.plots import confusion_matrix_png
-from pipelines.pretrained import load_subword_encoder
+from pipelines.core.plots import confusion_matrix_png
+from pipelines.core.splits import hold_out
+from pipelines.core.task import Serving, Task
+from pipelines.core.textio import DataError
 from pipelines.slots.config import SlotsConfig
 from pipelines.slots.features import OOV_ID, SubwordPieces, UtteranceFeatures, vocabulary_tokens
 from pipelines.slots.metrics import format_report, joint_scores, per_type_scores, slot_scores
+from pipelines.slots.pretrained import load_subword_encoder
 from pipelines.slots.reader import Utterance, read_split
 from pipelines.slots.serving import SlotDecoder
-from pipelines.splits import hold_out
-from pipelines.task import Serving, Task
-from pipelines.textio import DataError
 from tfmodels.losses import MultiLabelCrossentropy
 from tfmodels.taggers.crf import CRFLoss
 from tfmodels.taggers.fused_lstm import with_fused_lstms

@@ -29,7 +29,7 @@ COLUMNS: list[tuple[str, str, str, str]] = [
 
 
 def tracking_uri(workdir: Path) -> str:
-    from pipelines.tracking import tracking_uri as uri
+    from pipelines.core.tracking import tracking_uri as uri
 
     return uri(Path(workdir))
 

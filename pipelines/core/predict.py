@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipelines.registry import get_task_class
-from pipelines.textio import read_lines
+from pipelines.core.registry import get_task_class
+from pipelines.core.textio import read_lines
 
 
 def load_serving(export_dir: Path):

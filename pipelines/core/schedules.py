@@ -6,7 +6,7 @@ import math
 
 import keras
 
-from pipelines.config import ConfigError, ScheduleConfig
+from pipelines.core.config import ConfigError, ScheduleConfig
 
 
 @keras.saving.register_keras_serializable(package="tfpipelines")

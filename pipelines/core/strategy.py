@@ -8,7 +8,7 @@ import os
 
 import tensorflow as tf
 
-from pipelines.config import ConfigError
+from pipelines.core.config import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipelines.task import Task
+    from pipelines.core.task import Task
 
 PIPELINES: dict[str, str] = {
     "segmentation": "pipelines.segmentation.task:SegmentationTask",

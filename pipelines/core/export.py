@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.task import Serving
+from pipelines.core.task import Serving
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The one runner every pipeline goes through: prepare data, train under a tf.distribute
 strategy with per-epoch checkpoints, evaluate on the test split, export, and track it all
-in MLflow. Tasks (`pipelines.task.Task`) supply only what is their own."""
+in MLflow. Tasks (`pipelines.core.task.Task`) supply only what is their own."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines import config as cfgmod
-from pipelines.registry import get_task_class
+from pipelines.core import config as cfgmod
+from pipelines.core.registry import get_task_class
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +74,12 @@ def run_pipeline(
     import keras
     import tensorflow as tf
 
-    from pipelines.callbacks import LearningRateLogger, TaskMetrics, TimeLimit
-    from pipelines.export import export_version
-    from pipelines.plots import training_curves_png
-    from pipelines.schedules import build_optimizer, build_schedule, time_budget
-    from pipelines.strategy import make_strategy, scaled
-    from pipelines.tracking import MlflowEpochLogger, Tracker, data_fingerprint, git_commit
+    from pipelines.core.callbacks import LearningRateLogger, TaskMetrics, TimeLimit
+    from pipelines.core.export import export_version
+    from pipelines.core.plots import training_curves_png
+    from pipelines.core.schedules import build_optimizer, build_schedule, time_budget
+    from pipelines.core.strategy import make_strategy, scaled
+    from pipelines.core.tracking import MlflowEpochLogger, Tracker, data_fingerprint, git_commit
 
     task_cls = get_task_class(pipeline)
     workdir = Path(workdir).resolve()

@@ -1,4 +1,4 @@
-"""The small interface a pipeline implements; the runner (`pipelines.runner`) does the rest.
+"""The small interface a pipeline implements; the runner (`pipelines.core.runner`) does the rest.
 
 A task owns what is really its own: reading its data, building its model, its metrics and
 its serving function (raw input in, final output out). Training, strategies, checkpoints,
@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.config import PipelineConfig
+from pipelines.core.config import PipelineConfig
 
 
 @dataclasses.dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from pipelines.config import ConfigError
+from pipelines.core.config import ConfigError
 
 
 @dataclasses.dataclass
