@@ -61,7 +61,7 @@ RECIPES: dict[str, dict] = {
 DATASET_SETTINGS = {
     # Mirror images keep their CIFAR class: the export averages each image with its mirror.
     "cifar10": ["data.val_fraction=0.02", "data.crop_padding=4", "data.flip=true",
-                "model.tta_flip=true"],
+                "serving.tta_flip=true"],
     "mnist10k": ["data.val_fraction=0.05", "data.crop_padding=2", "data.flip=false"],
 }
 

@@ -1,4 +1,4 @@
-"""`tfpipe`: run a pipeline, predict with an export."""
+"""`tfpipe`: run a pipeline, export a trained run again, predict with an export."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from pipelines.core.quiet import VERBOSE_ENV, quiet_start, verbose_from_env
 from pipelines.core.registry import PIPELINES
 
 
@@ -23,6 +24,14 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from pipelines.core.reexport import export_from_run
+
+    result = export_from_run(args.pipeline, args.run, args.set or [], args.workdir)
+    print(f"export: {result.export_dir}")
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     from pipelines.core.export import latest_export
     from pipelines.core.predict import predict_file
@@ -30,8 +39,8 @@ def _predict(args: argparse.Namespace) -> int:
     export_dir = Path(args.export) if args.export else latest_export(
         Path(args.workdir) / "exports", args.pipeline)
     count = predict_file(args.pipeline, Path(args.input), Path(args.output), export_dir,
-                         batch_size=args.batch_size)
-    print(f"wrote {count} lines to {args.output} with {export_dir}")
+                         batch_size=args.batch_size, signature=args.signature)
+    print(f"wrote {count} lines to {args.output} with {export_dir} ({args.signature})")
     return 0
 
 
@@ -49,6 +58,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfpipe", description=__doc__)
+    parser.add_argument("--verbose", action="store_true",
+                        help=f"show TensorFlow's start-up and log output (or {VERBOSE_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="prepare data, train, evaluate, export, track")
@@ -60,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workdir", default="runs", help="MLflow store, checkpoints, exports")
     run.set_defaults(func=_run)
 
+    exp = sub.add_parser("export", help="export a finished run's kept model again, "
+                         "with changed serving options, without training")
+    exp.add_argument("pipeline", choices=sorted(PIPELINES))
+    exp.add_argument("--run", required=True, metavar="RUN_ID_OR_NAME",
+                     help="MLflow run id, run name (the newest finished run of that name), "
+                     "or a kept model folder")
+    exp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="change a serving.* or export.* key, e.g. --set serving.top_k=3")
+    exp.add_argument("--workdir", default="runs", help="MLflow store, state and exports")
+    exp.set_defaults(func=_export)
+
     pred = sub.add_parser("predict", help="run an export over a file, line by line")
     pred.add_argument("pipeline", choices=sorted(PIPELINES))
     pred.add_argument("--input", required=True)
@@ -67,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--export", help="SavedModel folder (default: latest under the workdir)")
     pred.add_argument("--workdir", default="runs")
     pred.add_argument("--batch-size", type=int, default=256)
+    pred.add_argument("--signature", default="serving_default",
+                      help="which of the export's signatures to call")
     pred.set_defaults(func=_predict)
 
     data = sub.add_parser("data", help="data conversion tools")
@@ -92,10 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("absl", "tensorflow", "alembic", "mlflow"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
+    verbose = args.verbose or verbose_from_env()
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    quiet_start(verbose)
     from pipelines.core.config import ConfigError
     from pipelines.core.textio import DataError
 

@@ -200,13 +200,13 @@ def test_grey_model_serves_colour_images_and_colour_model_serves_grey(tmp_path):
         task.prepare(tmp_path)
         model = task.build_model()
         assert model.input_shape == (None, 32, 32, channels)
-        out = task.serving_function(model)(tf.constant([jpeg, grey_png]))
+        out = task.serving_function(model)[0](tf.constant([jpeg, grey_png]))
         assert out["label"].shape == (2,)
         assert np.all(out["probability"].numpy() > 0)
 
 
 def test_flip_test_time_augmentation_averages_image_and_mirror(tmp_path):
-    """`model.tta_flip`: the serving graph's probabilities are the mean of the model's on
+    """`serving.tta_flip`: the serving graph's probabilities are the mean of the model's on
     the image and on its mirror image (and differ from the image's alone)."""
     import tensorflow as tf
 
@@ -215,14 +215,14 @@ def test_flip_test_time_augmentation_averages_image_and_mirror(tmp_path):
     jpeg = next((DATA / "images" / "test").rglob("*.jpg")).read_bytes()
     task = ImagesTask(ImagesTask.config_class(), DATA)
     task.config.model.name = "lenet"
-    task.config.model.tta_flip = True
+    task.config.serving.tta_flip = True
     task.prepare(tmp_path)
     model = task.build_model()
     pixels = tf.cast(decode_image(tf.constant(jpeg), task.image_size, task.channels)[None],
                      tf.float32)
     plain = model(pixels, training=False).numpy()[0]
     mirrored = model(tf.image.flip_left_right(pixels), training=False).numpy()[0]
-    out = task.serving_function(model)(tf.constant([jpeg]))
+    out = task.serving_function(model)[0](tf.constant([jpeg]))
     expected = (plain + mirrored) / 2
     assert int(out["class_id"][0]) == int(expected.argmax())
     assert float(out["probability"][0]) == pytest.approx(float(expected.max()), abs=1e-5)

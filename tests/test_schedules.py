@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from pipelines.core.callbacks import TimeLimit
+from pipelines.core.callbacks import TrainingClock
 from pipelines.core.config import ScheduleConfig
 from pipelines.core.schedules import (
     TimeBudgetCosineDecay,
@@ -72,6 +72,6 @@ def test_time_limit_moves_the_budget_and_stops_training():
             seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
     history = model.fit(x, y, batch_size=8, epochs=100, verbose=0,
-                        callbacks=[TimeLimit(1.5 / 60, schedule.budget_used), Slow(), Record()])
+                        callbacks=[TrainingClock(1.5 / 60, schedule.budget_used), Slow(), Record()])
     assert len(history.epoch) < 100  # stopped by the 1.5-second budget
     assert seen == sorted(seen, reverse=True) and seen[-1] < 0.1 * 0.2

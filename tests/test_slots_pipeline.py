@@ -189,8 +189,8 @@ def test_mlflow_records_metrics_report_and_confusion_matrix(slots_run):
     assert len(history) >= 2  # logged per epoch
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"plots/intent_confusion.png", "plots/slot_report.txt"} <= plots
-    vocab = {a.path for a in client.list_artifacts(run.info.run_id, "vocab")}
-    assert {"vocab/words.txt", "vocab/slots.txt", "vocab/intents.txt"} <= vocab
+    vocab = {a.path for a in client.list_artifacts(run.info.run_id, "model/assets")}
+    assert {f"model/assets/{n}.txt" for n in ("words", "chars", "tags", "intents")} <= vocab
 
 
 def test_bad_corpus_fails_naming_file_and_line(tmp_path):

@@ -72,10 +72,13 @@ def test_run_is_tracked_on_a_real_server(mlflow_server, tmp_path):
         history = client.get_metric_history(run.info.run_id, key)
         assert sorted(p.step for p in history) == [1, 2, 3], key
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "vocab", "plots", "savedmodel"} <= artifacts
+    assert {"config.yaml", "model", "plots", "savedmodel"} <= artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
         "plots/training_curves.png"}
-    assert "vocab/chars.txt" in {a.path for a in client.list_artifacts(run.info.run_id, "vocab")}
+    kept = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert {"model/weights.npz", "model/config.yaml", "model/assets"} <= kept
+    assert "model/assets/chars.txt" in {
+        a.path for a in client.list_artifacts(run.info.run_id, "model/assets")}
     assert "savedmodel/saved_model.pb" in {
         a.path for a in client.list_artifacts(run.info.run_id, "savedmodel")}
     local = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))

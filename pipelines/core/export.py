@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.core.task import Serving
+from pipelines.core.task import DEFAULT_SIGNATURE, Serving
 
 log = logging.getLogger(__name__)
 
@@ -39,64 +39,105 @@ def latest_export(exports_dir: Path, pipeline: str) -> Path:
     return exports_dir / pipeline / str(found[-1])
 
 
-def _warmup_records(inputs: dict[str, list[Any]], model_name: str, count: int) -> list[bytes]:
+def warmup_for(signatures: dict[str, Serving],
+               inputs: dict[str, list[Any]]) -> dict[str, dict[str, list[Any]]]:
+    """Warm-up inputs of each signature: its own `warmup`, else the task's inputs of the
+    same names. A signature with neither is an error: TF Serving would load it cold."""
+    out = {}
+    for name, serving in signatures.items():
+        chosen = serving.warmup
+        if chosen is None and all(k in inputs for k in serving.input_signature):
+            chosen = {k: inputs[k] for k in serving.input_signature}
+        if not chosen:
+            raise ValueError(f"signature '{name}': no warm-up inputs for "
+                             f"{sorted(serving.input_signature)}")
+        out[name] = chosen
+    return out
+
+
+def _warmup_records(inputs: dict[str, dict[str, list[Any]]], model_name: str,
+                    count: int) -> list[bytes]:
+    """`count` requests for each signature, as TF Serving's warm-up file holds them."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-    n = min(count, min(len(v) for v in inputs.values()))
     records = []
-    for i in range(n):
-        request = predict_pb2.PredictRequest(
-            model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default")
-        )
-        for key, values in inputs.items():
-            value = values[i]
-            array = np.array([value], dtype=object if isinstance(value, str | bytes) else None)
-            request.inputs[key].CopyFrom(tf.make_tensor_proto(array))
-        log_entry = prediction_log_pb2.PredictionLog(
-            predict_log=prediction_log_pb2.PredictLog(request=request)
-        )
-        records.append(log_entry.SerializeToString())
+    for signature, values_by_input in inputs.items():
+        n = min(count, min(len(v) for v in values_by_input.values()))
+        for i in range(n):
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
+            for key, values in values_by_input.items():
+                value = values[i]
+                array = np.array([value], dtype=object if isinstance(value, str | bytes)
+                                 else None)
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(array))
+            log_entry = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request))
+            records.append(log_entry.SerializeToString())
     return records
 
 
-def write_savedmodel(serving: Serving, path: Path) -> None:
-    """Write `serving` as a SavedModel whose `serving_default` takes the raw inputs."""
+def write_savedmodel(signatures: dict[str, Serving], path: Path) -> None:
+    """Write a SavedModel with one endpoint per signature, each taking its raw inputs."""
+    if DEFAULT_SIGNATURE not in signatures:
+        raise ValueError(f"a task must serve '{DEFAULT_SIGNATURE}' "
+                         f"(got {sorted(signatures)})")
+    if any(not getattr(r, "built", True) for s in signatures.values() for r in s.resources):
+        # Layers that only the serving graph calls (a model rebuilt for re-export has never
+        # run it): one trace builds them, as Keras wants before it tracks them.
+        for serving in signatures.values():
+            tf.function(_endpoint(serving)).get_concrete_function(
+                *serving.input_signature.values())
     archive = keras.export.ExportArchive()
-    for resource in serving.resources:
-        archive.track(resource)
+    tracked: set[int] = set()
+    for serving in signatures.values():
+        for resource in serving.resources:
+            if id(resource) not in tracked:
+                tracked.add(id(resource))
+                archive.track(resource)
+    for name, serving in signatures.items():
+        archive.add_endpoint(name, _endpoint(serving),
+                             input_signature=list(serving.input_signature.values()))
+    archive.write_out(str(path), verbose=False)
+
+
+def _endpoint(serving: Serving):
     names = list(serving.input_signature)
-    specs = [serving.input_signature[n] for n in names]
 
     def endpoint(*args):
         return serving.fn(**dict(zip(names, args, strict=True)))
 
     # Positional parameters named as the inputs: they become TF Serving's request keys.
     endpoint.__signature__ = inspect.Signature(
-        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
-    )
-    archive.add_endpoint("serving_default", endpoint, input_signature=specs)
-    archive.write_out(str(path), verbose=False)
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+    return endpoint
 
 
 def export_version(
-    serving: Serving,
+    signatures: dict[str, Serving],
     exports_dir: Path,
     pipeline: str,
     warmup_inputs: dict[str, list[Any]] | None = None,
     warmup_count: int = 5,
     serving_base_path: str = "/models",
 ) -> Path:
-    """Export the next version atomically; update `models.config`. Returns the version dir."""
+    """Export the next version atomically; update `models.config`. Returns the version dir.
+
+    Warm-up requests cover every signature (see `warmup_for`)."""
+    if isinstance(signatures, Serving):
+        signatures = {DEFAULT_SIGNATURE: signatures}
+    wanted = warmup_count > 0 and (warmup_inputs or any(s.warmup for s in signatures.values()))
+    warmup = warmup_for(signatures, warmup_inputs or {}) if wanted else {}
     model_dir = Path(exports_dir) / pipeline
     model_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=model_dir))
     try:
-        write_savedmodel(serving, tmp / "model")
-        if warmup_inputs and warmup_count > 0:
+        write_savedmodel(signatures, tmp / "model")
+        if warmup:
             extra = tmp / "model" / "assets.extra"
             extra.mkdir(parents=True, exist_ok=True)
             with tf.io.TFRecordWriter(str(extra / WARMUP_FILE)) as writer:
-                for record in _warmup_records(warmup_inputs, pipeline, warmup_count):
+                for record in _warmup_records(warmup, pipeline, warmup_count):
                     writer.write(record)
         while True:  # another exporter may take a number first: try the next one
             version = (versions(model_dir) or [0])[-1] + 1

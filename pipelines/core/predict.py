@@ -9,15 +9,23 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipelines.core.registry import get_task_class
+from pipelines.core.task import DEFAULT_SIGNATURE
 from pipelines.core.textio import read_lines
 
 
-def load_serving(export_dir: Path):
+def load_signature(export_dir: Path, signature: str = DEFAULT_SIGNATURE):
+    """One signature of a SavedModel, as TF Serving calls it (keyword tensors in, a dict
+    out). The loaded object is kept on the function so its variables stay alive."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tf-text ops the graphs use)
 
     loaded = tf.saved_model.load(str(export_dir))
-    return loaded, loaded.signatures["serving_default"]
+    if signature not in loaded.signatures:
+        raise KeyError(f"{export_dir} has no signature '{signature}' "
+                       f"(it has: {', '.join(sorted(loaded.signatures))})")
+    function = loaded.signatures[signature]
+    function._tfpipe_loaded = loaded
+    return function
 
 
 def predict_file(
@@ -26,13 +34,14 @@ def predict_file(
     output_file: Path,
     export_dir: Path,
     batch_size: int = 256,
+    signature: str = DEFAULT_SIGNATURE,
 ) -> int:
     """Run the export over `input_file`; returns the number of lines written."""
     import tensorflow as tf
 
     task_cls = get_task_class(pipeline)
     lines = read_lines(Path(input_file))
-    _, signature = load_serving(export_dir)
+    function = load_signature(export_dir, signature)
     output_file = Path(output_file)
     output_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_file.with_name(f".{output_file.name}.tmp")
@@ -43,8 +52,9 @@ def predict_file(
         for start in range(0, len(lines), batch_size):
             chunk = lines[start:start + batch_size]
             request = task_cls.request_from_lines(chunk, Path(input_file).parent)
-            outputs = signature(**{k: tf.constant(v) for k, v in request.items()})
-            answers = task_cls.lines_from_response({k: v.numpy() for k, v in outputs.items()})
+            outputs = function(**{k: tf.constant(v) for k, v in request.items()})
+            answers = task_cls.lines_from_response({k: v.numpy() for k, v in outputs.items()},
+                                                   signature)
             if len(answers) != len(chunk):
                 raise RuntimeError(f"{len(answers)} answers for {len(chunk)} lines")
             for answer in answers:

@@ -1,14 +1,26 @@
-"""The one runner every pipeline goes through: prepare data, train under a tf.distribute
-strategy with per-epoch checkpoints, evaluate on the test split, export, and track it all
-in MLflow. Tasks (`pipelines.core.task.Task`) supply only what is their own."""
+"""The one runner every pipeline goes through, in four steps that `run_pipeline` calls in
+order:
+
+1. `set_up`: seeds, precision, strategy, the MLflow run (new or resumed), the task's data.
+2. `fit`: datasets, model and optimizer under the strategy, callbacks, `Model.fit`, resumed
+   exactly from the last checkpoint if the run was cut off (`pipelines.core.resume`).
+3. `evaluate_and_log`: test metrics, training curves and the task's plots into MLflow.
+4. `export`: a new SavedModel version with every serving signature, warm-up requests and
+   TF Serving's `models.config`.
+
+Between 2 and 3, `keep_model` stores the trained model (weights, config, assets) with the
+run, so `tfpipe export` can write new versions later without training
+(`pipelines.core.reexport`). Tasks (`pipelines.core.task.Task`) supply only what is their
+own.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
+import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +29,8 @@ from pipelines.core.registry import get_task_class
 
 log = logging.getLogger(__name__)
 
-BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data"
+BUNDLED_DATA = Path(__file__).resolve().parents[2] / "data"
+CHECKPOINT_DIR = "checkpoint"
 
 
 @dataclasses.dataclass
@@ -28,6 +41,33 @@ class RunResult:
     test_metrics: dict[str, float]
     train_seconds: float
     epochs_run: int
+    model_dir: Path | None = None
+    train_examples_per_second: float | None = None
+
+
+@dataclasses.dataclass
+class RunContext:
+    """What the steps of one run share."""
+
+    pipeline: str
+    config: cfgmod.PipelineConfig
+    task: Any  # pipelines.core.task.Task
+    workdir: Path
+    data_dir: Path
+    run_dir: Path
+    strategy: Any  # tf.distribute.Strategy
+    tracker: Any  # pipelines.core.tracking.Tracker
+
+
+@dataclasses.dataclass
+class Fitted:
+    """A trained model and how its training went."""
+
+    model: Any  # keras.Model
+    train_seconds: float
+    epochs_run: int
+    epoch_keys: set[str]
+    examples_per_second: float | None
 
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path:
@@ -40,7 +80,7 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path:
 
 
 def run_dir_for(workdir: Path, pipeline: str, run_name: str) -> Path:
-    """Per-run state: resolved config, checkpoints, MLflow run id, plots."""
+    """Per-run state: resolved config, checkpoints, kept model, MLflow run id, plots."""
     return Path(workdir) / "state" / pipeline / run_name
 
 
@@ -58,10 +98,8 @@ def setup_precision(policy: str) -> None:
     keras.mixed_precision.set_global_policy("float32" if policy == "none" else policy)
 
 
-def _verbosity(value: str) -> int:
-    if value == "auto":
-        return 1 if sys.stdout.isatty() else 2
-    return int(value)
+def load_task_config(pipeline: str, config_file: str | None, overrides: list[str]) -> Any:
+    return cfgmod.load_config(get_task_class(pipeline).config_class, config_file, overrides)
 
 
 def run_pipeline(
@@ -71,22 +109,38 @@ def run_pipeline(
     workdir: str | Path = "runs",
 ) -> RunResult:
     """Train, evaluate, export and track one pipeline run; resume it if it was cut off."""
+    ctx = set_up(pipeline, config, data_dir, workdir)
+    try:
+        fitted = fit(ctx)
+        model_dir = keep_model(ctx, fitted.model)
+        test_metrics = evaluate_and_log(ctx, fitted)
+        export_dir = export(ctx, fitted.model) if config.export.enabled else None
+    except BaseException:
+        ctx.tracker.finish(ctx.run_dir, status="FAILED")
+        raise
+    ctx.tracker.finish(ctx.run_dir)
+    shutil.rmtree(ctx.run_dir / CHECKPOINT_DIR, ignore_errors=True)
+    return RunResult(ctx.tracker.run_id, ctx.tracker.uri, export_dir, test_metrics,
+                     fitted.train_seconds, fitted.epochs_run, model_dir,
+                     fitted.examples_per_second)
+
+
+# -- 1. set up ----------------------------------------------------------------------------
+def set_up(pipeline: str, config: cfgmod.PipelineConfig, data_dir: str | Path | None,
+           workdir: str | Path) -> RunContext:
+    """Seeds, precision and strategy; the MLflow run (resumed if this run name has an
+    unfinished one); the task with its data read and its params and tags logged."""
     import keras
     import tensorflow as tf
 
-    from pipelines.core.callbacks import LearningRateLogger, TaskMetrics, TimeLimit
-    from pipelines.core.export import export_version
-    from pipelines.core.plots import training_curves_png
-    from pipelines.core.schedules import build_optimizer, build_schedule, time_budget
-    from pipelines.core.strategy import make_strategy, scaled
-    from pipelines.core.tracking import MlflowEpochLogger, Tracker, data_fingerprint, git_commit
+    from pipelines.core.strategy import make_strategy
+    from pipelines.core.tracking import Tracker, data_fingerprint, git_commit
 
     task_cls = get_task_class(pipeline)
     workdir = Path(workdir).resolve()
     data_path = resolve_data_dir(data_dir)
     tc = config.train
-    run_name = config.run_name or pipeline
-    run_dir = run_dir_for(workdir, pipeline, run_name)
+    run_dir = run_dir_for(workdir, pipeline, config.run_name or pipeline)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     strategy = make_strategy(tc.strategy, tc.cpu_replicas)
@@ -96,7 +150,7 @@ def run_pipeline(
     setup_precision(tc.mixed_precision)
 
     tracker = Tracker(workdir, pipeline)
-    tracker.start(run_name, run_dir)
+    tracker.start(config.run_name or pipeline, run_dir)
     try:
         task = task_cls(config, data_path)
         task.prepare(run_dir)
@@ -112,119 +166,177 @@ def run_pipeline(
         })
         tracker.log_params(cfgmod.flatten(cfgmod.to_dict(config)))
         tracker.log_artifact(config_file)
-        for path in task.artifacts(run_dir / "artifacts"):
-            tracker.log_artifact(path, "vocab")
-
-        replicas = strategy.num_replicas_in_sync
-        global_batch, lr = scaled(tc.batch_size, tc.learning_rate, replicas,
-                                  tc.scale_lr_with_replicas)
-        train_ds, val_ds = task.datasets(global_batch)
-        if replicas > 1:
-            # A last partial batch smaller than the replica count leaves a replica with an
-            # empty batch, which tf.distribute cannot sum: drop those few examples.
-            train_ds, val_ds = (_at_least(d, replicas) for d in (train_ds, val_ds))
-        steps = int(train_ds.cardinality())
-        if steps < 0:
-            # Bucketed data: the batch count varies a little with each shuffle. Count one
-            # pass (filling the cache) and train on a repeated stream of that many steps.
-            steps = sum(1 for _ in train_ds)
-        # One training iterator for the whole run, and a validation set read without
-        # tf.data's autotuning: Keras drops each epoch's iterators at the next epoch's
-        # end, and tearing one down waited on its autotuning thread, 5 to 20 idle
-        # seconds an epoch on a 2-core CPU.
-        steps_per_epoch = max(1, steps)
-        train_ds = train_ds.repeat()
-        if val_ds is not None:
-            val_ds = _without_autotune(val_ds)
-        total_steps = steps_per_epoch * tc.epochs
-
-        with strategy.scope():
-            model = task.build_model()
-            schedule = build_schedule(tc.schedule, lr, total_steps)
-            budget = time_budget(schedule)
-            if budget is not None and tc.max_minutes <= 0:
-                raise cfgmod.ConfigError(f"train.schedule.name={tc.schedule.name} needs a "
-                                         "time budget: set train.max_minutes")
-            optimizer = build_optimizer(
-                tc.optimizer, schedule,
-                weight_decay=tc.weight_decay, momentum=tc.momentum, clipnorm=tc.clipnorm,
-                ema=tc.ema,
-            )
-            model.compile(optimizer=optimizer, jit_compile=tc.jit_compile,
-                          steps_per_execution=tc.steps_per_execution, **task.compile_args(model))
-
-        tracker.log_metrics({"params": model.count_params()})
-        monitor = tc.monitor or task.default_monitor
-        if val_ds is None and monitor.startswith("val_"):
-            monitor = monitor[4:]
-        tracking_logger = MlflowEpochLogger(tracker)
-        callbacks: list[keras.callbacks.Callback] = []
-        if tc.ema > 0:
-            # Evaluate, select and checkpoint the averaged weights at each epoch's end.
-            callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-        if val_ds is not None:
-            callbacks.append(TaskMetrics(lambda m: task.evaluate(m, "validation")))
-        callbacks += [
-            LearningRateLogger(),
-            tracking_logger,
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, mode="min" if "loss" in monitor else "max",
-                patience=tc.early_stopping_patience or tc.epochs + 1,
-                restore_best_weights=True, verbose=1,
-            ),
-            keras.callbacks.BackupAndRestore(str(run_dir / "checkpoint"), save_freq="epoch",
-                                             delete_checkpoint=False),
-        ]
-        if tc.max_minutes > 0:
-            callbacks.append(TimeLimit(tc.max_minutes, budget.budget_used if budget else None))
-
-        started = time.monotonic()
-        history = model.fit(train_ds, validation_data=val_ds, epochs=tc.epochs,
-                            steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                            verbose=_verbosity(tc.verbose))
-        train_seconds = time.monotonic() - started
-        epochs_run = len(history.epoch)
-
-        print(f"[{pipeline}] evaluating on the test split", flush=True)
-        test_metrics = task.evaluate(model, "test")
-        summary = {f"test_{k}": v for k, v in test_metrics.items()}
-        summary["train_seconds"] = train_seconds
-        tracker.log_metrics(summary, step=0)
-        print(f"[{pipeline}] test: " + ", ".join(f"{k}={v:.4f}" for k, v in test_metrics.items()),
-              flush=True)
-
-        plots_dir = run_dir / "plots"
-        curves = tracker.metric_history(sorted(tracking_logger.keys))
-        if curves:
-            tracker.log_artifact(training_curves_png(curves, plots_dir / "training_curves.png"),
-                                 "plots")
-        for png in task.plots(model, plots_dir):
-            tracker.log_artifact(png, "plots")
-
-        export_dir = None
-        if config.export.enabled:
-            print(f"[{pipeline}] exporting SavedModel", flush=True)
-            export_dir = export_version(
-                task.serving(model), workdir / "exports", pipeline,
-                warmup_inputs=task.warmup_inputs(),
-                warmup_count=config.export.warmup_requests,
-                serving_base_path=config.export.serving_base_path,
-            )
-            tracker.set_tags({"export_dir": str(export_dir), "export_version": export_dir.name})
-            if config.export.log_to_mlflow:
-                tracker.log_artifacts(export_dir, "savedmodel")
-            print(f"[{pipeline}] exported {export_dir}", flush=True)
     except BaseException:
         tracker.finish(run_dir, status="FAILED")
         raise
-    tracker.finish(run_dir)
-    _clear_checkpoint(run_dir / "checkpoint")
-    return RunResult(tracker.run_id, tracker.uri, export_dir, test_metrics, train_seconds,
-                     epochs_run)
+    return RunContext(pipeline, config, task, workdir, data_path, run_dir, strategy, tracker)
+
+
+# -- 2. fit -------------------------------------------------------------------------------
+def fit(ctx: RunContext) -> Fitted:
+    """Train under the strategy with per-epoch checkpoints; resume from the last one."""
+    import keras
+
+    from pipelines.core.callbacks import (
+        LearningRateLogger,
+        ResumableEarlyStopping,
+        ResumableSwapEMAWeights,
+        StepTimer,
+        TaskMetrics,
+        TrainingClock,
+    )
+    from pipelines.core.resume import TrainingCheckpoint, clock_file, restore_training
+    from pipelines.core.schedules import build_optimizer, build_schedule, time_budget
+    from pipelines.core.strategy import scaled
+    from pipelines.core.tracking import MlflowEpochLogger
+
+    tc, task, strategy = ctx.config.train, ctx.task, ctx.strategy
+    replicas = strategy.num_replicas_in_sync
+    global_batch, lr = scaled(tc.batch_size, tc.learning_rate, replicas,
+                              tc.scale_lr_with_replicas)
+    train_ds, val_ds, steps_per_epoch = training_data(task, global_batch, replicas)
+    checkpoint_dir = ctx.run_dir / CHECKPOINT_DIR
+
+    with strategy.scope():
+        model = task.build_model()
+        schedule = build_schedule(tc.schedule, lr, steps_per_epoch * tc.epochs)
+        budget = time_budget(schedule)
+        if budget is not None and tc.max_minutes <= 0:
+            raise cfgmod.ConfigError(f"train.schedule.name={tc.schedule.name} needs a "
+                                     "time budget: set train.max_minutes")
+        optimizer = build_optimizer(
+            tc.optimizer, schedule,
+            weight_decay=tc.weight_decay, momentum=tc.momentum, clipnorm=tc.clipnorm,
+            ema=tc.ema,
+        )
+        model.compile(optimizer=optimizer, jit_compile=tc.jit_compile,
+                      steps_per_execution=tc.steps_per_execution, **task.compile_args(model))
+
+        monitor = tc.monitor or task.default_monitor
+        if val_ds is None and monitor.startswith("val_"):
+            monitor = monitor[4:]
+        ema_swap = ResumableSwapEMAWeights() if tc.ema > 0 else None
+        early_stopping = ResumableEarlyStopping(
+            monitor=monitor, mode="min" if "loss" in monitor else "max",
+            patience=tc.early_stopping_patience or tc.epochs + 1,
+            restore_best_weights=True, verbose=1)
+        clock = TrainingClock(tc.max_minutes, budget.budget_used if budget else None,
+                              heartbeat=clock_file(checkpoint_dir))
+        initial_epoch = restore_training(checkpoint_dir, model, clock, early_stopping,
+                                         ema_swap)
+
+    ctx.tracker.log_metrics({"params": model.count_params()})
+    tracking_logger = MlflowEpochLogger(ctx.tracker)
+    timer = StepTimer(global_batch)
+    callbacks: list[keras.callbacks.Callback] = []
+    if ema_swap is not None:
+        # Evaluate, select and checkpoint the averaged weights at each epoch's end.
+        callbacks.append(ema_swap)
+    if val_ds is not None:
+        callbacks.append(TaskMetrics(lambda m: task.evaluate(m, "validation")))
+    callbacks += [LearningRateLogger(), tracking_logger, early_stopping, clock, timer,
+                  TrainingCheckpoint(checkpoint_dir, clock, early_stopping, ema_swap)]
+
+    epochs = tc.epochs
+    if initial_epoch:
+        print(f"[{ctx.pipeline}] resuming after epoch {initial_epoch} "
+              f"({clock.elapsed:.0f} s of training done)", flush=True)
+    if clock.exhausted():
+        epochs = initial_epoch  # no time left: only restore the best weights
+    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
+                        initial_epoch=min(initial_epoch, epochs),
+                        steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                        verbose=_verbosity(tc.verbose))
+    return Fitted(model, clock.elapsed, initial_epoch + len(history.epoch),
+                  tracking_logger.keys, timer.examples_per_second())
+
+
+def training_data(task, global_batch: int, replicas: int):
+    """(train stream, validation set, steps per epoch) of `task` for `fit`.
+
+    One training iterator for the whole run (a repeated stream) and a validation set read
+    without tf.data's autotuning: Keras drops each epoch's iterators at the next epoch's
+    end, and tearing one down waited on its autotuning thread, 5 to 20 idle seconds an
+    epoch on a 2-core CPU."""
+    train_ds, val_ds = task.datasets(global_batch)
+    if replicas > 1:
+        # A last partial batch smaller than the replica count leaves a replica with an
+        # empty batch, which tf.distribute cannot sum: drop those few examples.
+        train_ds, val_ds = (_at_least(d, replicas) for d in (train_ds, val_ds))
+    steps = int(train_ds.cardinality())
+    if steps < 0:
+        # Bucketed data: the batch count varies a little with each shuffle. Count one
+        # pass (filling the cache) and train on a repeated stream of that many steps.
+        steps = sum(1 for _ in train_ds)
+    if val_ds is not None:
+        val_ds = _without_autotune(val_ds)
+    return train_ds.repeat(), val_ds, max(1, steps)
+
+
+def keep_model(ctx: RunContext, model) -> Path:
+    """Store the trained model with the run (state folder and MLflow artifact `model/`)."""
+    from pipelines.core.trained_model import ARTIFACT_PATH, save_trained_model
+
+    folder = ctx.run_dir / ARTIFACT_PATH
+    shutil.rmtree(folder, ignore_errors=True)
+    save_trained_model(ctx.task, model, ctx.config, folder, ctx.tracker.run_id)
+    ctx.tracker.log_artifacts(folder, ARTIFACT_PATH)
+    return folder
+
+
+# -- 3. evaluate and log ------------------------------------------------------------------
+def evaluate_and_log(ctx: RunContext, fitted: Fitted) -> dict[str, float]:
+    """Test metrics, training time and speed, training curves and the task's plots."""
+    from pipelines.core.plots import training_curves_png
+
+    print(f"[{ctx.pipeline}] evaluating on the test split", flush=True)
+    test_metrics = ctx.task.evaluate(fitted.model, "test")
+    summary: dict[str, float] = {f"test_{k}": v for k, v in test_metrics.items()}
+    summary["train_seconds"] = fitted.train_seconds
+    summary["epochs_run"] = fitted.epochs_run
+    if fitted.examples_per_second:
+        summary["train_examples_per_second"] = fitted.examples_per_second
+    ctx.tracker.log_metrics(summary, step=0)
+    print(f"[{ctx.pipeline}] test: "
+          + ", ".join(f"{k}={v:.4f}" for k, v in test_metrics.items()), flush=True)
+
+    plots_dir = ctx.run_dir / "plots"
+    curves = ctx.tracker.metric_history(sorted(fitted.epoch_keys))
+    if curves:
+        ctx.tracker.log_artifact(
+            training_curves_png(curves, plots_dir / "training_curves.png"), "plots")
+    for png in ctx.task.plots(fitted.model, plots_dir):
+        ctx.tracker.log_artifact(png, "plots")
+    return test_metrics
+
+
+# -- 4. export ----------------------------------------------------------------------------
+def export(ctx: RunContext, model) -> Path:
+    """A new SavedModel version of `model` with every signature the task serves."""
+    from pipelines.core.export import export_version
+
+    print(f"[{ctx.pipeline}] exporting SavedModel", flush=True)
+    export_dir = export_version(
+        ctx.task.signatures(model), ctx.workdir / "exports", ctx.pipeline,
+        warmup_inputs=ctx.task.warmup_inputs(),
+        warmup_count=ctx.config.export.warmup_requests,
+        serving_base_path=ctx.config.export.serving_base_path,
+    )
+    ctx.tracker.set_tags({"export_dir": str(export_dir), "export_version": export_dir.name})
+    if ctx.config.export.log_to_mlflow:
+        ctx.tracker.log_artifacts(export_dir, "savedmodel")
+    print(f"[{ctx.pipeline}] exported {export_dir}", flush=True)
+    return export_dir
+
+
+def _verbosity(value: str) -> int:
+    if value == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return int(value)
 
 
 def _without_autotune(dataset):
-    """`dataset` without tf.data's autotuning thread (see its use)."""
+    """`dataset` without tf.data's autotuning thread (see `training_data`)."""
     import tensorflow as tf
 
     options = tf.data.Options()
@@ -238,13 +350,3 @@ def _at_least(dataset, rows: int):
     if dataset is None:
         return None
     return dataset.filter(lambda *batch: tf.shape(tf.nest.flatten(batch)[0])[0] >= rows)
-
-
-def _clear_checkpoint(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def load_task_config(pipeline: str, config_file: str | None, overrides: list[str]) -> Any:
-    return cfgmod.load_config(get_task_class(pipeline).config_class, config_file, overrides)

@@ -40,7 +40,7 @@ class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
 
 class TimeBudgetSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """A schedule paced by wall time, not steps: `budget_used` (0 to 1) is the share of the
-    time budget (`train.max_minutes`) spent so far, which `callbacks.TimeLimit` sets every
+    time budget (`train.max_minutes`) spent so far, which `callbacks.TrainingClock` sets every
     batch.
 
     A step-paced decay sized for the epochs that should fit the budget leaves the rate

@@ -42,12 +42,21 @@ class ImagesModelConfig:
     name: str = "resnet20"  # lenet | alexnet | vgg11 | vgg16 | inception | resnet20 | ...
     width: float = 1.0  # filters multiplier (alexnet, vgg, inception, resnet)
     dropout: float = -1.0  # < 0: the family's default
+    # Label smoothing of the training loss (0 = plain cross-entropy), e.g. 0.1.
+    label_smoothing: float = 0.0
+    # Batch norm on TensorFlow's fused kernel (`tfmodels.layers.FusedBatchNormalization`,
+    # the Keras layer's weights and maths) or Keras' own layer: see the A/B in README.md.
+    fused_batch_norm: bool = True
+
+
+@dataclasses.dataclass
+class ImagesServingConfig:
+    """Serving options: they may change when a trained run is exported again."""
+
     top_k: int = 5  # labels returned by the serving signature (at most the class count)
     # Test-time augmentation: the export averages the probabilities of each image and its
     # mirror image (twice the compute per image). Only where mirroring keeps the label.
     tta_flip: bool = False
-    # Label smoothing of the training loss (0 = plain cross-entropy), e.g. 0.1.
-    label_smoothing: float = 0.0
 
 
 def _images_train() -> TrainConfig:
@@ -63,4 +72,5 @@ def _images_train() -> TrainConfig:
 class ImagesConfig(PipelineConfig):
     data: ImagesDataConfig = dataclasses.field(default_factory=ImagesDataConfig)
     model: ImagesModelConfig = dataclasses.field(default_factory=ImagesModelConfig)
+    serving: ImagesServingConfig = dataclasses.field(default_factory=ImagesServingConfig)
     train: TrainConfig = dataclasses.field(default_factory=_images_train)

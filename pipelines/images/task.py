@@ -7,6 +7,7 @@ measured through the serving function (raw image bytes in, labels out); explanat
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,18 +17,25 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.core.task import Serving, Task
+from pipelines.core.task import (
+    DEFAULT_SIGNATURE,
+    EVAL_BATCH,
+    Serving,
+    Task,
+    read_vocabulary,
+    write_vocabulary,
+)
 from pipelines.images import samples
 from pipelines.images.config import ImagesConfig
 from pipelines.images.preprocessing import make_preprocess
 from pipelines.images.reader import ImageDataError, decode_image
 from pipelines.images.source import ImageSource, open_source
+from tfmodels.layers import fused_batch_norm
 from tfmodels.losses import SmoothedSparseCategoricalCrossentropy
 from tfmodels.vision import build_classifier
 
 log = logging.getLogger(__name__)
 
-EVAL_BATCH = 256
 STATS_IMAGES = 5000
 # Leading bytes of the formats the serving graph decodes.
 MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
@@ -47,7 +55,7 @@ class ImagesTask(Task):
         self.channels = 0
         self.mean: list[float] = []
         self.std: list[float] = []
-        self._serve_fns: dict[int, Any] = {}
+        self.class_names: list[str] = []
         self._predictions: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # -- data -------------------------------------------------------------------------
@@ -74,19 +82,25 @@ class ImagesTask(Task):
         counts = ", ".join(f"{k} {v}" for k, v in self.source.counts.items())
         print(f"[images] {self.source.root}: {len(self.source.class_names)} classes, {counts}; "
               f"{self.image_size[0]}x{self.image_size[1]}x{self.channels}", flush=True)
-        workdir = Path(workdir)
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "labels.txt").write_text("\n".join(self.source.class_names) + "\n",
-                                            encoding="utf-8")
+        self.class_names = list(self.source.class_names)
 
     def data_files(self) -> list[Path]:
         return self.source.files()
 
-    def artifacts(self, out_dir: Path) -> list[Path]:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / "labels.txt"
-        path.write_text("\n".join(self.source.class_names) + "\n", encoding="utf-8")
-        return [path]
+    def save_assets(self, folder: Path) -> list[Path]:
+        """Class names, and the geometry and pixel statistics the model was built with."""
+        stats = folder / "image_stats.json"
+        stats.write_text(json.dumps({"image_size": list(self.image_size),
+                                     "channels": self.channels, "mean": self.mean,
+                                     "std": self.std}, indent=1), encoding="utf-8")
+        return [write_vocabulary(folder / "labels.txt", self.class_names), stats]
+
+    def load_assets(self, folder: Path) -> None:
+        self.class_names = read_vocabulary(folder / "labels.txt")
+        stats = json.loads((folder / "image_stats.json").read_text(encoding="utf-8"))
+        self.image_size = tuple(stats["image_size"])
+        self.channels = int(stats["channels"])
+        self.mean, self.std = list(stats["mean"]), list(stats["std"])
 
     def decoded(self, split: str, parallel: bool = True) -> tf.data.Dataset:
         """`(uint8 image, int32 label)` of `split`, decoded in parallel."""
@@ -153,13 +167,14 @@ class ImagesTask(Task):
     # -- model ------------------------------------------------------------------------
     def build_model(self) -> keras.Model:
         model_cfg = self.config.model
-        return build_classifier(
-            model_cfg.name, (*self.image_size, self.channels), len(self.source.class_names),
-            preprocess=make_preprocess(self.config.data, self.mean, self.std,
-                                       seed=self.config.train.seed),
-            width=model_cfg.width,
-            dropout=None if model_cfg.dropout < 0 else model_cfg.dropout,
-        )
+        with fused_batch_norm(model_cfg.fused_batch_norm):
+            return build_classifier(
+                model_cfg.name, (*self.image_size, self.channels), len(self.class_names),
+                preprocess=make_preprocess(self.config.data, self.mean, self.std,
+                                           seed=self.config.train.seed),
+                width=model_cfg.width,
+                dropout=None if model_cfg.dropout < 0 else model_cfg.dropout,
+            )
 
     def compile_args(self, model: keras.Model) -> dict[str, Any]:
         smoothing = self.config.model.label_smoothing
@@ -171,21 +186,28 @@ class ImagesTask(Task):
         }
 
     # -- serving ----------------------------------------------------------------------
-    def serving(self, model: keras.Model) -> Serving:
+    def signatures(self, model: keras.Model) -> dict[str, Serving]:
+        """`serving_default`: labels and probabilities; `embedding`: the features the
+        classifier's last layer reads (for similarity search, clustering, new heads)."""
         (height, width), channels = self.image_size, self.channels
-        class_names = list(self.source.class_names)
-        k = max(1, min(self.config.model.top_k, len(class_names)))
+        class_names = list(self.class_names)
+        k = max(1, min(self.config.serving.top_k, len(class_names)))
         spec = tf.TensorSpec((height, width, channels), tf.uint8)
-        tta_flip = self.config.model.tta_flip
+        tta_flip = self.config.serving.tta_flip
+        features = keras.Model(model.inputs, model.get_layer("logits").input,
+                               name=f"{model.name}_features")
 
         @tf.autograph.experimental.do_not_convert
         def decode(data):
             return decode_image(data, (height, width), channels)
 
-        def serve(image_bytes):
+        def pixels_of(image_bytes):
             images = tf.map_fn(decode, image_bytes, fn_output_signature=spec,
                                parallel_iterations=16)
-            pixels = tf.cast(images, tf.float32)
+            return tf.cast(images, tf.float32)
+
+        def serve(image_bytes):
+            pixels = pixels_of(image_bytes)
             probabilities = tf.cast(model(pixels, training=False), tf.float32)
             if tta_flip:
                 mirrored = model(tf.image.flip_left_right(pixels), training=False)
@@ -200,16 +222,13 @@ class ImagesTask(Task):
                 "top_k_probabilities": top_p,
             }
 
-        return Serving(serve, {"image_bytes": tf.TensorSpec([None], tf.string)}, [model])
+        def embed(image_bytes):
+            return {"embedding": tf.cast(features(pixels_of(image_bytes), training=False),
+                                         tf.float32)}
 
-    def serving_function(self, model: keras.Model):
-        """The serving function as one traced `tf.function` per model (evaluation, bench)."""
-        key = id(model)
-        if key not in self._serve_fns:
-            fn = self.serving(model).fn
-            self._serve_fns[key] = tf.function(
-                fn, input_signature=[tf.TensorSpec([None], tf.string)])
-        return self._serve_fns[key]
+        inputs = {"image_bytes": tf.TensorSpec([None], tf.string)}
+        return {DEFAULT_SIGNATURE: Serving(serve, inputs, [model]),
+                "embedding": Serving(embed, inputs, [model, features])}
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
         data = [bytes(d) for d, _ in self.source.encoded("test", parallel=False)
@@ -219,7 +238,7 @@ class ImagesTask(Task):
     # -- metrics ----------------------------------------------------------------------
     def predict_split(self, model: keras.Model, split: str) -> tuple[np.ndarray, ...]:
         """(labels, predicted class ids, their probabilities) through the serving graph."""
-        serve = self.serving_function(model)
+        serve, _ = self.serving_function(model)
         labels, predicted, probability = [], [], []
         for data, label in self.source.encoded(split, parallel=False).batch(EVAL_BATCH):
             out = serve(data)
@@ -243,7 +262,7 @@ class ImagesTask(Task):
         from pipelines.images.explain import explanation_grid, misclassified_grid
 
         out_dir = Path(out_dir)
-        names = self.source.class_names
+        names = self.class_names
         labels, predicted, probability = (self._predictions.get("test")
                                           or self.predict_split(model, "test"))
         paths = [confusion_matrix_png(names, labels, predicted, out_dir / "confusion_matrix.png",
@@ -304,9 +323,12 @@ class ImagesTask(Task):
             data.append(content)
         return {"image_bytes": np.array(data, dtype=object)}
 
-    @staticmethod
-    def lines_from_response(outputs: dict[str, np.ndarray]) -> list[str]:
-        """`label<TAB>probability` per image."""
+    @classmethod
+    def lines_from_response(cls, outputs: dict[str, np.ndarray],
+                            signature: str = DEFAULT_SIGNATURE) -> list[str]:
+        """`label<TAB>probability` per image (other signatures: JSON per image)."""
+        if signature != DEFAULT_SIGNATURE:
+            return super().lines_from_response(outputs, signature)
         return [f"{label.decode('utf-8') if isinstance(label, bytes) else label}\t{p:.4f}"
                 for label, p in zip(outputs["label"], outputs["probability"], strict=True)]
 

@@ -38,9 +38,20 @@ class SegmentationModel:
 
 
 @dataclasses.dataclass
+class SegmentationServing:
+    """Serving options: they may change when a trained run is exported again."""
+
+    separator: str = " "  # joins the words of the `segmented` output
+    # Run the trained LSTM weights in TensorFlow's fused BlockLSTMV2 kernel (one op per
+    # direction) instead of Keras' per-step graph: see the benchmark A/B in README.md.
+    fused_lstm: bool = True
+
+
+@dataclasses.dataclass
 class SegmentationConfig(PipelineConfig):
     data: SegmentationData = dataclasses.field(default_factory=SegmentationData)
     model: SegmentationModel = dataclasses.field(default_factory=SegmentationModel)
+    serving: SegmentationServing = dataclasses.field(default_factory=SegmentationServing)
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(epochs=8, batch_size=32, learning_rate=1e-3,
                                             early_stopping_patience=3))

@@ -13,7 +13,13 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pipelines.core.splits import hold_out
-from pipelines.core.task import Serving, Task
+from pipelines.core.task import (
+    DEFAULT_SIGNATURE,
+    Serving,
+    Task,
+    read_vocabulary,
+    write_vocabulary,
+)
 from pipelines.core.textio import DataError
 from pipelines.segmentation.config import SegmentationConfig
 from pipelines.segmentation.lexicon import load_lexicon
@@ -36,8 +42,6 @@ from tfmodels.text.chinese import (
     split_units,
     words_from_tags,
 )
-
-EVAL_BATCH = 256
 
 
 class SegmentationTask(Task):
@@ -66,13 +70,13 @@ class SegmentationTask(Task):
         self.sentences = {"train": train, "validation": val,
                           "test": read_segmented(self._path(d.test))}
         self._build_vocabularies(train)
-        lexicon = load_lexicon(d.lexicon, self.data_dir, d.max_word)
+        self._set_preprocessor(load_lexicon(d.lexicon, self.data_dir, d.max_word))
+
+    def _set_preprocessor(self, lexicon: dict[str, float]) -> None:
+        self.lexicon = lexicon
         self.preprocessor = SegmentationPreprocessor(
             self.chars, self.bigrams if self.config.model.use_bigrams else (), lexicon,
-            max_word=d.max_word)
-        self._lexicon_size = len(lexicon)
-        self._serving: Serving | None = None
-        self._serve_fn = None
+            max_word=self.config.data.max_word)
 
     def _units(self, sentences: list[list[str]]) -> list[list[str]]:
         """Normalised units of each sentence, as the graph splits them (for vocabularies)."""
@@ -92,13 +96,28 @@ class SegmentationTask(Task):
         bigram_counts = collections.Counter(b for row in units for b in bigrams_of(row))
         self.bigrams = sorted(b for b, n in bigram_counts.items() if n >= d.bigram_min_count)
 
-    def artifacts(self, out_dir: Path) -> list[Path]:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        chars = out_dir / "chars.txt"
-        chars.write_text("\n".join(self.chars) + "\n", encoding="utf-8")
-        bigrams = out_dir / "bigrams.txt"
-        bigrams.write_text("\n".join(self.bigrams) + "\n", encoding="utf-8")
-        return [chars, bigrams]
+    def save_assets(self, folder: Path) -> list[Path]:
+        """Vocabularies; the lexicon too when it came from a file of the user's (jieba's
+        ships with the jieba package)."""
+        paths = [write_vocabulary(folder / "chars.txt", self.chars),
+                 write_vocabulary(folder / "bigrams.txt", self.bigrams)]
+        if self._lexicon_from_file():
+            paths.append(write_vocabulary(
+                folder / "lexicon.tsv", [f"{w}\t{v!r}" for w, v in self.lexicon.items()]))
+        return paths
+
+    def load_assets(self, folder: Path) -> None:
+        self.chars = read_vocabulary(folder / "chars.txt")
+        self.bigrams = read_vocabulary(folder / "bigrams.txt")
+        if self._lexicon_from_file():
+            rows = (line.split("\t") for line in read_vocabulary(folder / "lexicon.tsv"))
+            lexicon = {word: float(weight) for word, weight in rows}
+        else:
+            lexicon = load_lexicon(self.config.data.lexicon, Path("."), self.config.data.max_word)
+        self._set_preprocessor(lexicon)
+
+    def _lexicon_from_file(self) -> bool:
+        return self.config.data.lexicon not in ("", "none", "jieba")
 
     def _example(self, line: tf.Tensor):
         """One sentence `"w1 w2 ..."` -> (features of 1 row, tags, weights)."""
@@ -161,7 +180,7 @@ class SegmentationTask(Task):
             embeddings.append(EmbeddingSpec("bigram", len(self.bigrams) + 2, m.bigram_dim,
                                             ("bigram_next", "bigram_prev")))
         dense = {}
-        if self._lexicon_size:
+        if self.lexicon:
             dense["lexicon"] = self.preprocessor.num_lexicon_features
         return TaggerSpec(num_tags=4, embeddings=embeddings, dense_inputs=dense,
                           layers=m.layers, units=m.units, cell=m.cell, dropout=m.dropout,
@@ -177,13 +196,15 @@ class SegmentationTask(Task):
         }
 
     # -- serving ----------------------------------------------------------------------
-    def serving(self, model: keras.Model) -> Serving:
+    def signatures(self, model: keras.Model) -> dict[str, Serving]:
         preprocessor = self.preprocessor
         decoder = ConstrainedViterbi(bmes_transitions(), name="bmes_viterbi")
         normalise = self.config.data.normalise
         by_clause = self.config.data.split_clauses
+        separator = self.config.serving.separator
 
-        tagger = with_fused_lstms(model)  # same weights, one fused kernel per direction
+        # The same weights, one fused kernel per direction (`serving.fused_lstm`).
+        tagger = with_fused_lstms(model) if self.config.serving.fused_lstm else model
 
         def tag(rows: tf.RaggedTensor) -> tf.Tensor:
             return decoder(tagger(preprocessor(rows), training=False), rows.row_lengths())
@@ -195,28 +216,20 @@ class SegmentationTask(Task):
             words = words_from_tags(units, units.with_flat_values(tags.flat_values))
             return {
                 "words": words.to_tensor(""),
-                "segmented": tf.strings.reduce_join(words, axis=1, separator=" "),
+                "segmented": tf.strings.reduce_join(words, axis=1, separator=separator),
             }
 
-        return Serving(serve, {"text": tf.TensorSpec([None], tf.string)},
-                       resources=[tagger, preprocessor])
+        return {DEFAULT_SIGNATURE: Serving(serve, {"text": tf.TensorSpec([None], tf.string)},
+                                           resources=[tagger, preprocessor])}
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
         return {"text": ["".join(s) for s in self.sentences["test"][:5]] or ["中文分词"]}
 
     def segment(self, model: keras.Model, texts: list[str]) -> list[list[str]]:
         """Words of each text through the serving graph, in batches."""
-        if self._serve_fn is None or self._serve_model is not model:
-            serving = self.serving(model)
-            self._serve_fn = tf.function(serving.fn, input_signature=[
-                serving.input_signature["text"]])
-            self._serve_model = model
         out = []
-        starts = range(0, len(texts), EVAL_BATCH)
-        for start in tqdm(starts, desc="segmenting", unit="batch", leave=False,
-                          disable=len(starts) < 4):
-            result = self._serve_fn(tf.constant(texts[start:start + EVAL_BATCH]))
-            out += [[w.decode() for w in row if w] for row in result["words"].numpy()]
+        for result in self.serve_batches(model, {"text": texts}, desc="segmenting"):
+            out += [[w.decode() for w in row if w] for row in result["words"]]
         return out
 
     def evaluate(self, model: keras.Model, split: str) -> dict[str, float]:
@@ -226,6 +239,7 @@ class SegmentationTask(Task):
         return {k: scores[k] for k in ("f1", "precision", "recall")}
 
     # -- batch prediction -------------------------------------------------------------
-    @staticmethod
-    def lines_from_response(outputs: dict[str, np.ndarray]) -> list[str]:
+    @classmethod
+    def lines_from_response(cls, outputs: dict[str, np.ndarray],
+                            signature: str = DEFAULT_SIGNATURE) -> list[str]:
         return [s.decode("utf-8") for s in outputs["segmented"]]

@@ -58,9 +58,22 @@ class SlotsModel:
 
 
 @dataclasses.dataclass
+class SlotsServing:
+    """Serving options: they may change when a trained run is exported again."""
+
+    # >0: also output the k most probable intents and their probabilities.
+    top_intents: int = 0
+    # With `model.multi_intent`: every single intent at or above this probability is output.
+    intent_threshold: float = 0.5
+    # Run the trained LSTM weights in TensorFlow's fused kernel (one op per direction).
+    fused_lstm: bool = True
+
+
+@dataclasses.dataclass
 class SlotsConfig(PipelineConfig):
     data: SlotsData = dataclasses.field(default_factory=SlotsData)
     model: SlotsModel = dataclasses.field(default_factory=SlotsModel)
+    serving: SlotsServing = dataclasses.field(default_factory=SlotsServing)
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(
             epochs=20, batch_size=16, learning_rate=3e-3, early_stopping_patience=6,

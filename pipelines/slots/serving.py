@@ -42,14 +42,15 @@ def entities_text(tokens: tf.RaggedTensor, tags: tf.RaggedTensor,
                                             tokens.nrows(), separator=separator)
 
 
-def multi_label_intents(logits: tf.Tensor, names: tf.Tensor, separator: str):
-    """Sigmoid logits `[B, I]` -> (`[B]` the intents above 0.5, most probable first, joined
-    by `separator`; the most probable alone where none is; `[B]` the probability of exactly
-    that set, the labels taken as independent)."""
+def multi_label_intents(logits: tf.Tensor, names: tf.Tensor, separator: str,
+                        threshold: float = 0.5):
+    """Sigmoid logits `[B, I]` -> (`[B]` the intents at or above `threshold`, most probable
+    first, joined by `separator`; the most probable alone where none is; `[B]` the
+    probability of exactly that set, the labels taken as independent)."""
     probs = tf.sigmoid(tf.cast(logits, tf.float32))
     top = tf.one_hot(tf.argmax(probs, axis=-1), tf.shape(probs)[-1], on_value=True,
                      off_value=False)
-    chosen = probs >= 0.5
+    chosen = probs >= threshold
     chosen = tf.where(tf.reduce_any(chosen, axis=-1, keepdims=True), chosen, top)
     order = tf.argsort(probs, axis=-1, direction="DESCENDING")
     ranked = tf.ragged.boolean_mask(tf.gather(names, order),
@@ -66,15 +67,20 @@ class SlotDecoder(keras.layers.Layer):
     `intent_probability` and `entities`.
 
     With `intent_separator`, the intent logits are one sigmoid per single intent
-    (`multi_label_intents`); without, one softmax over whole labels.
+    (`multi_label_intents`, above `intent_threshold`); without, one softmax over whole
+    labels. With `top_intents` > 0, also `top_intents` and `top_intent_probabilities`
+    (`[B, k]`, most probable first).
     """
 
     def __init__(self, tags: Sequence[str], intents: Sequence[str],
-                 intent_separator: str | None = None, **kwargs):
+                 intent_separator: str | None = None, intent_threshold: float = 0.5,
+                 top_intents: int = 0, **kwargs):
         super().__init__(trainable=False, **kwargs)
         self.tags = list(tags)
         self.intents = list(intents)
         self.intent_separator = intent_separator
+        self.intent_threshold = intent_threshold
+        self.top_intents = min(top_intents, len(self.intents))
         self.viterbi = ConstrainedViterbi(bio_transitions(self.tags), name="bio_viterbi")
         self.viterbi.built = True
         self.built = True  # no weights: ready for export before its first call
@@ -90,19 +96,27 @@ class SlotDecoder(keras.layers.Layer):
         tags = ragged_ids.with_flat_values(tf.gather(tag_names, ragged_ids.flat_values))
         if self.intent_separator:
             intent, probability = multi_label_intents(intent_logits, intent_names,
-                                                      self.intent_separator)
+                                                      self.intent_separator,
+                                                      self.intent_threshold)
+            probs = tf.sigmoid(tf.cast(intent_logits, tf.float32))
         else:
             probs = tf.nn.softmax(tf.cast(intent_logits, tf.float32), axis=-1)
             intent = tf.gather(intent_names, tf.argmax(probs, axis=-1, output_type=tf.int32))
             probability = tf.reduce_max(probs, axis=-1)
-        return {
+        out = {
             "tokens": tokens.to_tensor(""),
             "slots": tags.to_tensor(""),
             "intent": intent,
             "intent_probability": probability,
             "entities": entities_text(tokens, tags),
         }
+        if self.top_intents > 0:
+            top_p, top_i = tf.math.top_k(probs, k=self.top_intents)
+            out["top_intents"] = tf.gather(intent_names, top_i)
+            out["top_intent_probabilities"] = top_p
+        return out
 
     def get_config(self):
         return {**super().get_config(), "tags": self.tags, "intents": self.intents,
-                "intent_separator": self.intent_separator}
+                "intent_separator": self.intent_separator,
+                "intent_threshold": self.intent_threshold, "top_intents": self.top_intents}

@@ -18,7 +18,13 @@ from tqdm import tqdm
 
 from pipelines.core.plots import confusion_matrix_png
 from pipelines.core.splits import hold_out
-from pipelines.core.task import Serving, Task
+from pipelines.core.task import (
+    DEFAULT_SIGNATURE,
+    Serving,
+    Task,
+    read_vocabulary,
+    write_vocabulary,
+)
 from pipelines.core.textio import DataError
 from pipelines.slots.config import SlotsConfig
 from pipelines.slots.features import OOV_ID, SubwordPieces, UtteranceFeatures, vocabulary_tokens
@@ -41,7 +47,6 @@ from tfmodels.taggers.joint_tagger import (
 from tfmodels.taggers.recurrent_tagger import EmbeddingSpec, TaggerSpec
 from tfmodels.taggers.subword_context import SubwordEncoderLayers, with_layer_mix
 
-EVAL_BATCH = 256
 ENCODE_BATCH = 64  # utterances per pass of the pretrained encoder before training
 CONTEXT_FEATURE = "context"  # the tagger's input of pretrained contextual word vectors
 ENCODER_LAYERS = "encoder_layers"  # the model's input of the encoder's per-word layer vectors
@@ -87,7 +92,18 @@ class SlotsTask(Task):
         self.utterances = {"train": train, "validation": val, "test": test}
         self._check_tokenisation()
         self._build_vocabularies(train)
-        m = self.config.model
+        self._set_components()
+        if self.encoder_layers is not None:
+            # Frozen: each utterance's vectors are computed once, not at every epoch.
+            self._encoded = {split: self._encode(self.utterances[split], split)
+                             for split in ("train", "validation")}
+        self._last: dict[str, Any] = {}
+
+    def _set_components(self) -> None:
+        """The graph's feature layer (and the pretrained encoder) from the vocabularies."""
+        d, m = self.config.data, self.config.model
+        self.tag_index = {t: i for i, t in enumerate(self.tags)}
+        self.intent_index = {t: i for i, t in enumerate(self.intents)}
         self.features = UtteranceFeatures(self.words, self.chars, d.lowercase,
                                           d.normalise_digits, d.max_word_chars,
                                           use_chars=m.use_chars)
@@ -97,12 +113,6 @@ class SlotsTask(Task):
             self.pieces = SubwordPieces(loaded.vocabulary, loaded.lowercase, loaded.max_pieces,
                                         name="subword_pieces")
             self.encoder_layers = SubwordEncoderLayers(loaded.encoder, name="encoder_layers")
-            # Frozen: each utterance's vectors are computed once, not at every epoch.
-            self._encoded = {split: self._encode(self.utterances[split], split)
-                             for split in ("train", "validation")}
-        self._serve_fn = None
-        self._serve_model = None
-        self._last: dict[str, Any] = {}
 
     def _check_tokenisation(self) -> None:
         """The graph's tokenizer must cut each line into exactly the reader's words."""
@@ -122,8 +132,6 @@ class SlotsTask(Task):
         self.chars = sorted({c for row in tokens for t in row for c in t})
         self.tags = ["O"] + sorted({t for u in train for t in u.tags} - {"O"})
         self.intents = sorted({i for u in train for i in self._intent_parts(u.intent)})
-        self.tag_index = {t: i for i, t in enumerate(self.tags)}
-        self.intent_index = {t: i for i, t in enumerate(self.intents)}
 
     def _encoder_inputs(self, tokens: tf.RaggedTensor) -> tf.Tensor:
         """Tokens `[B, (T)]` -> the frozen encoder's `[B, T, L, D]` layer vectors (T >= 1)."""
@@ -171,15 +179,18 @@ class SlotsTask(Task):
                     rows[n, self.intent_index[part]] = 1.0
         return tf.constant(rows)
 
-    def artifacts(self, out_dir: Path) -> list[Path]:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name, items in (("words", self.words), ("chars", self.chars), ("slots", self.tags),
-                            ("intents", self.intents)):
-            path = out_dir / f"{name}.txt"
-            path.write_text("\n".join(items) + "\n", encoding="utf-8")
-            paths.append(path)
-        return paths
+    VOCABULARIES = ("words", "chars", "tags", "intents")
+
+    def save_assets(self, folder: Path) -> list[Path]:
+        """Word, character, slot-tag and intent vocabularies (the pretrained encoder, if
+        any, is read again from `model.pretrained`)."""
+        return [write_vocabulary(folder / f"{name}.txt", getattr(self, name))
+                for name in self.VOCABULARIES]
+
+    def load_assets(self, folder: Path) -> None:
+        for name in self.VOCABULARIES:
+            setattr(self, name, read_vocabulary(folder / f"{name}.txt"))
+        self._set_components()
 
     def _batch(self, text, tags, intent, training: bool, encoded=None):
         """A batch of raw lines and `-1`-padded tag ids (and the encoder's vectors, with
@@ -305,14 +316,16 @@ class SlotsTask(Task):
         return {"loss": loss, "loss_weights": loss_weights, "weighted_metrics": metrics}
 
     # -- serving ----------------------------------------------------------------------
-    def serving(self, model: keras.Model) -> Serving:
+    def signatures(self, model: keras.Model) -> dict[str, Serving]:
         features = self.features
         multi_intent = self.config.model.multi_intent
+        options = self.config.serving
         decoder = SlotDecoder(
             self.tags, self.intents, name="slot_decoder",
-            intent_separator=self.config.data.intent_separator if multi_intent else None)
+            intent_separator=self.config.data.intent_separator if multi_intent else None,
+            intent_threshold=options.intent_threshold, top_intents=options.top_intents)
         # The same weights, each BiLSTM run by one fused kernel: faster on a CPU.
-        infer = with_fused_lstms(model)
+        infer = with_fused_lstms(model) if options.fused_lstm else model
         transitions = [layer.transitions for layer in crf_layers(model)]
         keys = self._output_keys()
 
@@ -325,28 +338,22 @@ class SlotsTask(Task):
             return decoder(tokens, *average_members(logits, keys, transitions,
                                                     multi_label=multi_intent))
 
-        return Serving(serve, {"text": tf.TensorSpec([None], tf.string)},
-                       resources=[model, infer, features, decoder,
-                                  *filter(None, [self.pieces, self.encoder_layers])])
+        return {DEFAULT_SIGNATURE: Serving(
+            serve, {"text": tf.TensorSpec([None], tf.string)},
+            resources=[model, infer, features, decoder,
+                       *filter(None, [self.pieces, self.encoder_layers])])}
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
         return {"text": [u.text for u in self.utterances["test"][:5]]}
 
     def predict(self, model: keras.Model, texts: list[str]) -> tuple[list[list[str]], list[str]]:
         """Slot labels per token and the intent of each text, through the serving graph."""
-        if self._serve_fn is None or self._serve_model is not model:
-            serving = self.serving(model)
-            self._serve_fn = tf.function(serving.fn, input_signature=[
-                serving.input_signature["text"]])
-            self._serve_model = model
         slots, intents = [], []
-        for start in range(0, len(texts), EVAL_BATCH):
-            out = self._serve_fn(tf.constant(texts[start:start + EVAL_BATCH]))
-            tokens = out["tokens"].numpy()
-            for row_tokens, row in zip(tokens, out["slots"].numpy(), strict=True):
+        for out in self.serve_batches(model, {"text": texts}, desc="tagging"):
+            for row_tokens, row in zip(out["tokens"], out["slots"], strict=True):
                 n = int(np.count_nonzero(row_tokens != b""))
                 slots.append([t.decode("utf-8") for t in row[:n]])
-            intents += [i.decode("utf-8") for i in out["intent"].numpy()]
+            intents += [i.decode("utf-8") for i in out["intent"]]
         return slots, intents
 
     def evaluate(self, model: keras.Model, split: str) -> dict[str, float]:
@@ -382,8 +389,9 @@ class SlotsTask(Task):
         return [png, report, report_json]
 
     # -- batch prediction -------------------------------------------------------------
-    @staticmethod
-    def lines_from_response(outputs: dict[str, np.ndarray]) -> list[str]:
+    @classmethod
+    def lines_from_response(cls, outputs: dict[str, np.ndarray],
+                            signature: str = DEFAULT_SIGNATURE) -> list[str]:
         """`slot slot ...<TAB>intent` per utterance; an empty utterance gives `<TAB>intent`."""
         lines = []
         for tokens, slots, intent in zip(outputs["tokens"], outputs["slots"], outputs["intent"],

@@ -6,20 +6,48 @@ float32; on a CPU that is over a third of a ResNet-20 training step. TensorFlow'
 and float16 inputs directly. Same weights, same config, same maths as the Keras layer,
 which it falls back to where the fused kernel does not apply (other backends, masks,
 renormalisation, normalisation over an axis other than the last of a 4-D tensor).
+
+`fused_batch_norm(False)` around a model's construction makes the layers it creates run
+Keras' own computation, for A/B comparisons (`model.fused_batch_norm` in the images
+pipeline).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import keras
 import tensorflow as tf
+
+_FUSED_DEFAULT = contextvars.ContextVar("fused_batch_norm", default=True)
+
+
+@contextlib.contextmanager
+def fused_batch_norm(enabled: bool) -> Iterator[None]:
+    """Layers created inside the block use the fused kernel or not, by `enabled`."""
+    token = _FUSED_DEFAULT.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _FUSED_DEFAULT.reset(token)
 
 
 @keras.saving.register_keras_serializable(package="tfmodels")
 class FusedBatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` over the channels of NHWC images, fused."""
 
+    def __init__(self, *args, fused: bool | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fused = _FUSED_DEFAULT.get() if fused is None else bool(fused)
+
+    def get_config(self):
+        return {**super().get_config(), "fused": self.fused}
+
     def _fusable(self, inputs, mask) -> bool:
-        return (keras.backend.backend() == "tensorflow" and mask is None and not self.renorm
+        return (self.fused and keras.backend.backend() == "tensorflow" and mask is None
+                and not self.renorm
                 and len(inputs.shape) == 4 and self.axis in (-1, 3)
                 and self.scale and self.center)
 

@@ -1,0 +1,51 @@
+"""`tfpipe export`: a new SavedModel version from a finished run's kept model, no training.
+
+Serving options (`serving.*`: beam width, top-k, thresholds...) and export settings
+(`export.*`) may change; the new version is recorded on the source run in MLflow when the
+kept model came from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+from pipelines.core.registry import get_task_class
+
+
+@dataclasses.dataclass
+class ReExport:
+    export_dir: Path
+    model_dir: Path
+    run_id: str | None
+
+
+def export_from_run(pipeline: str, run: str, overrides: list[str] | tuple[str, ...] = (),
+                    workdir: str | Path = "runs") -> ReExport:
+    """Export the kept model that `run` names (see `find_trained_model`) with `overrides`."""
+    from pipelines.core.export import export_version
+    from pipelines.core.tracking import record_export
+    from pipelines.core.trained_model import (
+        find_trained_model,
+        load_trained_model,
+        warmup_inputs,
+    )
+
+    workdir = Path(workdir).resolve()
+    with tempfile.TemporaryDirectory(prefix="tfpipe-model-") as download:
+        folder, run_id = find_trained_model(pipeline, run, workdir, Path(download))
+        where = f"run {run_id}" if run_id else str(folder)
+        print(f"[{pipeline}] exporting the model kept with {where}", flush=True)
+        task, model, config = load_trained_model(get_task_class(pipeline), folder, overrides)
+        export_dir = export_version(
+            task.signatures(model), workdir / "exports", pipeline,
+            warmup_inputs=warmup_inputs(folder),
+            warmup_count=config.export.warmup_requests,
+            serving_base_path=config.export.serving_base_path,
+        )
+    if run_id is not None:
+        record_export(workdir, run_id, export_dir, list(overrides),
+                      log_savedmodel=config.export.log_to_mlflow)
+    print(f"[{pipeline}] exported {export_dir}", flush=True)
+    return ReExport(export_dir, folder, run_id)
