@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SPLITS = ("train", "validation", "test")
+CARVE_ORDERS = ("random", "ordered")
 SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "valid", "validation"),
                  "test": ("test",)}
 MAX_REPORTED = 20
@@ -103,6 +105,61 @@ def list_images(folder: Path, class_names: list[str] | None = None) -> tuple[Spl
     return Split(paths, np.asarray(labels, dtype=np.int64)), class_names
 
 
+def list_named(
+    folder: Path, pattern: re.Pattern, class_names: list[str] | None = None
+) -> tuple[Split, list[str], list[tuple[str, str]]]:
+    """Images anywhere under `folder`, labelled by `pattern`'s group in each file name.
+
+    For sets that keep the label in the name (`000123-num7.png`) rather than in a class
+    folder. Returns the split (sorted by path), the classes (sorted, or as given) and the
+    files whose names have no label, with the reason, for `report_bad`.
+    """
+    files = sorted(str(p) for p in folder.rglob("*")
+                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    named, bad = [], []
+    for path in files:
+        match = pattern.search(Path(path).name)
+        if match and match.group(1):
+            named.append((path, match.group(1)))
+        else:
+            bad.append((path, f"no label: the name does not match data.label_pattern "
+                              f"'{pattern.pattern}'"))
+    found = sorted({label for _, label in named})
+    if class_names is None:
+        class_names = found
+    unknown = sorted(set(found) - set(class_names))
+    if unknown:
+        first = next(path for path, label in named if label in unknown)
+        raise ImageDataError(
+            f"{folder}: label(s) {', '.join(unknown)} (e.g. {first}) are not among the "
+            f"training classes ({', '.join(class_names)})"
+        )
+    index = {name: i for i, name in enumerate(class_names)}
+    labels = np.asarray([index[label] for _, label in named], dtype=np.int64)
+    return Split([path for path, _ in named], labels), class_names, bad
+
+
+def label_regex(pattern: str) -> re.Pattern:
+    """`data.label_pattern` compiled, with exactly one group (the class name)."""
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise ImageDataError(f"data.label_pattern '{pattern}' is not a valid regular "
+                             f"expression: {exc}") from exc
+    if regex.groups != 1:
+        raise ImageDataError(f"data.label_pattern '{pattern}' must have exactly one group "
+                             f"(the class name), e.g. 'num(\\d)'; it has {regex.groups}")
+    return regex
+
+
+def _carve_count(total: int, fraction: float) -> int:
+    """At least one carved when asked for any, at least one left to train on."""
+    take = int(round(total * fraction))
+    if fraction > 0:
+        take = max(take, 1)
+    return max(min(take, total - 1), 0)
+
+
 def carve(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     """Stratified, seeded split into (rest, carved) with `fraction` of each class carved."""
     rng = np.random.default_rng(seed)
@@ -110,42 +167,74 @@ def carve(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     for label in np.unique(split.labels):
         members = np.flatnonzero(split.labels == label)
         rng.shuffle(members)
-        # At least one image of each class carved, at least one left to train on.
-        take = int(round(len(members) * fraction))
-        if fraction > 0:
-            take = max(take, 1)
-        take = min(take, len(members) - 1)
-        carved.extend(members[:take].tolist())
+        carved.extend(members[:_carve_count(len(members), fraction)].tolist())
     carved_set = set(carved)
     rest = np.array([i for i in range(len(split)) if i not in carved_set], dtype=np.int64)
     return split.subset(rest), split.subset(np.array(sorted(carved), dtype=np.int64))
 
 
+def carve_last(split: Split, fraction: float) -> tuple[Split, Split]:
+    """(rest, carved) with the last `fraction` of the files by path carved, across classes.
+
+    Reproduces splits defined by file order (MNIST-10k: the last 2,000 images are test).
+    """
+    order = np.argsort(np.asarray(split.paths, dtype=object), kind="stable")
+    cut = len(order) - _carve_count(len(order), fraction)
+    return split.subset(order[:cut]), split.subset(order[cut:])
+
+
 def scan_folder(
-    root: Path, val_fraction: float, test_fraction: float, seed: int = 0
+    root: Path, val_fraction: float, test_fraction: float, seed: int = 0, *,
+    label_pattern: str = "", order: str = "random", on_bad_image: str = "fail",
 ) -> tuple[dict[str, Split], list[str]]:
-    """Splits of an image folder: `train/`, `test/`, `val/` folders, else carved from train."""
+    """Splits of an image folder: `train/`, `test/`, `val/` folders, else carved from train.
+
+    Labels come from class subfolders, or with `label_pattern` from the file names (each
+    folder searched recursively). `order` is how splits are carved: `random` (seeded, per
+    class) or `ordered` (the last files by path).
+    """
     root = Path(root)
     if not root.is_dir():
         raise ImageDataError(f"image folder {root} does not exist")
+    if order not in CARVE_ORDERS:
+        raise ImageDataError(f"data.carve must be one of {', '.join(CARVE_ORDERS)}, "
+                             f"not '{order}'")
     folders = {split: next((root / n for n in names if (root / n).is_dir()), None)
                for split, names in SPLIT_FOLDERS.items()}
     train_dir = folders["train"] or root
-    train, class_names = list_images(train_dir)
+    unlabelled: list[tuple[str, str]] = []
+    regex = label_regex(label_pattern) if label_pattern else None
+
+    def listing(folder: Path, class_names: list[str] | None = None):
+        if regex is None:
+            return list_images(folder, class_names)
+        split, names, bad = list_named(folder, regex, class_names)
+        unlabelled.extend(bad)
+        return split, names
+
+    train, class_names = listing(train_dir)
+    listed = {name: listing(folders[name], class_names)[0]
+              for name in ("test", "validation") if folders[name] is not None}
+    report_bad(unlabelled, on_bad_image)
     if not class_names or not len(train):
-        raise ImageDataError(
-            f"{train_dir}: no images found; expected one subfolder per class holding "
-            f"{'/'.join(IMAGE_EXTENSIONS)} files"
-        )
+        expected = (f"image files named to match data.label_pattern '{label_pattern}'"
+                    if regex else f"one subfolder per class holding "
+                    f"{'/'.join(IMAGE_EXTENSIONS)} files")
+        raise ImageDataError(f"{train_dir}: no images found; expected {expected}")
+
+    def cut(split: Split, fraction: float, carve_seed: int) -> tuple[Split, Split]:
+        return carve(split, fraction, carve_seed) if order == "random" else carve_last(
+            split, fraction)
+
     splits: dict[str, Split] = {}
-    if folders["test"] is not None:
-        splits["test"], _ = list_images(folders["test"], class_names)
+    if "test" in listed:
+        splits["test"] = listed["test"]
     else:
-        train, splits["test"] = carve(train, test_fraction, seed)
-    if folders["validation"] is not None:
-        splits["validation"], _ = list_images(folders["validation"], class_names)
+        train, splits["test"] = cut(train, test_fraction, seed)
+    if "validation" in listed:
+        splits["validation"] = listed["validation"]
     else:
-        train, splits["validation"] = carve(train, val_fraction, seed + 1)
+        train, splits["validation"] = cut(train, val_fraction, seed + 1)
     splits["train"] = train
     return splits, class_names
 

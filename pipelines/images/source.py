@@ -66,7 +66,9 @@ def open_source(root: Path, cfg: ImagesDataConfig, seed: int = 0) -> ImageSource
         source = ImageSource(root, list(meta["classes"]), tuple(meta["image_size"]),
                              int(meta["channels"]), counts, tfrecord_files=files)
     else:
-        splits, class_names = scan_folder(root, cfg.val_fraction, cfg.test_fraction, seed)
+        splits, class_names = scan_folder(
+            root, cfg.val_fraction, cfg.test_fraction, seed, label_pattern=cfg.label_pattern,
+            order=cfg.carve, on_bad_image=cfg.on_bad_image)
         if cfg.max_train_images and len(splits["train"]) > cfg.max_train_images:
             order = np.random.default_rng(seed).permutation(len(splits["train"]))
             splits["train"] = splits["train"].subset(np.sort(order[:cfg.max_train_images]))

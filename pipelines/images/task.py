@@ -25,7 +25,7 @@ from pipelines.core.task import (
     read_vocabulary,
     write_vocabulary,
 )
-from pipelines.images import samples
+from pipelines.images import archives, samples
 from pipelines.images.config import ImagesConfig
 from pipelines.images.preprocessing import make_preprocess
 from pipelines.images.reader import ImageDataError, decode_image
@@ -60,9 +60,12 @@ class ImagesTask(Task):
 
     # -- data -------------------------------------------------------------------------
     def image_root(self) -> Path:
-        """`data.path` under the data dir (the bundled samples are made if missing)."""
+        """`data.path` under the data dir (the bundled samples are made if missing; an
+        archive is extracted once into `data.extract_dir`)."""
         path = Path(self.config.data.path).expanduser()
         root = path if path.is_absolute() else self.data_dir / path
+        if archives.is_archive(root):
+            return archives.archive_root(root, self.config.data.extract_dir)
         if not root.exists() and samples.is_bundled(root):
             samples.write_samples(root)
         elif not root.exists() and (self.data_dir / "train").is_dir():
