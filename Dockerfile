@@ -12,6 +12,7 @@ ENV PYTHONUNBUFFERED=1 \
 COPY pyproject.toml README.md ./
 COPY pipelines ./pipelines
 COPY tfmodels ./tfmodels
+COPY configs ./configs
 COPY data ./data
 RUN pip install -e ".[pretrained]"
 

@@ -59,3 +59,78 @@ def tiny_bert_preset(folder: Path, words: list[str], layers: int = 2, dim: int =
     backbone.save_to_preset(str(folder))
     tokenizer.save_to_preset(str(folder))
     return folder
+
+
+# Loads an export as TF Serving would (no project code), calls the signatures asked for
+# with the given raw inputs, replays every warm-up request through the signature it names,
+# and prints what came back as JSON.
+FRESH_SIGNATURES = r"""
+import base64, json, sys
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # the tf-text ops TF Serving links in
+from tensorflow_serving.apis import prediction_log_pb2
+
+path, requests = sys.argv[1], json.loads(sys.argv[2])
+loaded = tf.saved_model.load(path)
+
+def plain(value):
+    if isinstance(value, np.ndarray):
+        return [plain(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value.item() if isinstance(value, np.generic) else value
+
+def tensor(values):
+    if values and isinstance(values[0], dict):  # {"b64": ...}: raw bytes
+        return tf.constant([base64.b64decode(v["b64"]) for v in values])
+    return tf.constant(values)
+
+calls = {}
+for name, inputs in requests.items():
+    out = loaded.signatures[name](**{k: tensor(v) for k, v in inputs.items()})
+    calls[name] = {k: {"shape": v.shape.as_list(), "value": plain(v.numpy())}
+                   for k, v in out.items()}
+warm = []
+for record in tf.data.TFRecordDataset(path + "/assets.extra/tf_serving_warmup_requests"):
+    request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+    signature = loaded.signatures[request.model_spec.signature_name]
+    signature(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+    warm.append(request.model_spec.signature_name)
+print(json.dumps({
+    "signatures": sorted(loaded.signatures),
+    "inputs": {n: sorted(s.structured_input_signature[1]) for n, s in loaded.signatures.items()},
+    "calls": calls,
+    "warmup": warm,
+    "project_imported": any(m.split(".")[0] in ("pipelines", "tfmodels") for m in sys.modules),
+}))
+"""
+
+
+def fresh_signatures(export_dir: Path, requests: dict, cwd: Path) -> dict:
+    """Call an export's signatures in a fresh Python process that never imports this
+    project (see FRESH_SIGNATURES); bytes inputs go as `{"b64": ...}`."""
+    import json
+
+    proc = subprocess.run([sys.executable, "-c", FRESH_SIGNATURES, str(export_dir),
+                           json.dumps(requests)], cwd=cwd, capture_output=True, text=True,
+                          env=subprocess_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["project_imported"] is False
+    return result
+
+
+def b64(data: bytes) -> dict:
+    import base64
+
+    return {"b64": base64.b64encode(data).decode("ascii")}
+
+
+def copy_workdir(workdir: Path, target: Path) -> Path:
+    """A copy of a run's workdir (its MLflow store and exports), so a test can add export
+    versions without changing what other tests of the same fixture see."""
+    import shutil
+
+    shutil.copytree(workdir, target)
+    return target

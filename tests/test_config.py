@@ -55,9 +55,21 @@ def test_flatten_for_mlflow_params():
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_example_configs_load_into_their_pipeline(path):
-    """configs/<pipeline>-<name>.yaml: every key exists in that pipeline's typed config."""
+    """configs/*.yaml: each names its pipeline, and every key it sets exists in that
+    pipeline's typed config with the value written."""
     from pipelines.core.runner import load_task_config
 
-    config = flatten(to_dict(load_task_config(path.name.split("-")[0], str(path), [])))
     written = flatten(yaml.safe_load(path.read_text(encoding="utf-8")))
+    assert written.get("pipeline"), f"{path.name} does not say which pipeline it is for"
+    config = flatten(to_dict(load_task_config(written["pipeline"], str(path), [])))
     assert written and all(config[key] == value for key, value in written.items())
+
+
+def test_a_recipe_refuses_another_pipeline(tmp_path):
+    from pipelines.core.runner import load_task_config
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("pipeline: slots\ntrain:\n  epochs: 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="for the 'slots' pipeline, not 'segmentation'"):
+        load_task_config("segmentation", str(recipe), [])
+    assert load_task_config("slots", str(recipe), []).train.epochs == 2

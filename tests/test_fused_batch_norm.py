@@ -63,3 +63,24 @@ def test_saves_and_loads_as_keras_file(tmp_path):
     assert isinstance(loaded.get_layer("bn"), FusedBatchNormalization)
     x = np.random.rand(2, 4, 4, 3).astype("float32")
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_switching_the_kernel_off_runs_keras_own_ops():
+    """`fused_batch_norm(False)` (the images pipeline's `model.fused_batch_norm`) builds
+    layers whose graph holds Keras' ops instead of FusedBatchNormV3, with the same result."""
+    import tensorflow as tf
+
+    from tfmodels.layers import fused_batch_norm
+
+    x = np.random.default_rng(2).normal(size=(4, 6, 5, 4)).astype("float32")
+    ops = {}
+    for enabled in (True, False):
+        with fused_batch_norm(enabled):
+            layer = FusedBatchNormalization()
+        layer.build(x.shape)
+        assert layer.fused is enabled
+        graph = tf.function(lambda v, layer=layer: layer(v, training=True)).get_concrete_function(
+            tf.TensorSpec(x.shape, tf.float32)).graph
+        ops[enabled] = {op.type for op in graph.get_operations()}
+    assert "FusedBatchNormV3" in ops[True] and "FusedBatchNormV3" not in ops[False]
+    assert FusedBatchNormalization().fused  # the default outside the block

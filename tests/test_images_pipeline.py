@@ -10,7 +10,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from helpers import DATA, set_args, subprocess_env, tfpipe
+from helpers import DATA, b64, copy_workdir, fresh_signatures, set_args, subprocess_env, tfpipe
 
 from pipelines.images.task import ImagesTask
 from tfmodels.losses import SmoothedSparseCategoricalCrossentropy
@@ -227,3 +227,53 @@ def test_flip_test_time_augmentation_averages_image_and_mirror(tmp_path):
     assert int(out["class_id"][0]) == int(expected.argmax())
     assert float(out["probability"][0]) == pytest.approx(float(expected.max()), abs=1e-5)
     assert not np.allclose(plain, mirrored, atol=1e-4)
+
+
+def test_two_signatures_are_exported_warmed_up_and_answer(images_run, tmp_path):
+    """`serving_default` and `embedding` in one export: warm-up requests for each, both
+    answer in a fresh process, `tfpipe predict --signature embedding` writes JSON lines."""
+    workdir, _ = images_run
+    export = workdir / "exports" / "images" / "1"
+    jpeg = next((DATA / "images" / "test").rglob("*.jpg")).read_bytes()
+    png = next((DATA / "images" / "test").rglob("*.png")).read_bytes()
+    request = {"image_bytes": [b64(jpeg), b64(png)]}
+    result = fresh_signatures(export, {"serving_default": request, "embedding": request},
+                              tmp_path)
+    assert result["signatures"] == ["embedding", "serving_default"]
+    assert result["inputs"] == {"embedding": ["image_bytes"],
+                                "serving_default": ["image_bytes"]}
+    assert sorted(result["warmup"]) == ["embedding"] * 2 + ["serving_default"] * 2
+    embedding = result["calls"]["embedding"]["embedding"]
+    assert embedding["shape"][0] == 2 and embedding["shape"][1] > 8
+    assert embedding["value"][0] != embedding["value"][1]
+
+    listing = tmp_path / "list.txt"
+    images = sorted((DATA / "images" / "test").rglob("*.*"))[:3]
+    listing.write_text("\n".join(str(p) for p in images) + "\n")
+    out = tmp_path / "embeddings.jsonl"
+    proc = tfpipe("predict", "images", "--workdir", str(workdir), "--input", str(listing),
+                  "--output", str(out), "--export", str(export), "--signature", "embedding")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 3 and len(rows[0]["embedding"]) == embedding["shape"][1]
+    wrong = tfpipe("predict", "images", "--workdir", str(workdir), "--input", str(listing),
+                   "--output", str(out), "--export", str(export), "--signature", "nope")
+    assert wrong.returncode == 2 and "has no signature 'nope'" in wrong.stderr
+
+
+def test_reexport_from_the_kept_model_folder_with_fewer_labels(images_run, tmp_path):
+    """`tfpipe export --run FOLDER --set serving.top_k=2`: two labels per image, the same
+    best label as the version the run exported."""
+    workdir = copy_workdir(images_run[0], tmp_path / "w")
+    kept = workdir / "state" / "images" / "images" / "model"
+    proc = tfpipe("export", "images", "--run", str(kept), "--workdir", str(workdir),
+                  "--set", "serving.top_k=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    images = sorted((DATA / "images" / "test").rglob("*.*"))[:6]
+    request = {"serving_default": {"image_bytes": [b64(p.read_bytes()) for p in images]}}
+    new = fresh_signatures(workdir / "exports" / "images" / "2", request, tmp_path)
+    old = fresh_signatures(workdir / "exports" / "images" / "1", request, tmp_path)
+    new, old = new["calls"]["serving_default"], old["calls"]["serving_default"]
+    assert new["top_k_labels"]["shape"] == [6, 2] and old["top_k_labels"]["shape"] == [6, 4]
+    assert new["label"]["value"] == old["label"]["value"]
+    assert new["probability"]["value"] == pytest.approx(old["probability"]["value"], abs=1e-6)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import subprocess_env, tfpipe
+from helpers import copy_workdir, fresh_signatures, subprocess_env, tfpipe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -133,3 +133,40 @@ def test_predict_rejects_bad_utf8_naming_the_line(segmentation_run, tmp_path):
     assert proc.returncode == 2
     assert "bad.txt:2: not valid UTF-8" in proc.stderr
     assert not (tmp_path / "o.txt").exists()
+
+
+def test_reexport_by_run_name_with_a_changed_separator(segmentation_run, serving_signature,
+                                                       tmp_path):
+    """`tfpipe export --run NAME` writes version 2 from the kept model, without training:
+    the same words as version 1 (the trained weights, not fresh ones; Keras' LSTM layers
+    instead of the fused kernel), joined as `serving.separator` now says; the start is
+    quiet; model keys cannot change."""
+    import tensorflow as tf
+
+    workdir = copy_workdir(segmentation_run, tmp_path / "w")
+    proc = tfpipe("export", "segmentation", "--run", "segmentation", "--workdir", str(workdir),
+                  "--set", "serving.separator=/", "--set", "serving.fused_lstm=false")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    version = workdir / "exports" / "segmentation" / "2"
+    assert f"export: {version}" in proc.stdout
+    assert "Epoch" not in proc.stdout  # nothing trained
+    for noise in ("I0000", "cuda", "absl::InitializeLog", "oneDNN"):
+        assert noise not in proc.stderr, proc.stderr[-2000:]
+
+    texts = ["他们在北京参观博物馆。", "今天我们学习技术。"]
+    result = fresh_signatures(version, {"serving_default": {"text": texts}}, tmp_path)
+    out = result["calls"]["serving_default"]
+    before = serving_signature(text=tf.constant(texts))["words"].numpy()
+    for row, old, segmented in zip(out["words"]["value"], before, out["segmented"]["value"],
+                                   strict=True):
+        words = [w for w in row if w]
+        assert words == [w.decode() for w in old if w] and len(words) > 1
+        assert segmented == "/".join(words)
+    assert result["warmup"] == ["serving_default"] * 3
+
+    bad = tfpipe("export", "segmentation", "--run", "segmentation", "--workdir", str(workdir),
+                 "--set", "model.units=8")
+    assert bad.returncode == 2
+    assert "'model.units' cannot change at re-export" in bad.stderr
+    missing = tfpipe("export", "segmentation", "--run", "nosuchrun", "--workdir", str(workdir))
+    assert missing.returncode == 2 and "no trained model 'nosuchrun'" in missing.stderr

@@ -9,7 +9,15 @@ import subprocess
 import sys
 
 import pytest
-from helpers import DATA, set_args, subprocess_env, tfpipe, tiny_bert_preset
+from helpers import (
+    DATA,
+    copy_workdir,
+    fresh_signatures,
+    set_args,
+    subprocess_env,
+    tfpipe,
+    tiny_bert_preset,
+)
 
 # The default model (narrower ones learn the sample much more slowly), stopped early.
 TINY_SLOTS = [
@@ -128,7 +136,7 @@ def test_crf_ensemble_with_multi_intent_trains_and_exports_valid_bio(tmp_path):
         n = len(text.split())
         assert len([s for s in row["slots"] if s]) == n and bio_ok(row["slots"][:n])
         assert 0 < row["probability"] <= 1
-    vocab = (workdir / "state" / "slots").glob("*/artifacts/intents.txt")
+    vocab = (workdir / "state" / "slots").glob("*/model/assets/intents.txt")
     assert "atis_flight#atis_airfare" not in next(vocab).read_text()  # single intents only
     # A multi-intent question gets both intents, in either order.
     assert sorted(rows[3]["intent"].split("#")) == ["atis_airfare", "atis_flight"]
@@ -203,3 +211,34 @@ def test_bad_corpus_fails_naming_file_and_line(tmp_path):
                   str(tmp_path / "w"), "--set", "data.corpus=bad")
     assert proc.returncode == 2
     assert f"{folder / 'seq.out'}:2: tag 2 'I-fare' follows 'O'" in proc.stderr
+
+
+def test_reexport_by_run_id_adds_the_top_intents(slots_run, tmp_path):
+    """`tfpipe export --run RUN_ID --set serving.top_intents=3`: version 2 answers with the
+    three most probable intents, most probable first, and otherwise as version 1; MLflow
+    records the new version on the run."""
+    from mlflow.tracking import MlflowClient
+
+    workdir = copy_workdir(slots_run[0], tmp_path / "w")
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("slots").experiment_id])
+    proc = tfpipe("export", "slots", "--run", run.info.run_id, "--workdir", str(workdir),
+                  "--set", "serving.top_intents=3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    texts = [ATIS_EXAMPLE, "show me flights to boston", ""]
+    new = fresh_signatures(workdir / "exports" / "slots" / "2",
+                           {"serving_default": {"text": texts}}, tmp_path)
+    old = fresh_signatures(workdir / "exports" / "slots" / "1",
+                           {"serving_default": {"text": texts}}, tmp_path)
+    new, old = new["calls"]["serving_default"], old["calls"]["serving_default"]
+    assert "top_intents" not in old
+    assert new["top_intents"]["shape"] == [3, 3]
+    for key in ("slots", "intent", "entities"):
+        assert new[key]["value"] == old[key]["value"]
+    for intents, probs, intent in zip(new["top_intents"]["value"],
+                                      new["top_intent_probabilities"]["value"],
+                                      new["intent"]["value"], strict=True):
+        assert intents[0] == intent and probs == sorted(probs, reverse=True)
+    tags = client.get_run(run.info.run_id).data.tags
+    assert tags["export_version"] == "2"
+    assert tags["export_v2_overrides"] == "serving.top_intents=3"

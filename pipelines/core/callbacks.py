@@ -110,11 +110,18 @@ class TrainingClock(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None) -> None:
         self._last_batch_end = now = time.monotonic()
-        if self.heartbeat is not None and now - self._last_beat >= self.beat_seconds:
-            self._last_beat = now
-            write_json_atomic(self.heartbeat, {"elapsed_seconds": self.elapsed})
+        if now - self._last_beat >= self.beat_seconds:
+            self._beat()
         if self.exhausted():
             self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        self._beat()
+
+    def _beat(self) -> None:
+        self._last_beat = time.monotonic()
+        if self.heartbeat is not None:
+            write_json_atomic(self.heartbeat, {"elapsed_seconds": self.elapsed})
 
     def on_train_end(self, logs=None) -> None:
         self.elapsed_before = self.elapsed

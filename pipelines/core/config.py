@@ -76,6 +76,9 @@ class ExportConfig:
 class PipelineConfig:
     """Base for every pipeline config: subclasses add `data` and `model` sections."""
 
+    # The pipeline a recipe file is for (`configs/*.yaml` name it); empty = any. Running a
+    # file under another pipeline is an error.
+    pipeline: str = ""
     run_name: str = ""
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)

@@ -7,6 +7,7 @@ place, so a crash never leaves a half-written version that TF Serving would try 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
 import re
@@ -24,6 +25,13 @@ from pipelines.core.task import DEFAULT_SIGNATURE, Serving
 log = logging.getLogger(__name__)
 
 WARMUP_FILE = "tf_serving_warmup_requests"
+METADATA_FILE = "tfpipelines.json"  # in assets.extra/: where the export came from
+
+
+def export_metadata(export_dir: Path) -> dict[str, Any]:
+    """What `export_version` recorded about an export (pipeline, run, serving options)."""
+    path = Path(export_dir) / "assets.extra" / METADATA_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def versions(model_dir: Path) -> list[int]:
@@ -120,10 +128,12 @@ def export_version(
     warmup_inputs: dict[str, list[Any]] | None = None,
     warmup_count: int = 5,
     serving_base_path: str = "/models",
+    metadata: dict[str, Any] | None = None,
 ) -> Path:
     """Export the next version atomically; update `models.config`. Returns the version dir.
 
-    Warm-up requests cover every signature (see `warmup_for`)."""
+    Warm-up requests cover every signature (see `warmup_for`); `metadata` (the run, the
+    serving options) goes to `assets.extra/tfpipelines.json`, which TF Serving ignores."""
     if isinstance(signatures, Serving):
         signatures = {DEFAULT_SIGNATURE: signatures}
     wanted = warmup_count > 0 and (warmup_inputs or any(s.warmup for s in signatures.values()))
@@ -133,9 +143,12 @@ def export_version(
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=model_dir))
     try:
         write_savedmodel(signatures, tmp / "model")
+        extra = tmp / "model" / "assets.extra"
+        extra.mkdir(parents=True, exist_ok=True)
+        (extra / METADATA_FILE).write_text(json.dumps(
+            {"pipeline": pipeline, "signatures": sorted(signatures), **(metadata or {})},
+            indent=1, default=str), encoding="utf-8")
         if warmup:
-            extra = tmp / "model" / "assets.extra"
-            extra.mkdir(parents=True, exist_ok=True)
             with tf.io.TFRecordWriter(str(extra / WARMUP_FILE)) as writer:
                 for record in _warmup_records(warmup, pipeline, warmup_count):
                     writer.write(record)

@@ -25,6 +25,7 @@ def export_from_run(pipeline: str, run: str, overrides: list[str] | tuple[str, .
                     workdir: str | Path = "runs") -> ReExport:
     """Export the kept model that `run` names (see `find_trained_model`) with `overrides`."""
     from pipelines.core.export import export_version
+    from pipelines.core.runner import export_metadata_of
     from pipelines.core.tracking import record_export
     from pipelines.core.trained_model import (
         find_trained_model,
@@ -43,6 +44,7 @@ def export_from_run(pipeline: str, run: str, overrides: list[str] | tuple[str, .
             warmup_inputs=warmup_inputs(folder),
             warmup_count=config.export.warmup_requests,
             serving_base_path=config.export.serving_base_path,
+            metadata={**export_metadata_of(config, run_id), "overrides": list(overrides)},
         )
     if run_id is not None:
         record_export(workdir, run_id, export_dir, list(overrides),

@@ -43,6 +43,7 @@ class RunResult:
     epochs_run: int
     model_dir: Path | None = None
     train_examples_per_second: float | None = None
+    task: Any = None  # the prepared task, its data read (benchmarks reuse it)
 
 
 @dataclasses.dataclass
@@ -98,8 +99,15 @@ def setup_precision(policy: str) -> None:
     keras.mixed_precision.set_global_policy("float32" if policy == "none" else policy)
 
 
-def load_task_config(pipeline: str, config_file: str | None, overrides: list[str]) -> Any:
-    return cfgmod.load_config(get_task_class(pipeline).config_class, config_file, overrides)
+def load_task_config(pipeline: str, config_file: str | Path | None,
+                     overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """`pipeline`'s typed config: defaults, the YAML file, then the overrides."""
+    config = cfgmod.load_config(get_task_class(pipeline).config_class, config_file, overrides)
+    if config.pipeline and config.pipeline != pipeline:
+        raise cfgmod.ConfigError(f"{config_file or 'pipeline'}: this config is for the "
+                                 f"'{config.pipeline}' pipeline, not '{pipeline}'")
+    config.pipeline = pipeline
+    return config
 
 
 def run_pipeline(
@@ -122,7 +130,7 @@ def run_pipeline(
     shutil.rmtree(ctx.run_dir / CHECKPOINT_DIR, ignore_errors=True)
     return RunResult(ctx.tracker.run_id, ctx.tracker.uri, export_dir, test_metrics,
                      fitted.train_seconds, fitted.epochs_run, model_dir,
-                     fitted.examples_per_second)
+                     fitted.examples_per_second, ctx.task)
 
 
 # -- 1. set up ----------------------------------------------------------------------------
@@ -321,12 +329,20 @@ def export(ctx: RunContext, model) -> Path:
         warmup_inputs=ctx.task.warmup_inputs(),
         warmup_count=ctx.config.export.warmup_requests,
         serving_base_path=ctx.config.export.serving_base_path,
+        metadata=export_metadata_of(ctx.config, ctx.tracker.run_id),
     )
     ctx.tracker.set_tags({"export_dir": str(export_dir), "export_version": export_dir.name})
     if ctx.config.export.log_to_mlflow:
         ctx.tracker.log_artifacts(export_dir, "savedmodel")
     print(f"[{ctx.pipeline}] exported {export_dir}", flush=True)
     return export_dir
+
+
+def export_metadata_of(config: cfgmod.PipelineConfig, run_id: str | None) -> dict[str, Any]:
+    """Where an export came from, kept beside it: the run and its serving options."""
+    serving = getattr(config, "serving", None)
+    return {"run_id": run_id, "run_name": config.run_name,
+            "serving": cfgmod.to_dict(serving) if serving is not None else {}}
 
 
 def _verbosity(value: str) -> int:

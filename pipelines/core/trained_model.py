@@ -8,9 +8,9 @@ A folder (in the run's state folder and, as the artifact `model/`, in MLflow):
     model/weights.npz          the model's variables, keyed by their Keras paths
     model/warmup.json          raw example requests for TF Serving's warm-up file
 
-Weights are keyed by variable path, not kept in a `.keras` file: every task rebuilds its
-model from config and assets anyway (`Task.build_model`), and a path-keyed file says which
-variable is missing or misshapen when code and weights disagree.
+Weights are keyed by position and variable path, not kept in a `.keras` file: every task
+rebuilds its model from config and assets anyway (`Task.build_model`), and a path-keyed
+file says which variable is missing or misshapen when code and weights disagree.
 """
 
 from __future__ import annotations
@@ -57,24 +57,25 @@ def save_trained_model(task, model: keras.Model, config: cfgmod.PipelineConfig,
 
 
 def save_weights(model: keras.Model, path: Path) -> None:
-    values = {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
-    if len(values) != len(model.weights):
-        raise ValueError(f"model {model.name} has variables that share a path")
-    np.savez(path, **values)
+    """Every variable of `model`, in order, keyed `NNNN:path` (paths alone need not be
+    unique: ensemble members repeat their layers' names)."""
+    np.savez(path, **{f"{i:04d}:{v.path}": keras.ops.convert_to_numpy(v)
+                      for i, v in enumerate(model.weights)})
 
 
 def load_weights(model: keras.Model, path: Path) -> None:
     """Set `model`'s variables from `save_weights`' file, naming any that do not match."""
     with np.load(path) as saved:
-        stored = set(saved.files)
-        wanted = {v.path for v in model.weights}
-        missing, extra = sorted(wanted - stored), sorted(stored - wanted)
-        if missing or extra:
+        stored = sorted(saved.files)
+        wanted = [f"{i:04d}:{v.path}" for i, v in enumerate(model.weights)]
+        if stored != wanted:
+            missing = [k for k in wanted if k not in saved.files]
+            extra = [k for k in stored if k not in set(wanted)]
             raise TrainedModelError(
                 f"{path}: weights do not fit the model built from its config "
                 f"(missing: {missing[:5]}, unexpected: {extra[:5]})")
-        for variable in model.weights:
-            value = saved[variable.path]
+        for key, variable in zip(wanted, model.weights, strict=True):
+            value = saved[key]
             if tuple(value.shape) != tuple(variable.shape):
                 raise TrainedModelError(f"{path}: {variable.path} has shape {value.shape}, "
                                         f"the model {tuple(variable.shape)}")

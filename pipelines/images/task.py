@@ -92,6 +92,7 @@ class ImagesTask(Task):
 
     def save_assets(self, folder: Path) -> list[Path]:
         """Class names, and the geometry and pixel statistics the model was built with."""
+        folder.mkdir(parents=True, exist_ok=True)
         stats = folder / "image_stats.json"
         stats.write_text(json.dumps({"image_size": list(self.image_size),
                                      "channels": self.channels, "mean": self.mean,
