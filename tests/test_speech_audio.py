@@ -1,0 +1,162 @@
+"""WAV bytes to waveforms in the graph: a batch with empty, corrupt, truncated and
+unsupported elements still decodes the good ones; other sample rates are resampled
+(without aliasing when going down); channels are averaged; long input is capped."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipelines.speech.audio import decode_batch, resample, wav_info
+from pipelines.speech.wavfile import read_wav, to_int16, wav_bytes, write_wav
+
+RATE = 8000
+
+
+def tone(hz: float, seconds: float, rate: int = RATE, amplitude: float = 0.5) -> np.ndarray:
+    return amplitude * np.sin(2 * np.pi * hz * np.arange(int(seconds * rate)) / rate)
+
+
+def riff(*chunks: tuple[bytes, bytes], form: bytes = b"WAVE") -> bytes:
+    """A RIFF file of `(id, payload)` chunks, odd payloads padded as the format says."""
+    body = b"".join(cid + struct.pack("<I", len(data)) + data + b"\0" * (len(data) % 2)
+                    for cid, data in chunks)
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + form + body
+
+
+def fmt(channels=1, rate=RATE, bits=16, code=1) -> bytes:
+    block = channels * bits // 8
+    return struct.pack("<HHIIHH", code, channels, rate, rate * block, block, bits)
+
+
+def extensible_fmt(sub_code: int = 1) -> bytes:
+    """WAVE_FORMAT_EXTENSIBLE, mono 16-bit, its real format code opening the GUID."""
+    return (fmt(code=0xFFFE) + struct.pack("<HHIH", 22, 16, 4, sub_code)
+            + b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71")
+
+
+def pcm(samples: np.ndarray) -> bytes:
+    return to_int16(samples).tobytes()
+
+
+def decode(items, **kwargs):
+    fn = tf.function(lambda b: decode_batch(b, RATE, **kwargs),
+                     input_signature=[tf.TensorSpec([None], tf.string)])
+    waveforms, lengths, ok = fn(tf.constant(items, tf.string))
+    return waveforms.numpy(), lengths.numpy(), ok.numpy()
+
+
+def test_bad_elements_do_not_fail_the_batch():
+    good = wav_bytes(tone(440, 0.5), RATE)
+    items = [good, b"", b"not a wav at all", good[:20], good[:44], b"RIFF\xff\xff\xff\xffWAVE",
+             riff((b"fmt ", fmt(bits=8)), (b"data", b"\x80" * 100)),  # 8-bit
+             riff((b"fmt ", fmt(code=3, bits=32)), (b"data", b"\0" * 400)),  # float
+             riff((b"data", pcm(tone(440, 0.1))),),  # no fmt chunk
+             riff((b"fmt ", fmt()), (b"data", pcm(tone(440, 0.1))), form=b"AVI "),
+             riff((b"fmt ", fmt(channels=0)), (b"data", pcm(tone(440, 0.1)))),
+             riff((b"fmt ", fmt(rate=0)), (b"data", pcm(tone(440, 0.1)))),
+             riff((b"fmt ", extensible_fmt(sub_code=3)), (b"data", pcm(tone(440, 0.1)))),
+             good]
+    waveforms, lengths, ok = decode(items)
+    np.testing.assert_array_equal(ok, [True] + [False] * 12 + [True])
+    np.testing.assert_array_equal(lengths, [4000] + [0] * 12 + [4000])
+    assert waveforms.shape == (14, 4000)
+    assert np.all(waveforms[1:13] == 0)
+    np.testing.assert_allclose(waveforms[0], tone(440, 0.5), atol=1e-4)
+
+
+def test_a_batch_of_only_bad_elements_still_has_one_column():
+    waveforms, lengths, ok = decode([b"", b"junk"])
+    assert waveforms.shape == (2, 1) and not ok.any() and not lengths.any()
+
+
+def test_chunks_before_data_and_truncated_data():
+    samples = tone(300, 0.25)
+    listed = riff((b"fmt ", fmt()), (b"LIST", b"INFOISFT\x03\0\0\0ab\0"),
+                  (b"fact", b"\1\2\3"), (b"data", pcm(samples)))
+    extensible = riff((b"fmt ", extensible_fmt()), (b"data", pcm(samples)))
+    cut = wav_bytes(samples, RATE)[:-101]  # data chunk says more than is there
+    waveforms, lengths, ok = decode([listed, extensible, cut])
+    assert ok.all()
+    np.testing.assert_array_equal(lengths, [2000, 2000, 2000 - 51])
+    for row in range(3):
+        np.testing.assert_allclose(waveforms[row, : lengths[row]], samples[: lengths[row]],
+                                   atol=1e-4)
+
+
+def test_header_fields():
+    info = wav_info(tf.constant([wav_bytes(tone(440, 0.3, 16000), 16000),
+                                 riff((b"fmt ", fmt(channels=2)), (b"data", b"\0" * 40)),
+                                 b"RIFF"]))
+    np.testing.assert_array_equal(info["ok"], [True, True, False])
+    np.testing.assert_array_equal(info["sample_rate"], [16000, RATE, 0])
+    np.testing.assert_array_equal(info["channels"], [1, 2, 0])
+    np.testing.assert_array_equal(info["frames"], [4800, 10, 0])
+    np.testing.assert_array_equal(info["data_offset"], [44, 44, 0])
+
+
+def test_channels_are_averaged():
+    left, right = tone(440, 0.2), tone(1000, 0.2)
+    stereo = riff((b"fmt ", fmt(channels=2)),
+                  (b"data", pcm(np.stack([left, right], axis=1).reshape(-1))))
+    waveforms, lengths, ok = decode([stereo, wav_bytes(left[:800], RATE)])
+    assert ok.all() and list(lengths) == [1600, 800]
+    np.testing.assert_allclose(waveforms[0], (left + right) / 2, atol=1e-4)
+    np.testing.assert_allclose(waveforms[1, :800], left[:800], atol=1e-4)
+
+
+def spectrum_peak_ratio(x: np.ndarray, rate: int, hz: float) -> float:
+    """Magnitude near `hz` relative to the largest peak of `x`."""
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    freqs = np.fft.rfftfreq(len(x), 1 / rate)
+    return float(spectrum[np.abs(freqs - hz) < 20].max() / spectrum.max())
+
+
+def test_higher_rates_are_resampled_without_aliasing():
+    # 16 kHz: a 440 Hz tone plus a 5 kHz one that an 8 kHz rate cannot hold (it would
+    # fold onto 3 kHz if decimated naively).
+    mixed = tone(440, 1.0, 16000) + tone(5000, 1.0, 16000, amplitude=0.3)
+    waveforms, lengths, ok = decode([wav_bytes(mixed, 16000), wav_bytes(tone(440, 0.5), RATE)])
+    assert ok.all() and list(lengths) == [8000, 4000]
+    out = waveforms[0]
+    np.testing.assert_allclose(out[100:-100], tone(440, 1.0)[100:-100], atol=2e-3)
+    assert spectrum_peak_ratio(out, RATE, 3000) < 1e-2
+
+
+@pytest.mark.parametrize("rate", [4000, 11025, 44100])
+def test_other_rates_keep_the_tone_and_duration(rate):
+    waveforms, lengths, ok = decode([wav_bytes(tone(300, 1.0, rate), rate)])
+    assert ok[0] and lengths[0] == 8000
+    np.testing.assert_allclose(waveforms[0, 50:-50], tone(300, 1.0)[50:-50], atol=0.02)
+
+
+def test_resample_passes_target_rate_rows_unchanged():
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 100)), tf.float32)
+    out, lengths = resample(x, [100, 60], [RATE, RATE], RATE)
+    np.testing.assert_array_equal(lengths, [100, 60])
+    np.testing.assert_array_equal(out[0], x[0])
+    np.testing.assert_array_equal(out[1, 60:], 0)
+
+
+def test_sixty_seconds_decode_and_longer_input_is_capped():
+    minute = wav_bytes(0.1 * np.sin(np.arange(60 * RATE) / 7.0), RATE)
+    long_16k = wav_bytes(0.1 * np.sin(np.arange(75 * 16000) / 9.0), 16000)
+    waveforms, lengths, ok = decode([minute, long_16k, b""], max_seconds=60.0)
+    assert ok[:2].all() and not ok[2]
+    np.testing.assert_array_equal(lengths, [60 * RATE, 60 * RATE, 0])
+    assert waveforms.shape == (3, 60 * RATE) and waveforms.dtype == np.float32
+    _, short, _ = decode([minute], max_seconds=2.5)
+    assert short[0] == 20000
+
+
+def test_wav_files_round_trip(tmp_path):
+    samples = tone(440, 0.3)
+    write_wav(tmp_path / "a.wav", samples, RATE)
+    back, rate = read_wav(tmp_path / "a.wav")
+    assert rate == RATE
+    np.testing.assert_allclose(back, samples, atol=1e-4)
+    waveforms, lengths, ok = decode([(tmp_path / "a.wav").read_bytes()])
+    np.testing.assert_allclose(waveforms[0], back, atol=1e-6)

@@ -1,0 +1,109 @@
+"""Log-mel features: shapes, frame lengths, padding masked, per-utterance normalisation over
+valid frames only, the same features alone as in a batch; SpecAugment masks in training
+only, inside each utterance, repeatably with a seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfmodels.speech import LogMelSpectrogram, SpecAugment
+
+
+def waveforms(lengths, width=None, seed=0):
+    rng = np.random.default_rng(seed)
+    width = width or max(lengths)
+    out = np.zeros((len(lengths), width), np.float32)
+    for i, n in enumerate(lengths):
+        t = np.arange(n) / 8000
+        out[i, :n] = 0.3 * np.sin(2 * np.pi * (300 + 200 * i) * t) + 0.05 * rng.normal(size=n)
+    return out
+
+
+def test_shapes_and_frame_lengths():
+    layer = LogMelSpectrogram(sample_rate=8000, frame_ms=25, step_ms=10, n_mels=32)
+    lengths = np.array([8000, 4001, 80, 0])
+    features, frames = layer(waveforms(lengths), lengths)
+    assert features.shape == (4, 100, 32) and features.dtype == tf.float32
+    assert frames.dtype == tf.int32
+    np.testing.assert_array_equal(frames, [100, 51, 1, 0])  # ceil(n / 80)
+
+
+def test_padding_is_zero_and_normalised_over_valid_frames():
+    layer = LogMelSpectrogram(8000, n_mels=24)
+    lengths = np.array([8000, 3000])
+    # Garbage beyond the second length must not reach its features.
+    wave = waveforms(lengths)
+    wave[1, 3000:] = 0.9
+    features, frames = (t.numpy() for t in layer(wave, lengths))
+    n = frames[1]
+    assert np.all(features[1, n:] == 0)
+    np.testing.assert_allclose(features[1, :n].mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(features[1, :n].std(axis=0), 1, atol=1e-2)
+
+
+def test_an_utterance_alone_gives_the_features_it_gets_in_a_batch():
+    layer = LogMelSpectrogram(8000, n_mels=40)
+    lengths = np.array([8000, 2345])
+    batch, frames = layer(waveforms(lengths), lengths)
+    alone, alone_frames = layer(waveforms(lengths)[1:, :2345], lengths[1:])
+    assert int(alone_frames[0]) == int(frames[1])
+    np.testing.assert_allclose(alone[0], batch[1, : frames[1]], atol=1e-4)
+
+
+def test_without_normalisation_the_log_mel_energies_are_returned():
+    layer = LogMelSpectrogram(8000, n_mels=16, normalize=False)
+    quiet, _ = layer(0.01 * waveforms([4000]), np.array([4000]))
+    loud, _ = layer(waveforms([4000]), np.array([4000]))
+    # A hundred times the amplitude: log power up by log(10^4) above the floor.
+    assert float(np.median(loud - quiet)) == pytest.approx(np.log(1e4), abs=0.2)
+
+
+def test_config_round_trip():
+    layer = LogMelSpectrogram(16000, frame_ms=20, step_ms=10, n_mels=64, max_hz=7000)
+    clone = LogMelSpectrogram.from_config(layer.get_config())
+    assert (clone.frame_length, clone.frame_step, clone.fft_length, clone.max_hz) == (
+        320, 160, 512, 7000.0)
+
+
+def features_and_lengths():
+    features = tf.ones([4, 120, 40])
+    lengths = tf.constant([120, 90, 30, 5])
+    return features * tf.sequence_mask(lengths, 120, tf.float32)[:, :, None], lengths
+
+
+def test_spec_augment_is_identity_outside_training():
+    layer = SpecAugment(freq_masks=2, freq_width=10, time_masks=2, time_width=20, seed=1)
+    features, lengths = features_and_lengths()
+    for training in (False, None):
+        np.testing.assert_array_equal(layer(features, lengths, training=training), features)
+
+
+def test_spec_augment_masks_bands_and_runs_inside_each_utterance():
+    layer = SpecAugment(freq_masks=2, freq_width=10, time_masks=2, time_width=20,
+                        max_time_fraction=0.2, seed=3)
+    features, lengths = features_and_lengths()
+    masked = layer(features, lengths, training=True).numpy()
+    assert masked.shape == features.shape
+    zeroed = (masked == 0) & (features.numpy() == 1)
+    assert zeroed.any()
+    for row, n in enumerate(lengths.numpy()):
+        valid = zeroed[row, :n]
+        bins = valid.all(axis=0)  # frequency masks span every frame
+        assert bins.sum() <= 20
+        frames = valid.all(axis=1)  # time masks span every bin
+        assert frames.sum() <= 2 * min(20, int(0.2 * n))
+        # Nothing else is touched.
+        assert np.array_equal(valid, bins[None, :] | frames[:, None])
+    # Some row got a frequency band and some a time run.
+    assert zeroed.all(axis=1).any() and zeroed[0].all(axis=0).any()
+
+
+def test_spec_augment_with_a_seed_repeats_and_draws_anew_per_call():
+    features, lengths = features_and_lengths()
+    first = SpecAugment(seed=7)
+    second = SpecAugment(seed=7)
+    a = first(features, lengths, training=True)
+    np.testing.assert_array_equal(a, second(features, lengths, training=True))
+    assert not np.array_equal(a, first(features, lengths, training=True))
