@@ -50,6 +50,12 @@ def _images_to_tfrecord(args: argparse.Namespace) -> int:
     return convert_main(args)
 
 
+def _fsdd_connected(args: argparse.Namespace) -> int:
+    from pipelines.speech.fsdd import main as fsdd_main
+
+    return fsdd_main(args.fsdd_args)
+
+
 def _compare(args: argparse.Namespace) -> int:
     from pipelines.core.compare import main as compare_main
 
@@ -106,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     to_tfrecord.add_argument("--test-fraction", type=float, default=0.2,
                              help="carved from train when there is no test/ folder")
     to_tfrecord.set_defaults(func=_images_to_tfrecord)
+    fsdd = data_sub.add_parser(
+        "fsdd-connected", add_help=False,
+        help="connected-digit utterances from FSDD recordings (SRC DST [--train N ...]; "
+        "--help for all)")
+    fsdd.add_argument("fsdd_args", nargs=argparse.REMAINDER)
+    fsdd.set_defaults(func=_fsdd_connected)
 
     from pipelines.core.compare import add_arguments as compare_arguments
 

@@ -71,7 +71,9 @@ import tensorflow as tf
 import tensorflow_text  # the tf-text ops TF Serving links in
 from tensorflow_serving.apis import prediction_log_pb2
 
-path, requests = sys.argv[1], json.loads(sys.argv[2])
+path = sys.argv[1]
+with open(sys.argv[2], encoding="utf-8") as f:
+    requests = json.load(f)
 loaded = tf.saved_model.load(path)
 
 def plain(value):
@@ -111,10 +113,13 @@ def fresh_signatures(export_dir: Path, requests: dict, cwd: Path) -> dict:
     """Call an export's signatures in a fresh Python process that never imports this
     project (see FRESH_SIGNATURES); bytes inputs go as `{"b64": ...}`."""
     import json
+    import tempfile
 
-    proc = subprocess.run([sys.executable, "-c", FRESH_SIGNATURES, str(export_dir),
-                           json.dumps(requests)], cwd=cwd, capture_output=True, text=True,
-                          env=subprocess_env(), timeout=300)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=cwd, delete=False) as f:
+        json.dump(requests, f)  # a file: requests can exceed a command line's limit
+    proc = subprocess.run([sys.executable, "-c", FRESH_SIGNATURES, str(export_dir), f.name],
+                          cwd=cwd, capture_output=True, text=True, env=subprocess_env(),
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["project_imported"] is False

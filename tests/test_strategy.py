@@ -21,7 +21,7 @@ def test_mirrored_on_two_logical_cpus_learns(tmp_path):
                              "model.layers=2", "train.strategy=mirrored",
                              "train.cpu_replicas=2"]))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "MirroredStrategy with 2 replica(s)" in proc.stderr + proc.stdout
+    assert "MirroredStrategy, 2 replica(s)" in proc.stdout
     f1 = float(re.search(r"test_f1: ([0-9.]+)", proc.stdout).group(1))
     assert f1 > 0.8  # an untrained tagger scores well under 0.5 on the sample corpus
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")

@@ -85,8 +85,11 @@ def _warmup_records(inputs: dict[str, dict[str, list[Any]]], model_name: str,
     return records
 
 
-def write_savedmodel(signatures: dict[str, Serving], path: Path) -> None:
-    """Write a SavedModel with one endpoint per signature, each taking its raw inputs."""
+def write_savedmodel(signatures: dict[str, Serving] | Serving, path: Path) -> None:
+    """Write a SavedModel with one endpoint per signature, each taking its raw inputs (a
+    single `Serving` is `serving_default`)."""
+    if isinstance(signatures, Serving):
+        signatures = {DEFAULT_SIGNATURE: signatures}
     if DEFAULT_SIGNATURE not in signatures:
         raise ValueError(f"a task must serve '{DEFAULT_SIGNATURE}' "
                          f"(got {sorted(signatures)})")
@@ -122,7 +125,7 @@ def _endpoint(serving: Serving):
 
 
 def export_version(
-    signatures: dict[str, Serving],
+    signatures: dict[str, Serving] | Serving,
     exports_dir: Path,
     pipeline: str,
     warmup_inputs: dict[str, list[Any]] | None = None,

@@ -12,6 +12,7 @@ PIPELINES: dict[str, str] = {
     "segmentation": "pipelines.segmentation.task:SegmentationTask",
     "slots": "pipelines.slots.task:SlotsTask",
     "images": "pipelines.images.task:ImagesTask",
+    "speech": "pipelines.speech.task:SpeechTask",
 }
 
 

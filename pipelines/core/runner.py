@@ -157,6 +157,8 @@ def set_up(pipeline: str, config: cfgmod.PipelineConfig, data_dir: str | Path | 
         tf.config.experimental.enable_op_determinism()
     setup_precision(tc.mixed_precision)
 
+    kind = "one device" if strategy is tf.distribute.get_strategy() else type(strategy).__name__
+    print(f"[{pipeline}] {kind}, {strategy.num_replicas_in_sync} replica(s)", flush=True)
     tracker = Tracker(workdir, pipeline)
     tracker.start(config.run_name or pipeline, run_dir)
     try:
@@ -224,8 +226,9 @@ def fit(ctx: RunContext) -> Fitted:
         if val_ds is None and monitor.startswith("val_"):
             monitor = monitor[4:]
         ema_swap = ResumableSwapEMAWeights() if tc.ema > 0 else None
+        lower = "loss" in monitor or monitor.removeprefix("val_") in task.lower_is_better
         early_stopping = ResumableEarlyStopping(
-            monitor=monitor, mode="min" if "loss" in monitor else "max",
+            monitor=monitor, mode="min" if lower else "max",
             patience=tc.early_stopping_patience or tc.epochs + 1,
             restore_best_weights=True, verbose=1)
         clock = TrainingClock(tc.max_minutes, budget.budget_used if budget else None,

@@ -64,6 +64,8 @@ class Task(abc.ABC):
     config_class: ClassVar[type[PipelineConfig]]
     #: Metric that early stopping and best-weight selection watch (Keras log name).
     default_monitor: ClassVar[str] = "val_loss"
+    #: Task metrics where lower is better (error rates); losses always are.
+    lower_is_better: ClassVar[tuple[str, ...]] = ()
     #: The serving input that batch prediction fills from the input file's lines.
     predict_input: ClassVar[str] = "text"
 

@@ -204,7 +204,8 @@ def build_connected(src: Path, dst: Path, train: int = 8000, dev: int = 500, tes
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="fsdd-connected", description="Connected-digit corpus from FSDD recordings.")
+        prog="tfpipe data fsdd-connected",
+        description="Connected-digit corpus from FSDD recordings.")
     parser.add_argument("src", type=Path, help="FSDD folder (recordings/ or the wav files)")
     parser.add_argument("dst", type=Path, help="output folder")
     parser.add_argument("--train", type=int, default=8000, help="train utterances")

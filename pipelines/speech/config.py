@@ -1,0 +1,94 @@
+"""Typed config of the speech-recognition pipeline (`tfpipe run speech`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pipelines.core.config import PipelineConfig, ScheduleConfig, TrainConfig
+
+
+@dataclasses.dataclass
+class SpeechData:
+    """Where the utterances are: TSV manifests (`path`, `transcript`), or FSDD recordings
+    joined into connected-digit utterances."""
+
+    # A folder (relative to the data dir) holding the manifests below.
+    corpus: str = "speech/sample"
+    train: str = "train.tsv"
+    validation: str = "dev.tsv"  # missing file: hold out `val_fraction` of train
+    test: str = "test.tsv"
+    # Single-word test utterances (FSDD's isolated digits): word accuracy as a second figure.
+    isolated_test: str = "test_digits.tsv"
+    val_fraction: float = 0.1
+    on_error: str = "fail"  # fail | skip: bad manifest lines (named by file and line)
+    sample_rate: int = 8000  # the model's; other rates are resampled in the graph
+    max_seconds: float = 60.0  # longer input is cut (training and serving)
+    max_train_seconds: float = 30.0  # longer training utterances are left out
+    # FSDD recordings folder (relative to the data dir, e.g. speech/fsdd/recordings): when
+    # set, connected-digit utterances are built from it (once, cached in `prepared_dir`)
+    # and `corpus` is not read.
+    fsdd: str = ""
+    fsdd_train: int = 8000
+    fsdd_dev: int = 500
+    fsdd_test: int = 1000
+    fsdd_max_digits: int = 7
+    fsdd_seed: int = 0  # fixes the dev and test sets
+    # Draw new training combinations every epoch instead of the fixed training manifest.
+    fsdd_fresh_train: bool = False
+    # Speakers kept out of training and dev entirely (FSDD), e.g. [theo].
+    test_speakers: list[str] = dataclasses.field(default_factory=list)
+    prepared_dir: str = ""  # default: $TFPIPE_CACHE_DIR/speech, else ~/.cache/tfpipelines/speech
+    shuffle_buffer: int = 10000
+
+
+@dataclasses.dataclass
+class SpeechModel:
+    """Log-mel features, SpecAugment and the CTC recogniser (`tfmodels.speech`)."""
+
+    n_mels: int = 40
+    frame_ms: float = 25.0
+    step_ms: float = 10.0
+    conv: str = "1d"  # 1d: over time, mel bins as channels | 2d: over time x mel bins
+    conv_filters: list[int] = dataclasses.field(default_factory=lambda: [128])
+    conv_kernel: int = 5
+    time_strides: list[int] = dataclasses.field(default_factory=lambda: [2])
+    freq_strides: list[int] = dataclasses.field(default_factory=lambda: [2])  # 2d only
+    projection: int = 0
+    cell: str = "gru"  # gru | lstm
+    layers: int = 2
+    units: int = 128
+    dropout: float = 0.1
+    # SpecAugment (training only); 0 masks turn a kind off.
+    freq_masks: int = 2
+    freq_width: int = 8
+    time_masks: int = 2
+    time_width: int = 20
+
+
+@dataclasses.dataclass
+class SpeechServing:
+    """Serving options: they may change when a trained run is exported again."""
+
+    decoder: str = "beam_search"  # beam_search | greedy (the `greedy` signature is always there)
+    beam_width: int = 8
+    # sequence: the probability of the decoded labelling; frame: the mean largest
+    # per-frame posterior (independent of the utterance's length)
+    confidence: str = "sequence"
+    # Input whose RMS level is below this (dB relative to full scale) is silence: its
+    # transcript is empty. Per-utterance feature normalisation would otherwise amplify
+    # near-silence into patterns the model reads as speech.
+    silence_dbfs: float = -60.0
+
+
+def _speech_train() -> TrainConfig:
+    return TrainConfig(epochs=40, batch_size=16, learning_rate=3e-3, clipnorm=5.0,
+                       early_stopping_patience=8, monitor="val_wer",
+                       schedule=ScheduleConfig(name="cosine", alpha=0.05, warmup_steps=50))
+
+
+@dataclasses.dataclass
+class SpeechConfig(PipelineConfig):
+    data: SpeechData = dataclasses.field(default_factory=SpeechData)
+    model: SpeechModel = dataclasses.field(default_factory=SpeechModel)
+    serving: SpeechServing = dataclasses.field(default_factory=SpeechServing)
+    train: TrainConfig = dataclasses.field(default_factory=_speech_train)

@@ -1,0 +1,102 @@
+"""The utterances a speech run reads: TSV manifests from a corpus folder, or a
+connected-digit corpus built once from FSDD recordings and cached."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from pipelines.core.splits import hold_out
+from pipelines.core.textio import DataError
+from pipelines.speech.config import SpeechData
+from pipelines.speech.fsdd import build_connected, list_recordings, split_recordings
+from pipelines.speech.manifest import Manifest, Utterance, read_manifest
+
+SPLITS = ("train", "validation", "test")
+
+
+def cache_root(prepared_dir: str = "") -> Path:
+    """`data.prepared_dir`, else `$TFPIPE_CACHE_DIR/speech`, else the user's cache."""
+    if prepared_dir:
+        return Path(prepared_dir).expanduser()
+    base = os.environ.get("TFPIPE_CACHE_DIR")
+    return (Path(base) if base else Path.home() / ".cache" / "tfpipelines") / "speech"
+
+
+def connected_digits(data_dir: Path, cfg: SpeechData) -> Path:
+    """The connected-digit corpus of `cfg` (built on first use; the same settings find the
+    same folder). Built in a hidden folder beside its place and renamed when complete."""
+    src = Path(cfg.fsdd) if Path(cfg.fsdd).is_absolute() else data_dir / cfg.fsdd
+    settings = {"src": str(src.resolve()), "train": cfg.fsdd_train, "dev": cfg.fsdd_dev,
+                "test": cfg.fsdd_test, "max_digits": cfg.fsdd_max_digits,
+                "seed": cfg.fsdd_seed, "test_speakers": sorted(cfg.test_speakers),
+                "rate": cfg.sample_rate}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    root = cache_root(cfg.prepared_dir)
+    target = root / f"fsdd-connected-{key}"
+    if (target / "settings.json").exists():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    try:
+        print(f"[speech] building connected digits from {src} into {target}", flush=True)
+        build_connected(src, tmp, cfg.fsdd_train, cfg.fsdd_dev, cfg.fsdd_test,
+                        max_digits=cfg.fsdd_max_digits, test_speakers=cfg.test_speakers,
+                        seed=cfg.fsdd_seed)
+        (tmp / "settings.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / "settings.json").exists():  # not a concurrent builder's win
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def fsdd_training_recordings(data_dir: Path, cfg: SpeechData):
+    """The single recordings the training split draws from (for fresh combinations)."""
+    src = Path(cfg.fsdd) if Path(cfg.fsdd).is_absolute() else data_dir / cfg.fsdd
+    splits = split_recordings(list_recordings(src), test_speakers=cfg.test_speakers,
+                              seed=cfg.fsdd_seed)
+    return splits["train"]
+
+
+def read_splits(data_dir: Path, cfg: SpeechData, seed: int
+                ) -> tuple[dict[str, list[Utterance]], list[Utterance], list[Path]]:
+    """(utterances by split, isolated-word test utterances, manifest files read)."""
+    folder = connected_digits(data_dir, cfg) if cfg.fsdd else data_dir / cfg.corpus
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such corpus folder (data.corpus)")
+    read: list[Path] = []
+
+    def manifest(name: str) -> Manifest | None:
+        path = folder / name
+        if not name or not path.exists():
+            return None
+        found = read_manifest(path, on_error=cfg.on_error)
+        if found.num_skipped:
+            print(f"[speech] {path}: skipped {found.num_skipped} lines "
+                  f"({', '.join(f'{k}: {v}' for k, v in found.skipped.items())})", flush=True)
+        read.append(path)
+        return found
+
+    train = manifest(cfg.train)
+    if train is None:
+        raise DataError(f"{folder / cfg.train}: no training manifest (data.train)")
+    utts = [u for u in train.utterances if u.seconds <= cfg.max_train_seconds]
+    validation = manifest(cfg.validation)
+    if validation is None:
+        utts, val = hold_out(utts, cfg.val_fraction, seed)
+    else:
+        val = validation.utterances
+    test = manifest(cfg.test)
+    if test is None:
+        raise DataError(f"{folder / cfg.test}: no test manifest (data.test)")
+    isolated = manifest(cfg.isolated_test)
+    return ({"train": utts, "validation": val, "test": test.utterances},
+            isolated.utterances if isolated else [], read)

@@ -1,0 +1,274 @@
+"""Speech recognition with CTC: WAV bytes in, transcript out.
+
+WAV decoding (with resampling), log-mel features and SpecAugment are in the graph, the
+model is a strided convolution front end under stacked bidirectional GRUs or LSTMs with
+per-frame character logits (`tfmodels.speech`), trained by CTC; the export decodes with
+beam search (`serving_default`) or greedily (`greedy`). Metrics (WER, CER, isolated-word
+accuracy) are measured through the serving graph, so what is measured is what is served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.core.task import (
+    DEFAULT_SIGNATURE,
+    Serving,
+    Task,
+    read_vocabulary,
+    write_vocabulary,
+)
+from pipelines.core.textio import DataError
+from pipelines.speech.audio import decode_batch
+from pipelines.speech.config import SpeechConfig
+from pipelines.speech.corpus import fsdd_training_recordings, read_splits
+from pipelines.speech.fsdd import DigitJoiner
+from pipelines.speech.manifest import Utterance
+from pipelines.speech.metrics import isolated_accuracy, speech_scores, wer
+from tfmodels.speech import (
+    CTCModelSpec,
+    CTCVocabulary,
+    LogMelSpectrogram,
+    SpecAugment,
+    build_ctc_model,
+    ctc_decode,
+)
+
+GREEDY = "greedy"
+
+
+class SpeechTask(Task):
+    name = "speech"
+    config_class = SpeechConfig
+    default_monitor: ClassVar[str] = "val_wer"
+    lower_is_better: ClassVar[tuple[str, ...]] = ("wer", "cer")
+    predict_input = "audio"
+    config: SpeechConfig
+
+    # -- data -------------------------------------------------------------------------
+    def prepare(self, workdir: Path) -> None:
+        d = self.config.data
+        self.utterances, self.isolated, self._manifests = read_splits(
+            self.data_dir, d, self.config.train.seed)
+        if not self.utterances["train"]:
+            raise DataError(f"{self._manifests[0]}: no training utterances")
+        self.tokens = sorted({c for u in self.utterances["train"] for c in u.transcript})
+        self._set_components()
+        seconds = sum(u.seconds for u in self.utterances["train"])
+        counts = ", ".join(f"{k} {len(v)}" for k, v in self.utterances.items())
+        print(f"[speech] {counts} utterances ({seconds / 3600:.2f} h of training audio); "
+              f"{len(self.tokens)} characters", flush=True)
+        self._last: dict[str, tuple[list[str], list[str]]] = {}
+
+    def _set_components(self) -> None:
+        m, d = self.config.model, self.config.data
+        self.vocabulary = CTCVocabulary(self.tokens, unit="char", name="vocabulary")
+        self.features = LogMelSpectrogram(d.sample_rate, m.frame_ms, m.step_ms, m.n_mels,
+                                          name="log_mel")
+
+    def data_files(self) -> list[Path]:
+        return list(self._manifests)
+
+    def save_assets(self, folder: Path) -> list[Path]:
+        """The character vocabulary (label id i + 1 is line i)."""
+        return [write_vocabulary(folder / "characters.txt", self.tokens)]
+
+    def load_assets(self, folder: Path) -> None:
+        self.tokens = read_vocabulary(folder / "characters.txt")
+        self._set_components()
+
+    def _decoded(self, files: tf.data.Dataset) -> tf.data.Dataset:
+        """`(wav bytes, transcript)` -> `(waveform, length, transcript)`, unreadable
+        audio left out (the manifest reader has already reported it)."""
+        d = self.config.data
+
+        def decode(wav, transcript):
+            waveform, length, ok = decode_batch(wav[None], d.sample_rate, d.max_seconds)
+            return waveform[0, : length[0]], length[0], ok[0], transcript
+
+        ds = files.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.filter(lambda w, n, ok, t: ok).map(lambda w, n, ok, t: (w, n, t))
+
+    def _batched(self, ds: tf.data.Dataset, batch: int) -> tf.data.Dataset:
+        """Batches of `({waveform, lengths}, label ids)`, utterances of similar length
+        together (the recurrent layers pay for every padded frame)."""
+        second = self.config.data.sample_rate
+        bounds = [int(s * second) for s in (1, 1.5, 2, 2.5, 3, 4, 5, 7, 10)]
+        ds = ds.bucket_by_sequence_length(
+            lambda w, n, t: n, bucket_boundaries=bounds,
+            bucket_batch_sizes=[batch] * (len(bounds) + 1), padding_values=(0.0, 0, ""),
+            pad_to_bucket_boundary=False, drop_remainder=False)
+
+        def to_inputs(waveform, lengths, transcripts):
+            return {"waveform": waveform, "lengths": lengths}, self.vocabulary(transcripts)
+
+        return ds.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    def _files(self, utts: Sequence[Utterance], training: bool) -> tf.data.Dataset:
+        """`(wav bytes, transcript)` of `utts`, the bytes read once and kept in memory."""
+        ds = tf.data.Dataset.from_tensor_slices(
+            ([str(u.path) for u in utts], [u.transcript for u in utts]))
+        ds = ds.map(lambda p, t: (tf.io.read_file(p), t),
+                    num_parallel_calls=tf.data.AUTOTUNE).cache()
+        if training:
+            ds = ds.shuffle(min(self.config.data.shuffle_buffer, len(utts)),
+                            seed=self.config.train.seed, reshuffle_each_iteration=True)
+        return ds
+
+    def _fresh_training(self) -> tf.data.Dataset:
+        """New connected-digit combinations every pass (as many as the training manifest
+        holds), as `(waveform, length, transcript)`."""
+        d = self.config.data
+        joiner = DigitJoiner(fsdd_training_recordings(self.data_dir, d), d.sample_rate,
+                             max_digits=d.fsdd_max_digits,
+                             seed=[self.config.train.seed, 1000])
+        return joiner.dataset(len(self.utterances["train"])).map(
+            lambda w, t: (w, tf.shape(w, out_type=tf.int32)[0], t))
+
+    def datasets(self, global_batch_size: int):
+        d = self.config.data
+        if d.fsdd and d.fsdd_fresh_train:
+            train = self._fresh_training()
+        else:
+            train = self._decoded(self._files(self.utterances["train"], training=True))
+        val = None
+        if self.utterances["validation"]:
+            val = self._batched(self._decoded(self._files(self.utterances["validation"],
+                                                          training=False)), global_batch_size)
+        return self._batched(train, global_batch_size), val
+
+    # -- model ------------------------------------------------------------------------
+    def build_model(self) -> keras.Model:
+        m = self.config.model
+        spec = CTCModelSpec(
+            num_classes=self.vocabulary.num_classes, num_features=m.n_mels, conv=m.conv,
+            conv_filters=tuple(m.conv_filters), conv_kernel=m.conv_kernel,
+            time_strides=tuple(m.time_strides), freq_strides=tuple(m.freq_strides),
+            projection=m.projection, cell=m.cell, layers=m.layers, units=m.units,
+            dropout=m.dropout)
+        augment = None
+        if m.freq_masks or m.time_masks:
+            augment = SpecAugment(m.freq_masks, m.freq_width, m.time_masks, m.time_width,
+                                  seed=self.config.train.seed, name="spec_augment")
+        return build_ctc_model(spec, self.features, augment, name="speech_ctc")
+
+    def compile_args(self, model: keras.Model) -> dict[str, Any]:
+        return {}  # `CTCModel.compute_loss`: CTC on its logits and lengths
+
+    # -- serving ----------------------------------------------------------------------
+    def signatures(self, model: keras.Model) -> dict[str, Serving]:
+        """`serving_default` decodes as `serving.decoder` says; `greedy` always greedily.
+        Input `audio`: WAV bytes, one utterance each, any length and rate. Outputs
+        `transcript`, `confidence` and `valid_audio` (False: empty, corrupt or not 16-bit
+        PCM; its transcript is empty and its confidence 0). Silence (below
+        `serving.silence_dbfs`) is valid audio with an empty transcript."""
+        d, s = self.config.data, self.config.serving
+        vocabulary = self.vocabulary
+        silence = float(10 ** (s.silence_dbfs / 20))
+
+        def recognise(audio, strategy: str):
+            waveform, lengths, ok = decode_batch(audio, d.sample_rate, d.max_seconds)
+            out = model({"waveform": waveform, "lengths": lengths}, training=False)
+            decoded = ctc_decode(out["logits"], out["logit_lengths"], strategy=strategy,
+                                 beam_width=s.beam_width, confidence=s.confidence)
+            text = vocabulary.decode(decoded["ids"])
+            power = tf.reduce_sum(tf.square(waveform), axis=1) / tf.maximum(
+                tf.cast(lengths, tf.float32), 1.0)
+            speech = ok & (tf.sqrt(power) >= silence)
+            return {"transcript": tf.where(speech, text, ""),
+                    "confidence": tf.where(ok, decoded["confidence"], 0.0),
+                    "valid_audio": ok}
+
+        inputs = {"audio": tf.TensorSpec([None], tf.string)}
+        resources = [model, vocabulary]
+        return {
+            DEFAULT_SIGNATURE: Serving(lambda audio: recognise(audio, s.decoder), inputs,
+                                       resources),
+            GREEDY: Serving(lambda audio: recognise(audio, "greedy"), inputs, resources),
+        }
+
+    def warmup_inputs(self) -> dict[str, list[Any]]:
+        return {"audio": [u.path.read_bytes() for u in self.utterances["test"][:5]]}
+
+    # -- metrics ----------------------------------------------------------------------
+    def transcribe(self, model: keras.Model, utts: Sequence[Utterance],
+                   signature: str = DEFAULT_SIGNATURE) -> list[str]:
+        audio = [u.path.read_bytes() for u in utts]
+        out: list[str] = []
+        for result in self.serve_batches(model, {"audio": audio}, signature, batch_size=64,
+                                         desc="transcribing"):
+            out += [t.decode("utf-8") for t in result["transcript"]]
+        return out
+
+    def evaluate(self, model: keras.Model, split: str) -> dict[str, float]:
+        """WER, CER and sentence accuracy; on test also isolated-word accuracy and the WER
+        of held-out speakers. Validation decodes greedily (cheaper, close to the beam)."""
+        utts = self.utterances[split]
+        hyps = self.transcribe(model, utts, GREEDY if split == "validation" else
+                               DEFAULT_SIGNATURE)
+        refs = [u.transcript for u in utts]
+        self._last[split] = (refs, hyps)
+        scores = speech_scores(refs, hyps)
+        if split == "test":
+            if self.isolated:
+                words = self.transcribe(model, self.isolated)
+                scores["digit_accuracy"] = isolated_accuracy(
+                    [u.transcript for u in self.isolated], words)
+            held_out = set(self.config.data.test_speakers)
+            if held_out:
+                pairs = [(r, h) for u, r, h in zip(utts, refs, hyps, strict=True)
+                         if u.extra.get("speaker") in held_out]
+                if pairs:
+                    scores["wer_held_out_speakers"] = wer(*map(list, zip(*pairs, strict=True)))
+        return scores
+
+    def plots(self, model: keras.Model, out_dir: Path) -> list[Path]:
+        """Log-mel spectrograms with the CTC posteriors under them, for a few test
+        utterances, titled with the reference and the decoded text."""
+        from pipelines.speech.plots import posteriors_png
+
+        utts = self.utterances["test"][:4]
+        if not utts:
+            return []
+        refs, hyps = self._last.get("test", ([u.transcript for u in utts],
+                                             self.transcribe(model, utts)))
+        audio = tf.constant([u.path.read_bytes() for u in utts])
+        d = self.config.data
+        waveform, lengths, _ = decode_batch(audio, d.sample_rate, d.max_seconds)
+        features, frames = self.features(waveform, lengths)
+        out = model({"waveform": waveform, "lengths": lengths}, training=False)
+        posteriors = tf.nn.softmax(out["logits"], axis=-1).numpy()
+        return [posteriors_png(
+            features.numpy(), frames.numpy(), posteriors, out["logit_lengths"].numpy(),
+            ["<blank>", *self.tokens], refs[:len(utts)], hyps[:len(utts)],
+            Path(out_dir) / "ctc_posteriors.png")]
+
+    # -- batch prediction -------------------------------------------------------------
+    @classmethod
+    def request_from_lines(cls, lines: Sequence[str], base_dir: Path) -> dict[str, Any]:
+        """Each line is a WAV path (relative to `base_dir`); the request holds its bytes."""
+        data = []
+        for number, line in enumerate(lines, start=1):
+            name = line.strip()
+            if not name:
+                raise DataError(f"line {number}: empty; expected a WAV file path")
+            path = Path(name).expanduser()
+            path = path if path.is_absolute() else Path(base_dir) / path
+            try:
+                data.append(path.read_bytes())
+            except OSError as exc:
+                raise DataError(f"line {number}: {path}: cannot read: "
+                                f"{exc.strerror or exc}") from exc
+        return {"audio": np.array(data, dtype=object)}
+
+    @classmethod
+    def lines_from_response(cls, outputs: dict[str, np.ndarray],
+                            signature: str = DEFAULT_SIGNATURE) -> list[str]:
+        """The transcript of each file (empty for audio that could not be read)."""
+        return [t.decode("utf-8") for t in outputs["transcript"]]
