@@ -99,10 +99,10 @@ class Timing:
     latency_ms_p50: float  # one item per call
     latency_ms_p90: float
     passes: int
-    items: int
+    items: float  # what was counted: requests, characters, seconds of audio...
 
 
-def time_signature(call: Callable[[Any], Any], batches: Sequence[Any], items: int,
+def time_signature(call: Callable[[Any], Any], batches: Sequence[Any], items: float,
                    singles: Sequence[Any], passes: int = 3, warmup: int = 20) -> Timing:
     """Throughput over `batches` (`items` in all; the median of `passes` passes) and the
     latency of one-item requests `singles`, after warming both up. `call` takes one

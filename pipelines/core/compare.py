@@ -98,10 +98,9 @@ def format_table(runs: Sequence[dict[str, Any]]) -> str:
 
 def accuracy_time_png(runs: Sequence[dict[str, Any]], metric: str, path: Path) -> Path:
     """Scatter of `metric` against training seconds, one labelled point per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from pipelines.core.plots import save_png
 
     several_sets = len({run["data"] for run in runs}) > 1
 
@@ -124,11 +123,7 @@ def accuracy_time_png(runs: Sequence[dict[str, Any]], metric: str, path: Path) -
     ax.set_title(f"{metric} against training time")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

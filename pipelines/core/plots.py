@@ -12,6 +12,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def save_png(fig, path: Path, dpi: int = 100) -> Path:
+    """Write `fig` to `path` (folders made as needed) and free it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def training_curves_png(history: Mapping[str, Sequence[float]], path: Path) -> Path:
     """One panel per metric, train and validation together (`x` and `val_x`)."""
     names = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
@@ -35,10 +44,7 @@ def training_curves_png(history: Mapping[str, Sequence[float]], path: Path) -> P
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def confusion_matrix_png(
@@ -75,7 +81,4 @@ def confusion_matrix_png(
                             color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

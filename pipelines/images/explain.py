@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import keras  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from pipelines.core.plots import save_png  # also selects the Agg backend
 
 
 def cam_layer(model: keras.Model, min_size: int = 4) -> keras.layers.Layer:
@@ -67,10 +66,7 @@ def explanation_grid(
         axes[i, 2].set_title("SmoothGrad", fontsize=7)
         axes[i, 2].axis("off")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def misclassified_grid(
@@ -95,7 +91,4 @@ def misclassified_grid(
         axes[0, 0].text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
     fig.suptitle("misclassified (true -> predicted, probability)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.96), h_pad=1.2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

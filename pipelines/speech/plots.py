@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from pipelines.core.plots import save_png  # also selects the Agg backend
 
 
 def posteriors_png(features: np.ndarray, frames: np.ndarray, posteriors: np.ndarray,
@@ -43,8 +42,4 @@ def posteriors_png(features: np.ndarray, frames: np.ndarray, posteriors: np.ndar
         post_ax.set_ylabel("posterior")
         post_ax.set_xlabel("frame")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=90)
