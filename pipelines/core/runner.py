@@ -245,8 +245,10 @@ def fit(ctx: RunContext) -> Fitted:
         callbacks.append(ema_swap)
     if val_ds is not None:
         callbacks.append(TaskMetrics(lambda m: task.evaluate(m, "validation")))
-    callbacks += [LearningRateLogger(), tracking_logger, early_stopping, clock, timer,
-                  TrainingCheckpoint(checkpoint_dir, clock, early_stopping, ema_swap)]
+    # The task's callbacks run before the logs are tracked and the checkpoint written.
+    callbacks += [*task.callbacks(), LearningRateLogger(), tracking_logger, early_stopping,
+                  clock, timer, TrainingCheckpoint(checkpoint_dir, clock, early_stopping,
+                                                   ema_swap)]
 
     epochs = tc.epochs
     if initial_epoch:

@@ -107,6 +107,13 @@ class Task(abc.ABC):
         """`loss`, `metrics` (and `loss_weights`) for `model.compile` of `model` (a loss may
         read the model's own weights, as a CRF's does its transitions)."""
 
+    def callbacks(self) -> list[keras.callbacks.Callback]:
+        """Callbacks of the task's own, run after the runner's (e.g. one that moves a
+        layer-wise pretraining from phase to phase and puts the phase into the logs).
+        Whatever they need to resume exactly must live in model or optimizer variables,
+        which the checkpoint keeps."""
+        return []
+
     # -- metrics ----------------------------------------------------------------------
     @abc.abstractmethod
     def evaluate(self, model: keras.Model, split: str) -> dict[str, float]:
