@@ -203,3 +203,16 @@ def test_vocabulary_encodes_and_decodes_chars_and_words():
         CTCVocabulary(["a", "a"])
     with pytest.raises(ValueError, match="whitespace"):
         CTCVocabulary(["a b"], unit="word")
+
+
+def test_snap_to_lexicon_picks_the_nearest_word():
+    import tensorflow as tf
+
+    from tfmodels.speech import snap_to_lexicon
+
+    lexicon = ["zero", "one", "two", "three", "four", "eight", "six"]
+    out = snap_to_lexicon(tf.constant(["thre eigh fouor", "", "one  two", "sixo", "zzz"]),
+                          lexicon)
+    assert [t.decode() for t in out.numpy()] == ["three eight four", "", "one two", "six",
+                                                 "zero"]
+    assert snap_to_lexicon(tf.constant([], tf.string), lexicon).shape == (0,)

@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from helpers import DATA, b64, fresh_signatures, set_args, tfpipe
+from helpers import DATA, b64, copy_workdir, fresh_signatures, set_args, tfpipe
 
 from pipelines.speech.wavfile import read_wav, wav_bytes
 
@@ -132,3 +132,22 @@ def test_fsdd_connected_data_tool(tmp_path):
     for name, rows in (("train", 6), ("dev", 2), ("test", 2), ("test_digits", 3)):
         lines = (tmp_path / "out" / f"{name}.tsv").read_text().splitlines()
         assert lines[0].split("\t")[:2] == ["path", "transcript"] and len(lines) == rows + 1
+
+
+def test_reexport_snaps_words_to_the_training_lexicon(speech_run, tmp_path):
+    """`serving.snap_to_lexicon` at re-export: every output word is a training word."""
+    workdir = copy_workdir(speech_run[0], tmp_path / "w")
+    proc = tfpipe("export", "speech", "--run", "speech", "--workdir", str(workdir),
+                  "--set", "serving.snap_to_lexicon=true", "--set", "serving.decoder=greedy")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lexicon = set((workdir / "state" / "speech" / "speech" / "model" / "assets" /
+                   "words.txt").read_text().split())
+    assert lexicon == {"zero", "one", "two", "three", "four", "five", "six", "seven",
+                       "eight", "nine"}
+    rows = (SAMPLE / "test.tsv").read_text().splitlines()[1:]
+    audio = [b64((SAMPLE / r.split("\t")[0]).read_bytes()) for r in rows]
+    result = fresh_signatures(workdir / "exports" / "speech" / "2",
+                              {"serving_default": {"audio": audio}}, tmp_path)
+    words = {w for t in result["calls"]["serving_default"]["transcript"]["value"]
+             for w in t.split()}
+    assert words and words <= lexicon

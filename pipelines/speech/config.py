@@ -78,6 +78,9 @@ class SpeechServing:
     # transcript is empty. Per-utterance feature normalisation would otherwise amplify
     # near-silence into patterns the model reads as speech.
     silence_dbfs: float = -60.0
+    # Replace each decoded word by the nearest word (in characters) of the training
+    # transcripts: a closed vocabulary (digits, commands) spelled right.
+    snap_to_lexicon: bool = False
 
 
 def _speech_train() -> TrainConfig:

@@ -38,6 +38,7 @@ from tfmodels.speech import (
     SpecAugment,
     build_ctc_model,
     ctc_decode,
+    snap_to_lexicon,
 )
 
 GREEDY = "greedy"
@@ -59,6 +60,7 @@ class SpeechTask(Task):
         if not self.utterances["train"]:
             raise DataError(f"{self._manifests[0]}: no training utterances")
         self.tokens = sorted({c for u in self.utterances["train"] for c in u.transcript})
+        self.lexicon = sorted({w for u in self.utterances["train"] for w in u.transcript.split()})
         self._set_components()
         seconds = sum(u.seconds for u in self.utterances["train"])
         counts = ", ".join(f"{k} {len(v)}" for k, v in self.utterances.items())
@@ -76,11 +78,17 @@ class SpeechTask(Task):
         return list(self._manifests)
 
     def save_assets(self, folder: Path) -> list[Path]:
-        """The character vocabulary (label id i + 1 is line i)."""
-        return [write_vocabulary(folder / "characters.txt", self.tokens)]
+        """The character vocabulary (label id i + 1 is line i) and the training words."""
+        return [write_vocabulary(folder / "characters.txt", self.tokens),
+                write_vocabulary(folder / "words.txt", self.lexicon)]
 
     def load_assets(self, folder: Path) -> None:
         self.tokens = read_vocabulary(folder / "characters.txt")
+        words = folder / "words.txt"
+        self.lexicon = read_vocabulary(words) if words.exists() else []
+        if self.config.serving.snap_to_lexicon and not self.lexicon:
+            raise DataError(f"{words}: serving.snap_to_lexicon needs the training words, "
+                            "which this kept model does not have")
         self._set_components()
 
     def _decoded(self, files: tf.data.Dataset) -> tf.data.Dataset:
@@ -171,6 +179,7 @@ class SpeechTask(Task):
         d, s = self.config.data, self.config.serving
         vocabulary = self.vocabulary
         silence = float(10 ** (s.silence_dbfs / 20))
+        lexicon = self.lexicon if s.snap_to_lexicon else []
 
         def recognise(audio, strategy: str):
             waveform, lengths, ok = decode_batch(audio, d.sample_rate, d.max_seconds)
@@ -178,6 +187,8 @@ class SpeechTask(Task):
             decoded = ctc_decode(out["logits"], out["logit_lengths"], strategy=strategy,
                                  beam_width=s.beam_width, confidence=s.confidence)
             text = vocabulary.decode(decoded["ids"])
+            if lexicon:
+                text = snap_to_lexicon(text, lexicon)
             power = tf.reduce_sum(tf.square(waveform), axis=1) / tf.maximum(
                 tf.cast(lengths, tf.float32), 1.0)
             speech = ok & (tf.sqrt(power) >= silence)

@@ -12,7 +12,7 @@ from tfmodels.speech.ctc_model import (
 )
 from tfmodels.speech.features import LogMelSpectrogram
 from tfmodels.speech.spec_augment import SpecAugment
-from tfmodels.speech.tokens import CTCVocabulary
+from tfmodels.speech.tokens import CTCVocabulary, snap_to_lexicon
 
 __all__ = [
     "CTCLoss",
@@ -25,4 +25,5 @@ __all__ = [
     "ctc_decode",
     "min_ctc_frames",
     "output_lengths",
+    "snap_to_lexicon",
 ]

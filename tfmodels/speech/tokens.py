@@ -73,3 +73,30 @@ class CTCVocabulary(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "tokens": self.tokens, "unit": self.unit}
+
+
+def snap_to_lexicon(text: tf.Tensor, lexicon: Sequence[str]) -> tf.Tensor:
+    """Strings `[B]` with each whitespace-separated word replaced by the `lexicon` word
+    nearest to it in characters (Levenshtein; the first of equals): a closed-vocabulary
+    constraint on a character model's output ("thre" -> "three"). Cost: words x lexicon
+    edit distances, so for small vocabularies (digits, commands)."""
+    if not lexicon:
+        return text
+    words = tf.strings.split(text)
+    flat = words.flat_values
+    count = tf.size(flat)
+    size = len(lexicon)
+
+    def nearest():
+        hyp = tf.strings.unicode_split(flat, "UTF-8")
+        known = tf.strings.unicode_split(tf.constant(list(lexicon)), "UTF-8")
+        pairs_hyp = tf.gather(hyp, tf.repeat(tf.range(count), size))
+        pairs_known = tf.gather(known, tf.tile(tf.range(size), [count]))
+        distance = tf.edit_distance(pairs_hyp.to_sparse(), pairs_known.to_sparse(),
+                                    normalize=False)
+        return tf.argmin(tf.reshape(distance, [count, size]), axis=1, output_type=tf.int32)
+
+    # The edit-distance kernel refuses an empty batch: no words, nothing to look up.
+    nearest = tf.cond(count > 0, nearest, lambda: tf.zeros([0], tf.int32))
+    snapped = words.with_flat_values(tf.gather(tf.constant(list(lexicon)), nearest))
+    return tf.strings.reduce_join(snapped, axis=1, separator=" ")
