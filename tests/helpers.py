@@ -61,9 +61,9 @@ def tiny_bert_preset(folder: Path, words: list[str], layers: int = 2, dim: int =
     return folder
 
 
-# Loads an export as TF Serving would (no project code), calls the signatures asked for
-# with the given raw inputs, replays every warm-up request through the signature it names,
-# and prints what came back as JSON.
+# Loads exports as TF Serving would (no project code), calls the signatures asked for with
+# the given raw inputs, replays every warm-up request through the signature it names, and
+# prints what came back as JSON: one result per (export, requests) job, in one process.
 FRESH_SIGNATURES = r"""
 import base64, json, sys
 import numpy as np
@@ -71,10 +71,8 @@ import tensorflow as tf
 import tensorflow_text  # the tf-text ops TF Serving links in
 from tensorflow_serving.apis import prediction_log_pb2
 
-path = sys.argv[1]
-with open(sys.argv[2], encoding="utf-8") as f:
-    requests = json.load(f)
-loaded = tf.saved_model.load(path)
+with open(sys.argv[1], encoding="utf-8") as f:
+    jobs = json.load(f)
 
 def plain(value):
     if isinstance(value, np.ndarray):
@@ -88,42 +86,54 @@ def tensor(values):
         return tf.constant([base64.b64decode(v["b64"]) for v in values])
     return tf.constant(values)
 
-calls = {}
-for name, inputs in requests.items():
-    out = loaded.signatures[name](**{k: tensor(v) for k, v in inputs.items()})
-    calls[name] = {k: {"shape": v.shape.as_list(), "value": plain(v.numpy())}
-                   for k, v in out.items()}
-warm = []
-for record in tf.data.TFRecordDataset(path + "/assets.extra/tf_serving_warmup_requests"):
-    request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
-    signature = loaded.signatures[request.model_spec.signature_name]
-    signature(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
-    warm.append(request.model_spec.signature_name)
-print(json.dumps({
-    "signatures": sorted(loaded.signatures),
-    "inputs": {n: sorted(s.structured_input_signature[1]) for n, s in loaded.signatures.items()},
-    "calls": calls,
-    "warmup": warm,
-    "project_imported": any(m.split(".")[0] in ("pipelines", "tfmodels") for m in sys.modules),
-}))
+def check(path, requests):
+    loaded = tf.saved_model.load(path)
+    calls = {}
+    for name, inputs in requests.items():
+        out = loaded.signatures[name](**{k: tensor(v) for k, v in inputs.items()})
+        calls[name] = {k: {"shape": v.shape.as_list(), "value": plain(v.numpy())}
+                       for k, v in out.items()}
+    warm = []
+    for record in tf.data.TFRecordDataset(path + "/assets.extra/tf_serving_warmup_requests"):
+        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        signature = loaded.signatures[request.model_spec.signature_name]
+        signature(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+        warm.append(request.model_spec.signature_name)
+    return {
+        "signatures": sorted(loaded.signatures),
+        "inputs": {n: sorted(s.structured_input_signature[1])
+                   for n, s in loaded.signatures.items()},
+        "calls": calls,
+        "warmup": warm,
+    }
+
+results = [check(path, requests) for path, requests in jobs]
+imported = any(m.split(".")[0] in ("pipelines", "tfmodels") for m in sys.modules)
+print(json.dumps([{**r, "project_imported": imported} for r in results]))
 """
 
 
 def fresh_signatures(export_dir: Path, requests: dict, cwd: Path) -> dict:
     """Call an export's signatures in a fresh Python process that never imports this
     project (see FRESH_SIGNATURES); bytes inputs go as `{"b64": ...}`."""
+    return fresh_signatures_of([(export_dir, requests)], cwd)[0]
+
+
+def fresh_signatures_of(jobs: list[tuple[Path, dict]], cwd: Path) -> list[dict]:
+    """`fresh_signatures` of several exports, in one fresh process."""
     import json
     import tempfile
 
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=cwd, delete=False) as f:
-        json.dump(requests, f)  # a file: requests can exceed a command line's limit
-    proc = subprocess.run([sys.executable, "-c", FRESH_SIGNATURES, str(export_dir), f.name],
+        # A file: requests can exceed a command line's limit.
+        json.dump([[str(path), requests] for path, requests in jobs], f)
+    proc = subprocess.run([sys.executable, "-c", FRESH_SIGNATURES, f.name],
                           cwd=cwd, capture_output=True, text=True, env=subprocess_env(),
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["project_imported"] is False
-    return result
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert all(r["project_imported"] is False for r in results)
+    return results
 
 
 def b64(data: bytes) -> dict:

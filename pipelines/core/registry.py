@@ -13,6 +13,7 @@ PIPELINES: dict[str, str] = {
     "slots": "pipelines.slots.task:SlotsTask",
     "images": "pipelines.images.task:ImagesTask",
     "speech": "pipelines.speech.task:SpeechTask",
+    "autoencoder": "pipelines.autoencoder.task:AutoencoderTask",
 }
 
 

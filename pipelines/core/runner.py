@@ -8,7 +8,8 @@ order:
 4. `export`: a new SavedModel version with every serving signature, warm-up requests and
    TF Serving's `models.config`.
 
-Between 2 and 3, `keep_model` stores the trained model (weights, config, assets) with the
+Between 2 and 3, the task calibrates what its export needs from the trained model (an
+anomaly threshold) and `keep_model` stores the trained model (weights, config, assets) with the
 run, so `tfpipe export` can write new versions later without training
 (`pipelines.core.reexport`). Tasks (`pipelines.core.task.Task`) supply only what is their
 own.
@@ -120,6 +121,7 @@ def run_pipeline(
     ctx = set_up(pipeline, config, data_dir, workdir)
     try:
         fitted = fit(ctx)
+        ctx.task.calibrate(fitted.model)
         model_dir = keep_model(ctx, fitted.model)
         test_metrics = evaluate_and_log(ctx, fitted)
         export_dir = export(ctx, fitted.model) if config.export.enabled else None

@@ -8,9 +8,10 @@ tracking, export and batch prediction belong to the runner and are shared by eve
 The life of a task:
 
 - training (`tfpipe run`): `prepare` reads the data and builds vocabularies; `datasets`,
-  `build_model` and `compile_args` feed `Model.fit`; `evaluate` and `plots` measure the
-  result; `save_assets` writes what the model needs besides its weights (vocabularies,
-  class names, statistics) into the run's kept model; `signatures` are exported.
+  `build_model` and `compile_args` feed `Model.fit`; `calibrate` measures what the export
+  needs from the trained model; `evaluate` and `plots` measure the result; `save_assets`
+  writes what the model needs besides its weights (vocabularies, class names, statistics)
+  into the run's kept model; `signatures` are exported.
 - re-export (`tfpipe export`): no data is read; `load_assets` restores what `save_assets`
   wrote, then `build_model`, the saved weights and `signatures` as in training.
 
@@ -114,6 +115,12 @@ class Task(abc.ABC):
         which the checkpoint keeps."""
         return []
 
+    def calibrate(self, model: keras.Model) -> None:
+        """Called once after training, before the model is kept: measure what the export
+        needs from the trained model (an anomaly threshold chosen on validation data, say).
+        Keep it where `save_assets` writes it, so a re-export has it without the data."""
+        return None
+
     # -- metrics ----------------------------------------------------------------------
     @abc.abstractmethod
     def evaluate(self, model: keras.Model, split: str) -> dict[str, float]:
@@ -177,6 +184,13 @@ class Task(abc.ABC):
         element's outputs as a JSON object; tasks give their main signatures a format of
         their own."""
         return json_lines(outputs)
+
+    @classmethod
+    def response_lines(cls, lines: Sequence[str], outputs: dict[str, np.ndarray],
+                       signature: str = DEFAULT_SIGNATURE) -> list[str]:
+        """The output lines answering input `lines`: `lines_from_response` unless a task's
+        answer repeats its input (`path<TAB>score`)."""
+        return cls.lines_from_response(outputs, signature)
 
 
 def json_lines(outputs: dict[str, np.ndarray]) -> list[str]:

@@ -31,3 +31,22 @@ def read_lines(path: Path) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return [line.rstrip("\r") for line in lines]
+
+
+def read_listed_files(lines: list[str], base_dir: Path, what: str) -> list[tuple[Path, bytes]]:
+    """(path, bytes) of the file each line names (relative to `base_dir`): batch
+    prediction's input. An empty line or a file that cannot be read fails naming the line;
+    `what` says what the lines should name ("image", "WAV file")."""
+    files = []
+    for number, line in enumerate(lines, start=1):
+        name = line.strip()
+        if not name:
+            raise DataError(f"line {number}: empty; expected the path of a {what}")
+        path = Path(name).expanduser()
+        path = path if path.is_absolute() else Path(base_dir) / path
+        try:
+            files.append((path, path.read_bytes()))
+        except OSError as exc:
+            raise DataError(f"line {number}: {path}: cannot read {what}: "
+                            f"{exc.strerror or exc}") from exc
+    return files

@@ -8,8 +8,9 @@ from pipelines.core.config import PipelineConfig, ScheduleConfig, TrainConfig
 
 
 @dataclasses.dataclass
-class ImagesDataConfig:
-    """Where the images are and how they are read, cached and augmented."""
+class ImageReadConfig:
+    """Where images are and how they are read and cached: what every pipeline that reads
+    the image folders shares (`pipelines.images.dataset`)."""
 
     # Folder (relative to the data dir) of images (`train/`, `test/`, optional `val/`, one
     # subfolder per class; or class subfolders only) or of TFRecord shards with meta.json;
@@ -35,6 +36,12 @@ class ImagesDataConfig:
     cache_max_mb: int = 4096
     shuffle_buffer: int = 0  # 0 = the whole training set (when cached), else 10,000
     max_train_images: int = 0  # 0 = all; for quick experiments
+
+
+@dataclasses.dataclass
+class ImagesDataConfig(ImageReadConfig):
+    """The image reading, and the classifier's normalisation and augmentation."""
+
     normalize: bool = True  # per-channel mean/std from the training images, in the model
     # Augmentation: Keras layers in the model, active in training only.
     crop_padding: int = 4  # random crop of the image padded by this many pixels; 0 = off

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pipelines.core.textio import DataError
+from pipelines.core.textio import DataError, read_listed_files
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,8 @@ CARVE_ORDERS = ("random", "ordered")
 SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "valid", "validation"),
                  "test": ("test",)}
 MAX_REPORTED = 20
+# Leading bytes of the formats `decode_image` reads.
+MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
 
 class ImageDataError(DataError):
@@ -65,6 +67,39 @@ def decode_image(data: tf.Tensor, size: tuple[int, int], channels: int) -> tf.Te
     image = tf.cond(same, lambda: image, resize)
     image.set_shape((height, width, channels))
     return image
+
+
+def decode_images(image_bytes: tf.Tensor, size: tuple[int, int], channels: int) -> tf.Tensor:
+    """A request's encoded images `[N]` -> uint8 `[N, height, width, channels]`.
+
+    Bytes that do not begin as a JPEG, PNG, GIF or BMP fail the request with an error that
+    says so and gives their positions, instead of the decoder's own message.
+    """
+    known = tf.fill(tf.shape(image_bytes), False)
+    for magic in MAGIC:
+        known = known | tf.equal(tf.strings.substr(image_bytes, 0, len(magic)), magic)
+    message = tf.strings.format("image_bytes: element(s) {} are not JPEG, PNG, GIF or BMP "
+                                "images", tf.where(~known)[:, 0], summarize=20)
+    check = tf.debugging.Assert(tf.reduce_all(known), [message])
+    with tf.control_dependencies([check]):
+        image_bytes = tf.identity(image_bytes)
+
+    @tf.autograph.experimental.do_not_convert
+    def decode(data):
+        return decode_image(data, size, channels)
+
+    return tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec(
+        (*size, channels), tf.uint8), parallel_iterations=16)
+
+
+def read_image_files(lines: list[str], base_dir: Path) -> np.ndarray:
+    """The bytes of the image file each line names (relative to `base_dir`), for batch
+    prediction; unreadable files and files that are not images fail naming them."""
+    files = read_listed_files(lines, base_dir, "image")
+    for path, content in files:
+        if not content.startswith(MAGIC):
+            raise ImageDataError(f"{path}: not a JPEG, PNG, GIF or BMP image")
+    return np.array([content for _, content in files], dtype=object)
 
 
 # -- folders ------------------------------------------------------------------------------

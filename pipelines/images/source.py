@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.images import tfrecord
-from pipelines.images.config import ImagesDataConfig
+from pipelines.images.config import ImageReadConfig
 from pipelines.images.reader import (
     SPLITS,
     ImageDataError,
@@ -42,6 +42,14 @@ class ImageSource:
         ds = tf.data.Dataset.from_tensor_slices((files.paths, files.labels))
         return ds.map(_read, num_parallel_calls=tf.data.AUTOTUNE)
 
+    def labels(self, split: str) -> np.ndarray:
+        """Class ids of `split`, in the order of `encoded` (TFRecords: read once)."""
+        if self.tfrecord_files is None:
+            return np.asarray(self.folder_splits[split].labels, dtype=np.int64)
+        found = [int(label) for _, label in self.encoded(split, parallel=False)
+                 .as_numpy_iterator()]
+        return np.asarray(found, dtype=np.int64)
+
     def files(self) -> list[Path]:
         if self.tfrecord_files is not None:
             shards = [f for name in SPLITS for f in self.tfrecord_files[name]]
@@ -54,7 +62,7 @@ def _read(path, label):
     return tf.io.read_file(path), label
 
 
-def open_source(root: Path, cfg: ImagesDataConfig, seed: int = 0) -> ImageSource:
+def open_source(root: Path, cfg: ImageReadConfig, seed: int = 0) -> ImageSource:
     """Scan (and check, unless `cfg.validate` is off) a folder, or read a TFRecord set."""
     root = Path(root)
     if tfrecord.is_tfrecord_dir(root):

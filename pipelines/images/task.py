@@ -25,11 +25,11 @@ from pipelines.core.task import (
     read_vocabulary,
     write_vocabulary,
 )
-from pipelines.images import archives, samples
 from pipelines.images.config import ImagesConfig
+from pipelines.images.dataset import ImageSet, image_root
 from pipelines.images.preprocessing import make_preprocess
-from pipelines.images.reader import ImageDataError, decode_image
-from pipelines.images.source import ImageSource, open_source
+from pipelines.images.reader import ImageDataError, decode_images, read_image_files
+from pipelines.images.source import ImageSource
 from tfmodels.layers import fused_batch_norm
 from tfmodels.losses import SmoothedSparseCategoricalCrossentropy
 from tfmodels.vision import build_classifier
@@ -37,8 +37,6 @@ from tfmodels.vision import build_classifier
 log = logging.getLogger(__name__)
 
 STATS_IMAGES = 5000
-# Leading bytes of the formats the serving graph decodes.
-MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
 
 class ImagesTask(Task):
@@ -50,6 +48,7 @@ class ImagesTask(Task):
     def __init__(self, config: ImagesConfig, data_dir: Path):
         super().__init__(config, data_dir)
         self.config: ImagesConfig = config
+        self.images: ImageSet | None = None
         self.source: ImageSource | None = None
         self.image_size: tuple[int, int] = (0, 0)
         self.channels = 0
@@ -60,31 +59,15 @@ class ImagesTask(Task):
 
     # -- data -------------------------------------------------------------------------
     def image_root(self) -> Path:
-        """`data.path` under the data dir (the bundled samples are made if missing; an
-        archive is extracted once into `data.extract_dir`)."""
-        path = Path(self.config.data.path).expanduser()
-        root = path if path.is_absolute() else self.data_dir / path
-        if archives.is_archive(root):
-            return archives.archive_root(root, self.config.data.extract_dir)
-        if not root.exists() and samples.is_bundled(root):
-            samples.write_samples(root)
-        elif not root.exists() and (self.data_dir / "train").is_dir():
-            root = self.data_dir  # `--data-dir` named the image folder itself
-        return root
+        """`data.path` under the data dir (see `pipelines.images.dataset.image_root`)."""
+        return image_root(self.config.data, self.data_dir)
 
     def prepare(self, workdir: Path) -> None:
-        data = self.config.data
-        self.source = open_source(self.image_root(), data, self.config.train.seed)
-        if data.image_size and len(data.image_size) != 2:
-            raise ImageDataError(f"data.image_size must be [height, width], got {data.image_size}")
-        self.image_size = tuple(data.image_size) if data.image_size else self.source.image_size
-        if data.channels not in (0, 1, 3):
-            raise ImageDataError(f"data.channels must be 0 (auto), 1 or 3, got {data.channels}")
-        self.channels = data.channels or self.source.channels
+        self.images = ImageSet.open(self.config.data, self.data_dir, self.config.train.seed)
+        self.source = self.images.source
+        self.image_size, self.channels = self.images.image_size, self.images.channels
         self.mean, self.std = self._channel_stats()
-        counts = ", ".join(f"{k} {v}" for k, v in self.source.counts.items())
-        print(f"[images] {self.source.root}: {len(self.source.class_names)} classes, {counts}; "
-              f"{self.image_size[0]}x{self.image_size[1]}x{self.channels}", flush=True)
+        print(f"[images] {self.images.describe()}", flush=True)
         self.class_names = list(self.source.class_names)
 
     def data_files(self) -> list[Path]:
@@ -108,35 +91,17 @@ class ImagesTask(Task):
 
     def decoded(self, split: str, parallel: bool = True) -> tf.data.Dataset:
         """`(uint8 image, int32 label)` of `split`, decoded in parallel."""
-        size, channels = self.image_size, self.channels
-
-        @tf.autograph.experimental.do_not_convert  # plain graph code: nothing to convert
-        def decode(data, label):
-            return decode_image(data, size, channels), tf.cast(label, tf.int32)
-
-        ds = self.source.encoded(split, parallel).map(
-            decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not parallel or None)
-        if not self.config.data.validate and self.config.data.on_bad_image == "skip":
-            ds = ds.ignore_errors(log_warning=True)  # unchecked files: drop what fails
-        return ds
+        return self.images.decoded(split, parallel)
 
     def _cached(self, ds: tf.data.Dataset, split: str) -> tuple[tf.data.Dataset, bool]:
-        mode = self.config.data.cache
-        height, width = self.image_size
-        megabytes = self.source.counts[split] * height * width * self.channels / 2**20
-        if mode == "none" or (mode == "auto" and megabytes > self.config.data.cache_max_mb):
-            return ds, False
-        if mode in ("auto", "memory"):
-            return ds.cache(), True
-        Path(mode).mkdir(parents=True, exist_ok=True)
-        return ds.cache(str(Path(mode) / f"{split}-{height}x{width}x{self.channels}")), True
+        return self.images.cached(ds, split)
 
     def datasets(self, global_batch_size: int) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
         data, seed = self.config.data, self.config.train.seed
         count = self.source.counts["train"]
         train = self.decoded("train")
-        dropping = not data.validate and data.on_bad_image == "skip"
-        if train.cardinality() == tf.data.UNKNOWN_CARDINALITY and not dropping:
+        if (train.cardinality() == tf.data.UNKNOWN_CARDINALITY
+                and not self.images.drops_bad_files()):
             # TFRecords: the count is known from meta.json; a known length lets Keras show
             # progress and size the schedule from the first epoch.
             train = train.apply(tf.data.experimental.assert_cardinality(count))
@@ -196,19 +161,12 @@ class ImagesTask(Task):
         (height, width), channels = self.image_size, self.channels
         class_names = list(self.class_names)
         k = max(1, min(self.config.serving.top_k, len(class_names)))
-        spec = tf.TensorSpec((height, width, channels), tf.uint8)
         tta_flip = self.config.serving.tta_flip
         features = keras.Model(model.inputs, model.get_layer("logits").input,
                                name=f"{model.name}_features")
 
-        @tf.autograph.experimental.do_not_convert
-        def decode(data):
-            return decode_image(data, (height, width), channels)
-
         def pixels_of(image_bytes):
-            images = tf.map_fn(decode, image_bytes, fn_output_signature=spec,
-                               parallel_iterations=16)
-            return tf.cast(images, tf.float32)
+            return tf.cast(decode_images(image_bytes, (height, width), channels), tf.float32)
 
         def serve(image_bytes):
             pixels = pixels_of(image_bytes)
@@ -235,9 +193,7 @@ class ImagesTask(Task):
                 "embedding": Serving(embed, inputs, [model, features])}
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
-        data = [bytes(d) for d, _ in self.source.encoded("test", parallel=False)
-                .take(5).as_numpy_iterator()]
-        return {"image_bytes": data}
+        return {"image_bytes": self.images.encoded_bytes("test", 5)}
 
     # -- metrics ----------------------------------------------------------------------
     def predict_split(self, model: keras.Model, split: str) -> tuple[np.ndarray, ...]:
@@ -285,16 +241,7 @@ class ImagesTask(Task):
 
     def test_images(self, indices: Sequence[int]) -> np.ndarray:
         """Decoded test images at `indices` (in the order given)."""
-        wanted = {int(i): n for n, i in enumerate(indices)}
-        out = np.zeros((len(wanted), *self.image_size, self.channels), dtype=np.uint8)
-        if not wanted:
-            return out
-        last = max(wanted)
-        for index, (image, _) in enumerate(self.decoded("test", parallel=False)
-                                           .take(last + 1).as_numpy_iterator()):
-            if index in wanted:
-                out[wanted[index]] = image
-        return out
+        return self.images.images_at("test", indices)
 
     def logits_model(self, model: keras.Model) -> keras.Model:
         """A float32 copy of `model` that outputs logits, for gradient-based explanations."""
@@ -311,21 +258,7 @@ class ImagesTask(Task):
     @classmethod
     def request_from_lines(cls, lines: Sequence[str], base_dir: Path) -> dict[str, Any]:
         """Each line is an image path (relative to `base_dir`); the request holds its bytes."""
-        data = []
-        for number, line in enumerate(lines, start=1):
-            name = line.strip()
-            if not name:
-                raise ImageDataError(f"line {number}: empty; expected an image path")
-            path = Path(name).expanduser()
-            path = path if path.is_absolute() else Path(base_dir) / path
-            try:
-                content = path.read_bytes()
-            except OSError as exc:
-                raise ImageDataError(f"{path}: cannot read image: {exc.strerror or exc}") from exc
-            if not content.startswith(MAGIC):
-                raise ImageDataError(f"{path}: not a JPEG, PNG, GIF or BMP image")
-            data.append(content)
-        return {"image_bytes": np.array(data, dtype=object)}
+        return {"image_bytes": read_image_files(list(lines), base_dir)}
 
     @classmethod
     def lines_from_response(cls, outputs: dict[str, np.ndarray],

@@ -24,7 +24,7 @@ from pipelines.core.task import (
     read_vocabulary,
     write_vocabulary,
 )
-from pipelines.core.textio import DataError
+from pipelines.core.textio import DataError, read_listed_files
 from pipelines.speech.audio import decode_batch
 from pipelines.speech.config import SpeechConfig
 from pipelines.speech.corpus import fsdd_training_recordings, read_splits
@@ -264,18 +264,7 @@ class SpeechTask(Task):
     @classmethod
     def request_from_lines(cls, lines: Sequence[str], base_dir: Path) -> dict[str, Any]:
         """Each line is a WAV path (relative to `base_dir`); the request holds its bytes."""
-        data = []
-        for number, line in enumerate(lines, start=1):
-            name = line.strip()
-            if not name:
-                raise DataError(f"line {number}: empty; expected a WAV file path")
-            path = Path(name).expanduser()
-            path = path if path.is_absolute() else Path(base_dir) / path
-            try:
-                data.append(path.read_bytes())
-            except OSError as exc:
-                raise DataError(f"line {number}: {path}: cannot read: "
-                                f"{exc.strerror or exc}") from exc
+        data = [content for _, content in read_listed_files(list(lines), base_dir, "WAV file")]
         return {"audio": np.array(data, dtype=object)}
 
     @classmethod

@@ -1,0 +1,162 @@
+"""Autoencoder benchmark on MNIST-10k or CIFAR-10 (configs/autoencoder-*.yaml), three parts
+within one time budget, each an ordinary `tfpipe run autoencoder` of the recipe:
+
+    python bench/autoencoders.py --data-dir ../shared/data --dataset mnist10k --minutes 15 \\
+        --out F.json [--workdir W] [--one-class-model conv] [--parts one_class,vae,denoising]
+    python bench/autoencoders.py --data-dir ../shared/data --dataset mnist10k \\
+        --export W/exports/autoencoder/1 --out F.json  # time an export only
+
+- one-class: for each class, train on that class's training images only
+  (`data.normal_classes=[C]`), score every test image, AUROC of "not that class"; the mean
+  and each class. Runs after the first are not exported (the first is, to time serving);
+- vae: the test negative ELBO in nats per image (`model.name=vae`; MNIST's pixels
+  binarised at 0.5 by the recipe's Bernoulli decoder);
+- denoising: PSNR of noisy test images (Gaussian, sigma 0.5 on pixels in [0, 1], as the
+  recipe sets it) and of their reconstructions (`model.name=denoising`);
+
+and the training time and parameters of each, the serving throughput (`serving_default`,
+batches of 256 encoded test images: score, flag and reconstruction PNG) and the machine.
+The budget is shared 60 / 20 / 20 between the parts (of the parts run); each run's training
+stops at its share less a margin for reading, evaluation and export.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+
+import common
+
+PARTS = ("one_class", "vae", "denoising")
+SHARES = {"one_class": 0.6, "vae": 0.2, "denoising": 0.2}
+RUN_OVERHEAD_MINUTES = 0.3  # data, evaluation, plots and export of one run
+SERVING_BATCH = 256
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = common.parser(__doc__)
+    p.add_argument("--dataset", choices=("mnist10k", "cifar10"), default="mnist10k",
+                   help="picks the recipe configs/autoencoder-DATASET.yaml (or give --config)")
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help=f"comma-separated, of {', '.join(PARTS)}")
+    p.add_argument("--one-class-model", default="",
+                   help="model.name of the one-class runs (default: the recipe's)")
+    p.add_argument("--classes", default="", help="one-class: these classes only (comma list)")
+    args = p.parse_args(argv)
+    args.config = args.config or f"configs/autoencoder-{args.dataset}.yaml"
+    parts = [part for part in args.parts.split(",") if part]
+    if unknown := sorted(set(parts) - set(PARTS)):
+        p.error(f"unknown part(s) {', '.join(unknown)} (known: {', '.join(PARTS)})")
+    minutes = args.minutes or 15.0
+    args.workdir = args.workdir or tempfile.mkdtemp(prefix="bench-autoencoder-")
+    started = time.perf_counter()
+
+    from pipelines.core.quiet import quiet_start
+
+    quiet_start(args.verbose)
+    from pipelines.core.runner import load_task_config
+    from pipelines.images.dataset import ImageSet
+
+    base = load_task_config("autoencoder", args.config, args.set)
+    # Checked once here; the runs below skip decoding every file again.
+    images = ImageSet.open(base.data, common.data_dir(args), base.train.seed)
+    print(f"[bench] {images.describe()}", flush=True)
+    report = {"benchmark": "autoencoders", "dataset": args.dataset, "config": args.config,
+              "minutes_budget": minutes, "parts": parts, "overrides": args.set}
+    runs = []  # every run's result, the one whose export is timed first
+    if not args.export:
+        share = sum(SHARES[part] for part in parts)
+        budgets = {part: minutes * SHARES[part] / share for part in parts}
+        if "one_class" in parts:
+            classes = ([c for c in args.classes.split(",") if c] if args.classes
+                       else images.source.class_names)
+            figures_, results = one_class(args, classes, budgets["one_class"] / len(classes))
+            report.update(figures_)
+            runs += results
+        if "vae" in parts:
+            result = run(args, "vae", budgets["vae"], ["model.name=vae"])
+            report.update(figures("vae", result))
+            report["vae_negative_elbo"] = round(result.test_metrics["negative_elbo"], 3)
+            runs.append(result)
+        if "denoising" in parts:
+            result = run(args, "denoising", budgets["denoising"], ["model.name=denoising"])
+            report.update(figures("denoising", result))
+            report["denoising_psnr_noisy"] = round(result.test_metrics["noisy_psnr"], 3)
+            report["denoising_psnr"] = round(result.test_metrics["denoised_psnr"], 3)
+            runs.append(result)
+        report["train_seconds"] = round(sum(r.train_seconds for r in runs), 1)
+    export_dir = args.export or runs[0].export_dir
+    report.update(serving_speed(export_dir, images.encoded_bytes("test")))
+    report["wall_seconds"] = round(time.perf_counter() - started, 1)
+    common.write_report(report, args.out, runs[0] if runs else None)
+    return 0
+
+
+def run(args, name: str, minutes: float, overrides: list[str], export: bool = True):
+    """One `tfpipe run autoencoder` of the recipe with `overrides` (then `--set`), its
+    training stopped at `minutes` less the margin for the rest of the run."""
+    from pipelines.core.runner import load_task_config
+
+    train_minutes = max(0.2, minutes - RUN_OVERHEAD_MINUTES)
+    config = load_task_config("autoencoder", args.config, [
+        *overrides, f"train.max_minutes={train_minutes:.3f}", "data.validate=false",
+        f"run_name={args.dataset}-{name}", f"export.enabled={str(export).lower()}",
+        *args.set])
+    print(f"[bench] {name}: {' '.join(overrides)} (training at most {train_minutes:.2f} min)",
+          flush=True)
+    return common.train("autoencoder", config, args)
+
+
+def one_class(args, classes: list[str], minutes: float) -> tuple[dict, list]:
+    """Each class normal in turn: per-class AUROC (and average precision), their means;
+    the runs' results (only the first is exported)."""
+    model = [f"model.name={args.one_class_model}"] if args.one_class_model else []
+    aurocs, precisions, results = {}, {}, []
+    for name in classes:
+        result = run(args, f"one-class-{name}", minutes,
+                     [*model, f"data.normal_classes=[{name}]"], export=not results)
+        results.append(result)
+        aurocs[name] = round(result.test_metrics["auroc"], 4)
+        precisions[name] = round(result.test_metrics["average_precision"], 4)
+        print(f"[bench] class {name}: AUROC {aurocs[name]:.4f}", flush=True)
+    return {
+        "one_class_model": args.one_class_model or "(recipe)",
+        "one_class_auroc_mean": round(sum(aurocs.values()) / len(aurocs), 4),
+        "one_class_auroc": aurocs,
+        "one_class_average_precision_mean": round(sum(precisions.values()) / len(precisions),
+                                                  4),
+        **figures("one_class", results[0]),
+        "one_class_train_seconds": round(sum(r.train_seconds for r in results), 1),
+    }, results
+
+
+def figures(part: str, result) -> dict:
+    """Training time, epochs and parameters of one run."""
+    kept = json.loads((result.model_dir / "trained_model.json").read_text())
+    return {f"{part}_train_seconds": round(result.train_seconds, 1),
+            f"{part}_epochs": result.epochs_run, f"{part}_params": kept["params"],
+            f"{part}_mlflow_run_id": result.run_id}
+
+
+def serving_speed(export_dir, test_images: list[bytes]) -> dict:
+    """`serving_default` over the test images in batches, and one image per call."""
+    import tensorflow as tf
+
+    signature = common.load_signature(export_dir)
+    batches = [tf.constant(test_images[i:i + SERVING_BATCH])
+               for i in range(0, len(test_images), SERVING_BATCH)][:8]
+    timing = common.time_signature(
+        lambda b: signature(image_bytes=b)["anomaly_score"].numpy(), batches,
+        items=sum(int(b.shape[0]) for b in batches),
+        singles=[tf.constant([test_images[i % len(test_images)]]) for i in range(100)])
+    return {"serving_images_per_second": round(timing.items_per_second, 1),
+            "latency_ms_p50": round(timing.latency_ms_p50, 2),
+            "latency_ms_p90": round(timing.latency_ms_p90, 2),
+            "serving_export": str(export_dir),
+            "serving": common.export_metadata(export_dir).get("serving")}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

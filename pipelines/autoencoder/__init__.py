@@ -1,0 +1,1 @@
+"""Autoencoders on images: reconstruction, denoising, anomaly scoring (`tfpipe run autoencoder`)."""

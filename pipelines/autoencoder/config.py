@@ -1,0 +1,72 @@
+"""Config of the autoencoder pipeline (`tfpipe run autoencoder`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pipelines.core.config import PipelineConfig, ScheduleConfig, TrainConfig
+from pipelines.images.config import ImageReadConfig
+
+
+@dataclasses.dataclass
+class AutoencoderDataConfig(ImageReadConfig):
+    """The images (read as the image pipeline reads them) and which of them are normal."""
+
+    # Class names trained on (the one-class anomaly setting: the other classes of the test
+    # split are the anomalies scored by AUROC); [] = every class.
+    normal_classes: list[str] = dataclasses.field(default_factory=list)
+    plot_images: int = 8  # test images in the reconstruction grid
+
+
+@dataclasses.dataclass
+class AutoencoderModelConfig:
+    """Which autoencoder (`tfmodels.autoencoders`) and its size."""
+
+    name: str = "conv"  # dense | conv | denoising | sparse | stacked | vae
+    base: str = "conv"  # the layers of denoising, sparse, stacked, vae: dense | conv
+    code_size: int = 16
+    hidden: list[int] = dataclasses.field(default_factory=lambda: [128])  # dense layers
+    filters: list[int] = dataclasses.field(default_factory=lambda: [32, 64])  # conv, stride 2
+    reconstruction_loss: str = "mse"  # mse | bce (pixel cross-entropy); not the VAE's
+    # Pixels at or above this (0-1 scale) become 1, the rest 0, in training and serving;
+    # 0 = off; < 0: 0.5 for the VAE with the Bernoulli decoder, off otherwise.
+    binarize: float = -1.0
+    # denoising: the corruption, in training only
+    noise: str = "gaussian"  # gaussian (stddev, clipped to [0, 1]) | masking (rate of pixels)
+    noise_stddev: float = 0.5
+    mask_rate: float = 0.3
+    # sparse: a penalty on the code
+    sparsity: str = "l1"  # l1 (activations, relu code) | kl (to a target rate, sigmoid code)
+    sparsity_weight: float = 0.001
+    sparsity_target: float = 0.05
+    # stacked: pretraining epochs of each encoder-decoder pair before fine-tuning the whole
+    epochs_per_pair: int = 2
+    # vae
+    decoder: str = "bernoulli"  # bernoulli | gaussian (one learned sigma)
+    kl_warmup_steps: int = 0  # the KL weight rises linearly to 1 over this many steps
+
+
+@dataclasses.dataclass
+class AutoencoderServingConfig:
+    """Serving options: they may change when a trained run is exported again."""
+
+    # The anomaly threshold: this percentile of the normal validation images' scores
+    # (kept with the model), unless `threshold` gives it outright.
+    threshold_percentile: float = 95.0
+    threshold: float | None = None
+    # vae: draws of z per image in the negative ELBO estimate (fixed noise: deterministic)
+    elbo_samples: int = 8
+
+
+def _autoencoder_train() -> TrainConfig:
+    return TrainConfig(epochs=60, batch_size=16, learning_rate=2e-3, optimizer="adam",
+                       schedule=ScheduleConfig(name="constant"))
+
+
+@dataclasses.dataclass
+class AutoencoderConfig(PipelineConfig):
+    data: AutoencoderDataConfig = dataclasses.field(default_factory=AutoencoderDataConfig)
+    model: AutoencoderModelConfig = dataclasses.field(default_factory=AutoencoderModelConfig)
+    serving: AutoencoderServingConfig = dataclasses.field(
+        default_factory=AutoencoderServingConfig)
+    train: TrainConfig = dataclasses.field(default_factory=_autoencoder_train)

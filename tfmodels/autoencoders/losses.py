@@ -1,0 +1,78 @@
+"""The terms autoencoders are trained on, per image unless said otherwise.
+
+Each returns a float32 `[B]` vector of per-image values (or a scalar for batch-level
+penalties); `replica_mean` turns them into a training loss scaled the way Keras' own
+losses are under `tf.distribute` (summed over replicas, so divided by their number here).
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+_EPSILON = 1e-6
+
+
+def per_replica(value: tf.Tensor) -> tf.Tensor:
+    """`value` divided by the replicas in sync, as Keras scales a loss under tf.distribute."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return value / replicas if replicas > 1 else value
+
+
+def replica_mean(per_image: tf.Tensor) -> tf.Tensor:
+    """Mean over the batch, scaled for the replicas (see `per_replica`)."""
+    return per_replica(tf.reduce_mean(per_image))
+
+
+def _pixels_axes(x: tf.Tensor) -> list[int]:
+    return list(range(1, len(x.shape)))
+
+
+def squared_error(target: tf.Tensor, reconstruction: tf.Tensor) -> tf.Tensor:
+    """Mean squared error over each image's pixels (values in [0, 1])."""
+    diff = tf.cast(reconstruction, tf.float32) - tf.cast(target, tf.float32)
+    return tf.reduce_mean(tf.square(diff), axis=_pixels_axes(diff))
+
+
+def binary_crossentropy(target: tf.Tensor, reconstruction: tf.Tensor) -> tf.Tensor:
+    """Mean binary cross-entropy over each image's pixels (probabilities in [0, 1])."""
+    p = tf.clip_by_value(tf.cast(reconstruction, tf.float32), _EPSILON, 1 - _EPSILON)
+    t = tf.cast(target, tf.float32)
+    ce = -(t * tf.math.log(p) + (1 - t) * tf.math.log(1 - p))
+    return tf.reduce_mean(ce, axis=_pixels_axes(ce))
+
+
+def bernoulli_nll(target: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """-log p(x | logits) in nats, summed over each image's pixels (Bernoulli pixels)."""
+    ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(target, tf.float32),
+                                                 logits=tf.cast(logits, tf.float32))
+    return tf.reduce_sum(ce, axis=_pixels_axes(ce))
+
+
+def gaussian_nll(target: tf.Tensor, mean: tf.Tensor, log_sigma: tf.Tensor) -> tf.Tensor:
+    """-log N(x; mean, sigma^2) in nats, summed over each image's pixels (one sigma)."""
+    z = (tf.cast(target, tf.float32) - tf.cast(mean, tf.float32)) * tf.exp(-log_sigma)
+    per_pixel = 0.5 * math.log(2 * math.pi) + log_sigma + 0.5 * tf.square(z)
+    return tf.reduce_sum(per_pixel, axis=_pixels_axes(per_pixel))
+
+
+def gaussian_kl(z_mean: tf.Tensor, z_log_var: tf.Tensor) -> tf.Tensor:
+    """KL(N(mean, exp(log_var)) || N(0, I)) in nats per image, summed over the code."""
+    mean = tf.cast(z_mean, tf.float32)
+    log_var = tf.cast(z_log_var, tf.float32)
+    return 0.5 * tf.reduce_sum(tf.square(mean) + tf.exp(log_var) - 1.0 - log_var, axis=-1)
+
+
+def l1_activity(code: tf.Tensor) -> tf.Tensor:
+    """Sum of absolute code activations, per image: few units should fire at once."""
+    return tf.reduce_sum(tf.abs(tf.cast(code, tf.float32)), axis=-1)
+
+
+def kl_sparsity(code: tf.Tensor, target: float) -> tf.Tensor:
+    """Sum over code units of KL(target || mean activation over the batch): each unit
+    (a sigmoid) should be on for about `target` of the images. A batch-level scalar."""
+    rate = tf.clip_by_value(tf.reduce_mean(tf.cast(code, tf.float32), axis=0),
+                            _EPSILON, 1 - _EPSILON)
+    return tf.reduce_sum(target * tf.math.log(target / rate)
+                         + (1 - target) * tf.math.log((1 - target) / (1 - rate)))
