@@ -410,22 +410,16 @@ class AutoencoderTask(Task):
         return {"image_bytes": read_image_files(list(lines), base_dir)}
 
     @classmethod
-    def response_lines(cls, lines: Sequence[str], outputs: dict[str, np.ndarray],
-                       signature: str = DEFAULT_SIGNATURE) -> list[str]:
-        """`path<TAB>score<TAB>is_anomaly` (1 or 0) per image; other signatures: JSON."""
-        if signature != DEFAULT_SIGNATURE:
-            return cls.lines_from_response(outputs, signature)
-        return [f"{line.strip()}\t{answer}" for line, answer in
-                zip(lines, cls.lines_from_response(outputs, signature), strict=True)]
-
-    @classmethod
     def lines_from_response(cls, outputs: dict[str, np.ndarray],
-                            signature: str = DEFAULT_SIGNATURE) -> list[str]:
-        """`score<TAB>is_anomaly` per image; other signatures: a JSON object per image,
-        PNG bytes in base64."""
+                            signature: str = DEFAULT_SIGNATURE,
+                            lines: Sequence[str] = ()) -> list[str]:
+        """`path<TAB>score<TAB>is_anomaly` (1 or 0) per image (the path as the input line
+        gives it; without lines, `score<TAB>is_anomaly`); other signatures: a JSON object
+        per image, PNG bytes in base64."""
         if signature == DEFAULT_SIGNATURE:
-            return [f"{score:.6g}\t{int(flag)}" for score, flag in
-                    zip(outputs["anomaly_score"], outputs["is_anomaly"], strict=True)]
+            paths = [f"{line.strip()}\t" for line in lines] or [""] * len(outputs["anomaly_score"])
+            return [f"{path}{score:.6g}\t{int(flag)}" for path, score, flag in
+                    zip(paths, outputs["anomaly_score"], outputs["is_anomaly"], strict=True)]
         return json_lines({k: _base64(v) if v.dtype == object else v
                            for k, v in outputs.items()})
 

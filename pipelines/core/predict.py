@@ -53,8 +53,8 @@ def predict_file(
             chunk = lines[start:start + batch_size]
             request = task_cls.request_from_lines(chunk, Path(input_file).parent)
             outputs = function(**{k: tf.constant(v) for k, v in request.items()})
-            answers = task_cls.response_lines(chunk, {k: v.numpy() for k, v in outputs.items()},
-                                              signature)
+            answers = task_cls.lines_from_response({k: v.numpy() for k, v in outputs.items()},
+                                                   signature, chunk)
             if len(answers) != len(chunk):
                 raise RuntimeError(f"{len(answers)} answers for {len(chunk)} lines")
             for answer in answers:

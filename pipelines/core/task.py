@@ -179,18 +179,13 @@ class Task(abc.ABC):
 
     @classmethod
     def lines_from_response(cls, outputs: dict[str, np.ndarray],
-                            signature: str = DEFAULT_SIGNATURE) -> list[str]:
-        """One output line per request element, in order. The default writes each
+                            signature: str = DEFAULT_SIGNATURE,
+                            lines: Sequence[str] = ()) -> list[str]:
+        """One output line per request element, in order (`lines`: the input lines the
+        request was made from, for formats that repeat them). The default writes each
         element's outputs as a JSON object; tasks give their main signatures a format of
         their own."""
         return json_lines(outputs)
-
-    @classmethod
-    def response_lines(cls, lines: Sequence[str], outputs: dict[str, np.ndarray],
-                       signature: str = DEFAULT_SIGNATURE) -> list[str]:
-        """The output lines answering input `lines`: `lines_from_response` unless a task's
-        answer repeats its input (`path<TAB>score`)."""
-        return cls.lines_from_response(outputs, signature)
 
 
 def json_lines(outputs: dict[str, np.ndarray]) -> list[str]:

@@ -262,7 +262,8 @@ class ImagesTask(Task):
 
     @classmethod
     def lines_from_response(cls, outputs: dict[str, np.ndarray],
-                            signature: str = DEFAULT_SIGNATURE) -> list[str]:
+                            signature: str = DEFAULT_SIGNATURE,
+                            lines: Sequence[str] = ()) -> list[str]:
         """`label<TAB>probability` per image (other signatures: JSON per image)."""
         if signature != DEFAULT_SIGNATURE:
             return super().lines_from_response(outputs, signature)

@@ -4,6 +4,7 @@ Viterbi decoding constrained to valid tag sequences, words joined inside the gra
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -241,5 +242,6 @@ class SegmentationTask(Task):
     # -- batch prediction -------------------------------------------------------------
     @classmethod
     def lines_from_response(cls, outputs: dict[str, np.ndarray],
-                            signature: str = DEFAULT_SIGNATURE) -> list[str]:
+                            signature: str = DEFAULT_SIGNATURE,
+                            lines: Sequence[str] = ()) -> list[str]:
         return [s.decode("utf-8") for s in outputs["segmented"]]

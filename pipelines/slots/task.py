@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -391,12 +392,13 @@ class SlotsTask(Task):
     # -- batch prediction -------------------------------------------------------------
     @classmethod
     def lines_from_response(cls, outputs: dict[str, np.ndarray],
-                            signature: str = DEFAULT_SIGNATURE) -> list[str]:
+                            signature: str = DEFAULT_SIGNATURE,
+                            lines: Sequence[str] = ()) -> list[str]:
         """`slot slot ...<TAB>intent` per utterance; an empty utterance gives `<TAB>intent`."""
-        lines = []
+        out = []
         for tokens, slots, intent in zip(outputs["tokens"], outputs["slots"], outputs["intent"],
                                          strict=True):
             n = int(np.count_nonzero(tokens != b""))
             labels = " ".join(s.decode("utf-8") for s in slots[:n])
-            lines.append(f"{labels}\t{intent.decode('utf-8')}")
-        return lines
+            out.append(f"{labels}\t{intent.decode('utf-8')}")
+        return out

@@ -269,6 +269,7 @@ class SpeechTask(Task):
 
     @classmethod
     def lines_from_response(cls, outputs: dict[str, np.ndarray],
-                            signature: str = DEFAULT_SIGNATURE) -> list[str]:
+                            signature: str = DEFAULT_SIGNATURE,
+                            lines: Sequence[str] = ()) -> list[str]:
         """The transcript of each file (empty for audio that could not be read)."""
         return [t.decode("utf-8") for t in outputs["transcript"]]
