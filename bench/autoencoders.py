@@ -17,7 +17,9 @@ within one time budget, each an ordinary `tfpipe run autoencoder` of the recipe:
 and the training time and parameters of each, the serving throughput (`serving_default`,
 batches of 256 encoded test images: score, flag and reconstruction PNG) and the machine.
 The budget is shared 60 / 20 / 20 between the parts (of the parts run); each run's training
-stops at its share less a margin for reading, evaluation and export.
+stops at its share less the time the runs before it spent outside training (reading,
+evaluation, export), and each one-class run's share is what its part has left over the
+classes still to run, so the whole stays within the budget.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import common
 
 PARTS = ("one_class", "vae", "denoising")
 SHARES = {"one_class": 0.6, "vae": 0.2, "denoising": 0.2}
-RUN_OVERHEAD_MINUTES = 0.3  # data, evaluation, plots and export of one run
+FIRST_RUN_OVERHEAD_MINUTES = 0.5  # data, evaluation, plots and export, until one is measured
 SERVING_BATCH = 256
 
 
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"benchmark": "autoencoders", "dataset": args.dataset, "config": args.config,
               "minutes_budget": minutes, "parts": parts, "overrides": args.set}
     runs = []  # every run's result, the one whose export is timed first
+    args.overheads = []  # minutes each run spent outside training
     if not args.export:
         share = sum(SHARES[part] for part in parts)
         budgets = {part: minutes * SHARES[part] / share for part in parts}
@@ -99,14 +102,18 @@ def run(args, name: str, minutes: float, overrides: list[str], export: bool = Tr
     training stopped at `minutes` less the margin for the rest of the run."""
     from pipelines.core.runner import load_task_config
 
-    train_minutes = max(0.2, minutes - RUN_OVERHEAD_MINUTES)
+    overhead = (max(args.overheads) if args.overheads else FIRST_RUN_OVERHEAD_MINUTES)
+    train_minutes = max(0.2, minutes - overhead)
     config = load_task_config("autoencoder", args.config, [
         *overrides, f"train.max_minutes={train_minutes:.3f}", "data.validate=false",
         f"run_name={args.dataset}-{name}", f"export.enabled={str(export).lower()}",
         *args.set])
     print(f"[bench] {name}: {' '.join(overrides)} (training at most {train_minutes:.2f} min)",
           flush=True)
-    return common.train("autoencoder", config, args)
+    started = time.perf_counter()
+    result = common.train("autoencoder", config, args)
+    args.overheads.append((time.perf_counter() - started - result.train_seconds) / 60)
+    return result
 
 
 def one_class(args, classes: list[str], minutes: float) -> tuple[dict, list]:
@@ -114,8 +121,10 @@ def one_class(args, classes: list[str], minutes: float) -> tuple[dict, list]:
     the runs' results (only the first is exported)."""
     model = [f"model.name={args.one_class_model}"] if args.one_class_model else []
     aurocs, precisions, results = {}, {}, []
-    for name in classes:
-        result = run(args, f"one-class-{name}", minutes,
+    deadline = time.perf_counter() + minutes * len(classes) * 60
+    for k, name in enumerate(classes):
+        share = (deadline - time.perf_counter()) / 60 / (len(classes) - k)
+        result = run(args, f"one-class-{name}", share,
                      [*model, f"data.normal_classes=[{name}]"], export=not results)
         results.append(result)
         aurocs[name] = round(result.test_metrics["auroc"], 4)

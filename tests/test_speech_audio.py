@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines.speech.audio import decode_batch, resample, wav_info
+from pipelines.speech.audio import decode_batch, pad_edges, resample, wav_info
 from pipelines.speech.wavfile import read_wav, to_int16, wav_bytes, write_wav
 
 RATE = 8000
@@ -160,3 +160,20 @@ def test_wav_files_round_trip(tmp_path):
     np.testing.assert_allclose(back, samples, atol=1e-4)
     waveforms, lengths, ok = decode([(tmp_path / "a.wav").read_bytes()])
     np.testing.assert_allclose(waveforms[0], back, atol=1e-6)
+
+
+def test_pad_edges_places_each_waveform_between_fixed_low_noise():
+    waveforms = tf.constant([[0.5, 0.5, 0.5, 0.0], [0.3, 0.3, 0.3, 0.3]])
+    lengths = tf.constant([3, 4])
+    padded, new_lengths = pad_edges(waveforms, lengths, 5, 0.001)
+    padded = padded.numpy()
+    assert new_lengths.numpy().tolist() == [13, 14] and padded.shape == (2, 14)
+    assert padded[0, 5:8].tolist() == [0.5] * 3 and padded[1, 5:9].tolist() == [0.3] * 4
+    for row, n, speech in ((padded[0], 3, slice(5, 8)), (padded[1], 4, slice(5, 9))):
+        edges = np.concatenate([row[:5], row[speech.stop:speech.stop + 5]])
+        assert np.all(edges != 0) and np.abs(edges).max() < 0.01  # low noise, not silence
+        assert np.all(row[n + 10:] == 0)  # beyond the new length
+    again, _ = pad_edges(waveforms, lengths, 5, 0.001)
+    np.testing.assert_array_equal(padded, again.numpy())  # the same input, the same output
+    same, same_lengths = pad_edges(waveforms, lengths, 0, 0.001)
+    assert same is waveforms and same_lengths is lengths

@@ -132,6 +132,20 @@ def test_fresh_draws_every_pass(recordings):
     assert np.abs(waveform).max() > 0 and np.std(waveform[:50]) < 0.05
 
 
+def test_some_utterances_start_on_speech_and_some_pauses_are_exact_zeros(recordings):
+    """Trimmed clips and zero-padded audio are what users send: training sees both."""
+    train = split_recordings(list_recordings(recordings))["train"]
+    joiner = DigitJoiner(train, max_digits=2, gap_ms=(100, 100), noise=0.01, seed=1)
+    draws = [joiner.draw()[0] for _ in range(200)]
+    bare = sum(w[0] != 0 and np.all(w[:20] == w[0]) for w in draws)  # a recording's level
+    silent = sum(w[0] == 0 for w in draws)  # a lead-in of exact zeros
+    assert 20 <= bare <= 90 and 10 <= silent <= 80  # about a quarter, a sixth of the starts
+    plain = DigitJoiner(train, max_digits=2, noise=0.01, seed=1, digital_silence=0.0,
+                        bare_edge=0.0)
+    starts = [plain.draw()[0][:20] for _ in range(50)]
+    assert not any(w[0] == 0 or np.all(w == w[0]) for w in starts if len(w))
+
+
 def test_bad_recordings_folder(tmp_path):
     with pytest.raises(DataError, match="no such folder"):
         list_recordings(tmp_path / "none")

@@ -4,6 +4,7 @@ process through both signatures, batch prediction and what MLflow records."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -135,18 +136,23 @@ def test_fsdd_connected_data_tool(tmp_path):
 
 
 def test_reexport_snaps_words_to_the_training_lexicon(speech_run, tmp_path):
-    """`serving.snap_to_lexicon` at re-export: every output word is a training word."""
+    """`serving.snap_to_lexicon` at re-export: every output word is a training word (with
+    `serving.pad_ms` on, recorded in the export's metadata)."""
     workdir = copy_workdir(speech_run[0], tmp_path / "w")
     proc = tfpipe("export", "speech", "--run", "speech", "--workdir", str(workdir),
-                  "--set", "serving.snap_to_lexicon=true", "--set", "serving.decoder=greedy")
+                  "--set", "serving.snap_to_lexicon=true", "--set", "serving.decoder=greedy",
+                  "--set", "serving.pad_ms=100")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    version = workdir / "exports" / "speech" / "2"
+    metadata = json.loads((version / "assets.extra" / "tfpipelines.json").read_text())
+    assert metadata["serving"]["pad_ms"] == 100
     lexicon = set((workdir / "state" / "speech" / "speech" / "model" / "assets" /
                    "words.txt").read_text().split())
     assert lexicon == {"zero", "one", "two", "three", "four", "five", "six", "seven",
                        "eight", "nine"}
     rows = (SAMPLE / "test.tsv").read_text().splitlines()[1:]
     audio = [b64((SAMPLE / r.split("\t")[0]).read_bytes()) for r in rows]
-    result = fresh_signatures(workdir / "exports" / "speech" / "2",
+    result = fresh_signatures(version,
                               {"serving_default": {"audio": audio}}, tmp_path)
     words = {w for t in result["calls"]["serving_default"]["transcript"]["value"]
              for w in t.split()}

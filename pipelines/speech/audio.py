@@ -191,3 +191,21 @@ def decode_batch(wav_bytes: tf.Tensor, sample_rate: int, max_seconds: float = 60
     waveforms = tf.pad(waveforms, [[0, 0], [0, tf.maximum(width - tf.shape(waveforms)[1], 0)]])
     waveforms = waveforms[:, :width] * tf.sequence_mask(lengths, width, tf.float32)
     return waveforms, lengths, info["ok"] & (lengths > 0)
+
+
+def pad_edges(waveforms: tf.Tensor, lengths: tf.Tensor, samples: int, level: float,
+              seed: tuple[int, int] = (0, 0)) -> tuple[tf.Tensor, tf.Tensor]:
+    """`samples` of low noise (standard deviation `level`) before and after each waveform
+    of `[N, T]` (lengths `[N]`): a trimmed clip gets the lead-in and tail that training
+    utterances have, so a lone word is not read without context. The noise is fixed by
+    `seed`: the same input gives the same output. Samples beyond the new lengths are 0."""
+    if samples <= 0:
+        return waveforms, lengths
+    total = tf.shape(waveforms)[1] + 2 * samples
+    t = tf.range(total)[None, :]
+    new_lengths = lengths + 2 * samples
+    shifted = tf.pad(waveforms, [[0, 0], [samples, samples]])
+    speech = (t >= samples) & (t < samples + lengths[:, None])
+    edge = (t < new_lengths[:, None]) & ~speech
+    noise = tf.random.stateless_normal(tf.shape(shifted), seed=seed) * level
+    return tf.where(speech, shifted, tf.where(edge, noise, 0.0)), new_lengths

@@ -81,6 +81,11 @@ class SpeechServing:
     # Replace each decoded word by the nearest word (in characters) of the training
     # transcripts: a closed vocabulary (digits, commands) spelled right.
     snap_to_lexicon: bool = False
+    # Low noise (`pad_dbfs` RMS) added before and after each utterance, this long: trimmed
+    # clips (one word cut tight, as FSDD's recordings are) then look like the training
+    # utterances, which have pauses at their ends. 0 = off.
+    pad_ms: float = 0.0
+    pad_dbfs: float = -60.0
 
 
 def _speech_train() -> TrainConfig:

@@ -34,7 +34,7 @@ def connected_digits(data_dir: Path, cfg: SpeechData) -> Path:
     settings = {"src": str(src.resolve()), "train": cfg.fsdd_train, "dev": cfg.fsdd_dev,
                 "test": cfg.fsdd_test, "max_digits": cfg.fsdd_max_digits,
                 "seed": cfg.fsdd_seed, "test_speakers": sorted(cfg.test_speakers),
-                "rate": cfg.sample_rate}
+                "rate": cfg.sample_rate, "joiner": 2}  # 2: bare edges, digital silence
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     root = cache_root(cfg.prepared_dir)
     target = root / f"fsdd-connected-{key}"

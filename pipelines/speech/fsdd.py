@@ -96,7 +96,10 @@ def split_recordings(recordings: Sequence[Recording], dev_fraction: float = 0.1,
 class DigitJoiner:
     """Draws connected-digit utterances from a set of single-digit recordings: a speaker,
     1 to `max_digits` of their recordings, pauses of `gap_ms` between (and half that range
-    at each end) filled with silence or low noise (standard deviation up to `noise`).
+    at each end) filled with low noise (standard deviation up to `noise`) or, a
+    `digital_silence` share of them, exact zeros. A `bare_edge` share of the utterance ends
+    have no pause at all, as a trimmed recording starts: a model that only ever saw speech
+    after a noisy lead-in misreads clips that start on the first sample or pad with zeros.
 
     `draw()` gives one `(waveform float32, transcript, speaker)`; `dataset()` a tf.data
     stream of fresh draws, so training can see new combinations every epoch.
@@ -104,7 +107,8 @@ class DigitJoiner:
 
     def __init__(self, recordings: Sequence[Recording], sample_rate: int = SAMPLE_RATE,
                  min_digits: int = 1, max_digits: int = 7, gap_ms: tuple[float, float] = (50, 400),
-                 noise: float = 0.002, seed: int | Sequence[int] = 0):
+                 noise: float = 0.002, seed: int | Sequence[int] = 0,
+                 digital_silence: float = 0.25, bare_edge: float = 0.25):
         if not recordings:
             raise ValueError("DigitJoiner: no recordings")
         if not 1 <= min_digits <= max_digits:
@@ -113,6 +117,7 @@ class DigitJoiner:
         self.min_digits, self.max_digits = min_digits, max_digits
         self.gap = (int(gap_ms[0] * sample_rate / 1000), int(gap_ms[1] * sample_rate / 1000))
         self.noise = noise
+        self.digital_silence, self.bare_edge = digital_silence, bare_edge
         self.rng = np.random.default_rng(seed)
         self.audio: dict[Path, np.ndarray] = {}
         self.by_speaker: dict[str, list[Recording]] = collections.defaultdict(list)
@@ -127,19 +132,26 @@ class DigitJoiner:
     def _pause(self, low: int, high: int) -> np.ndarray:
         n = int(self.rng.integers(low, high + 1))
         level = self.rng.uniform(0.0, self.noise)
+        if self.rng.random() < self.digital_silence:
+            return np.zeros(n, np.float32)
         return (self.rng.standard_normal(n) * level).astype(np.float32)
+
+    def _edge(self) -> np.ndarray:
+        if self.rng.random() < self.bare_edge:
+            return np.zeros(0, np.float32)
+        return self._pause(0, self.gap[1] // 2)
 
     def draw(self) -> tuple[np.ndarray, str, str]:
         speaker = self.speakers[self.rng.integers(len(self.speakers))]
         pool = self.by_speaker[speaker]
         count = int(self.rng.integers(self.min_digits, self.max_digits + 1))
         chosen = [pool[i] for i in self.rng.integers(len(pool), size=count)]
-        parts = [self._pause(0, self.gap[1] // 2)]
+        parts = [self._edge()]
         for i, r in enumerate(chosen):
             if i:
                 parts.append(self._pause(*self.gap))
             parts.append(self.audio[r.path])
-        parts.append(self._pause(0, self.gap[1] // 2))
+        parts.append(self._edge())
         transcript = " ".join(DIGIT_WORDS[r.digit] for r in chosen)
         return np.concatenate(parts), transcript, speaker
 

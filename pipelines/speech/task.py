@@ -25,7 +25,7 @@ from pipelines.core.task import (
     write_vocabulary,
 )
 from pipelines.core.textio import DataError, read_listed_files
-from pipelines.speech.audio import decode_batch
+from pipelines.speech.audio import decode_batch, pad_edges
 from pipelines.speech.config import SpeechConfig
 from pipelines.speech.corpus import fsdd_training_recordings, read_splits
 from pipelines.speech.fsdd import DigitJoiner
@@ -175,15 +175,20 @@ class SpeechTask(Task):
         Input `audio`: WAV bytes, one utterance each, any length and rate. Outputs
         `transcript`, `confidence` and `valid_audio` (False: empty, corrupt or not 16-bit
         PCM; its transcript is empty and its confidence 0). Silence (below
-        `serving.silence_dbfs`) is valid audio with an empty transcript."""
+        `serving.silence_dbfs`) is valid audio with an empty transcript. With
+        `serving.pad_ms`, each input gets that much low noise at both ends first."""
         d, s = self.config.data, self.config.serving
         vocabulary = self.vocabulary
         silence = float(10 ** (s.silence_dbfs / 20))
         lexicon = self.lexicon if s.snap_to_lexicon else []
 
+        pad = int(round(s.pad_ms * d.sample_rate / 1000))
+        pad_level = float(10 ** (s.pad_dbfs / 20))
+
         def recognise(audio, strategy: str):
             waveform, lengths, ok = decode_batch(audio, d.sample_rate, d.max_seconds)
-            out = model({"waveform": waveform, "lengths": lengths}, training=False)
+            padded, padded_lengths = pad_edges(waveform, lengths, pad, pad_level)
+            out = model({"waveform": padded, "lengths": padded_lengths}, training=False)
             decoded = ctc_decode(out["logits"], out["logit_lengths"], strategy=strategy,
                                  beam_width=s.beam_width, confidence=s.confidence)
             text = vocabulary.decode(decoded["ids"])
