@@ -39,7 +39,7 @@ from pipelines.core.task import (
     write_vocabulary,
 )
 from pipelines.images.dataset import ImageSet
-from pipelines.images.reader import ImageDataError, decode_images, read_image_files
+from pipelines.images.reader import ImageDataError, ImageFileRequests, decode_images
 from tfmodels.autoencoders import (
     AutoencoderSpec,
     Corruption,
@@ -53,7 +53,7 @@ LATENT_POINTS = 2000  # test images in the latent-space plot
 EVAL_NOISE_SEED = 1  # the corruption of the test images in the denoising figures
 
 
-class AutoencoderTask(Task):
+class AutoencoderTask(ImageFileRequests, Task):
     name = "autoencoder"
     config_class = AutoencoderConfig
     default_monitor: ClassVar[str] = "val_loss"
@@ -404,11 +404,6 @@ class AutoencoderTask(Task):
         return paths
 
     # -- batch prediction -------------------------------------------------------------
-    @classmethod
-    def request_from_lines(cls, lines: Sequence[str], base_dir: Path) -> dict[str, Any]:
-        """Each line is an image path (relative to `base_dir`); the request holds its bytes."""
-        return {"image_bytes": read_image_files(list(lines), base_dir)}
-
     @classmethod
     def lines_from_response(cls, outputs: dict[str, np.ndarray],
                             signature: str = DEFAULT_SIGNATURE,

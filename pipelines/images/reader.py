@@ -13,7 +13,9 @@ import collections
 import dataclasses
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -100,6 +102,16 @@ def read_image_files(lines: list[str], base_dir: Path) -> np.ndarray:
         if not content.startswith(MAGIC):
             raise ImageDataError(f"{path}: not a JPEG, PNG, GIF or BMP image")
     return np.array([content for _, content in files], dtype=object)
+
+
+
+class ImageFileRequests:
+    """Batch prediction of a task served image bytes: each input line is an image path
+    (relative to the input file), read and checked to be an image. Mixed in before `Task`."""
+
+    @classmethod
+    def request_from_lines(cls, lines: Sequence[str], base_dir: Path) -> dict[str, Any]:
+        return {"image_bytes": read_image_files(list(lines), base_dir)}
 
 
 # -- folders ------------------------------------------------------------------------------

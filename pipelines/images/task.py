@@ -28,7 +28,7 @@ from pipelines.core.task import (
 from pipelines.images.config import ImagesConfig
 from pipelines.images.dataset import ImageSet, image_root
 from pipelines.images.preprocessing import make_preprocess
-from pipelines.images.reader import ImageDataError, decode_images, read_image_files
+from pipelines.images.reader import ImageDataError, ImageFileRequests, decode_images
 from pipelines.images.source import ImageSource
 from tfmodels.layers import fused_batch_norm
 from tfmodels.losses import SmoothedSparseCategoricalCrossentropy
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 STATS_IMAGES = 5000
 
 
-class ImagesTask(Task):
+class ImagesTask(ImageFileRequests, Task):
     name = "images"
     config_class = ImagesConfig
     default_monitor = "val_accuracy"
@@ -255,11 +255,6 @@ class ImagesTask(Task):
         return keras.Model(copy.inputs, copy.get_layer("logits").output, name=model.name)
 
     # -- batch prediction -------------------------------------------------------------
-    @classmethod
-    def request_from_lines(cls, lines: Sequence[str], base_dir: Path) -> dict[str, Any]:
-        """Each line is an image path (relative to `base_dir`); the request holds its bytes."""
-        return {"image_bytes": read_image_files(list(lines), base_dir)}
-
     @classmethod
     def lines_from_response(cls, outputs: dict[str, np.ndarray],
                             signature: str = DEFAULT_SIGNATURE,

@@ -67,6 +67,7 @@ class SpeechTask(Task):
         print(f"[speech] {counts} utterances ({seconds / 3600:.2f} h of training audio); "
               f"{len(self.tokens)} characters", flush=True)
         self._last: dict[str, tuple[list[str], list[str]]] = {}
+        self._audio: dict[Path, bytes] = {}
 
     def _set_components(self) -> None:
         m, d = self.config.model, self.config.data
@@ -210,12 +211,19 @@ class SpeechTask(Task):
         }
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
-        return {"audio": [u.path.read_bytes() for u in self.utterances["test"][:5]]}
+        return {"audio": self.audio_bytes(self.utterances["test"][:5])}
+
+    def audio_bytes(self, utts: Sequence[Utterance]) -> list[bytes]:
+        """The WAV bytes of `utts`, each file read once: validation transcribes every epoch."""
+        for u in utts:
+            if u.path not in self._audio:
+                self._audio[u.path] = u.path.read_bytes()
+        return [self._audio[u.path] for u in utts]
 
     # -- metrics ----------------------------------------------------------------------
     def transcribe(self, model: keras.Model, utts: Sequence[Utterance],
                    signature: str = DEFAULT_SIGNATURE) -> list[str]:
-        audio = [u.path.read_bytes() for u in utts]
+        audio = self.audio_bytes(utts)
         out: list[str] = []
         for result in self.serve_batches(model, {"audio": audio}, signature, batch_size=64,
                                          desc="transcribing"):
@@ -254,7 +262,7 @@ class SpeechTask(Task):
             return []
         refs, hyps = self._last.get("test", ([u.transcript for u in utts],
                                              self.transcribe(model, utts)))
-        audio = tf.constant([u.path.read_bytes() for u in utts])
+        audio = tf.constant(self.audio_bytes(utts))
         d = self.config.data
         waveform, lengths, _ = decode_batch(audio, d.sample_rate, d.max_seconds)
         features, frames = self.features(waveform, lengths)
