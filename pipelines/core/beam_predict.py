@@ -162,7 +162,7 @@ class SplitOutcomes(beam.DoFn):
 def build_pipeline(root: beam.Pipeline, pipeline: str, input_file: str, shards: str,
                    errors: str, export_dir: str, batch_size: int, signature: str) -> None:
     """Read -> number -> decode -> RunInference (batched) -> sharded answers + dead letters."""
-    base_dir = str(Path(input_file).parent)
+    base_dir = FileSystems.split(input_file)[0]  # image and WAV paths are relative to it
     handler = KeyedModelHandler(SignatureHandler(pipeline, export_dir, signature, base_dir,
                                                  batch_size))
     decoded = (root
