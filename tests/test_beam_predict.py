@@ -123,3 +123,21 @@ def test_image_paths_that_cannot_be_read_or_decoded_are_dead_lettered(images_exp
         "images/page.jpg": f"{folder}/page.jpg: not a JPEG, PNG, GIF or BMP image",
         "images/truncated.png": "InvalidArgumentError: Invalid PNG data, size 100",
     }
+
+
+def test_what_follows_the_double_dash_goes_to_beam():
+    from pipelines.cli import _predict, _split_beam_args, build_parser
+    from pipelines.core.config import ConfigError
+
+    argv, beam_args = _split_beam_args(["--verbose", "predict", "segmentation", "--input", "a",
+                                        "--output", "b", "--runner", "beam", "--",
+                                        "--runner=FlinkRunner", "--input=x"])
+    args = build_parser().parse_args(argv)
+    assert (args.runner, args.input, beam_args) == ("beam", "a", ["--runner=FlinkRunner",
+                                                                  "--input=x"])
+    other = ["data", "fsdd-connected", "src", "dst", "--", "--train", "5"]
+    assert _split_beam_args(other) == (other, [])
+    args = build_parser().parse_args(["predict", "segmentation", "--input", "a", "--output",
+                                      "b", "--single-file"])
+    with pytest.raises(ConfigError, match="need --runner beam"):
+        _predict(args)
