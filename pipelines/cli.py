@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pipelines.core.quiet import VERBOSE_ENV, quiet_start, verbose_from_env
+from pipelines.core.quiet import VERBOSE_ENV, quiet_beam, quiet_start, verbose_from_env
 from pipelines.core.registry import PIPELINES
 
 
@@ -33,14 +33,41 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from pipelines.core.config import ConfigError
     from pipelines.core.export import latest_export
     from pipelines.core.predict import predict_file
 
+    if args.runner != "beam" and (args.beam_args or args.single_file):
+        raise ConfigError("Beam pipeline options (after --) and --single-file need "
+                          "--runner beam")
     export_dir = Path(args.export) if args.export else latest_export(
         Path(args.workdir) / "exports", args.pipeline)
+    if args.runner == "beam":
+        return _predict_on_beam(args, export_dir)
     count = predict_file(args.pipeline, Path(args.input), Path(args.output), export_dir,
                          batch_size=args.batch_size, signature=args.signature)
     print(f"wrote {count} lines to {args.output} with {export_dir} ({args.signature})")
+    return 0
+
+
+def _predict_on_beam(args: argparse.Namespace, export_dir: Path) -> int:
+    from pipelines.core.config import ConfigError
+
+    quiet_beam(args.verbose or verbose_from_env())
+    try:
+        from pipelines.core.beam_predict import predict_on_beam
+    except ModuleNotFoundError as exc:
+        if exc.name != "apache_beam":
+            raise
+        raise ConfigError('--runner beam needs Apache Beam: pip install -e ".[beam]"') from exc
+
+    result = predict_on_beam(args.pipeline, args.input, args.output, str(export_dir),
+                             batch_size=args.batch_size, signature=args.signature,
+                             single_file=args.single_file, beam_args=args.beam_args)
+    counts = ("" if result.answered is None else
+              f"{result.answered} lines answered, {result.failed} dead-lettered; ")
+    print(f"{counts}answers: {result.outputs}, dead letters: {result.errors} "
+          f"({export_dir}, {args.signature})")
     return 0
 
 
@@ -97,7 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--batch-size", type=int, default=256)
     pred.add_argument("--signature", default="serving_default",
                       help="which of the export's signatures to call")
-    pred.set_defaults(func=_predict)
+    pred.add_argument("--runner", choices=("local", "beam"), default="local",
+                      help="local: this process; beam: an Apache Beam job (RunInference)")
+    pred.add_argument("--single-file", action="store_true",
+                      help="beam: OUTPUT is one file sorted by line, as without Beam "
+                      "(instead of numbered shards)")
+    pred.set_defaults(func=_predict, beam_args=[])
+    pred.epilog = ("With --runner beam, everything after -- is Beam's pipeline options, e.g. "
+                   "-- --runner=FlinkRunner (default: the DirectRunner).")
 
     data = sub.add_parser("data", help="data conversion tools")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -127,8 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """`tfpipe predict ... -- BEAM OPTIONS`: what follows -- goes to Beam untouched
+    (argparse would take it for this tool's own arguments)."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command != "predict" or "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1:]
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv, beam_args = _split_beam_args(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
+    if beam_args:
+        args.beam_args = beam_args
     verbose = args.verbose or verbose_from_env()
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -73,6 +73,16 @@ class ExportConfig:
 
 
 @dataclasses.dataclass
+class DataConfig:
+    """Keys every pipeline's `data` section has (its own data config extends this)."""
+
+    # A tf.data service dispatcher (grpc://host:port): the training input's processing runs
+    # on its workers instead of in this process; empty = here.
+    service: str = ""
+    service_mode: str = "distributed_epoch"  # distributed_epoch | parallel_epochs
+
+
+@dataclasses.dataclass
 class PipelineConfig:
     """Base for every pipeline config: subclasses add `data` and `model` sections."""
 

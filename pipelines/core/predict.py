@@ -4,12 +4,13 @@ input, written to a temporary file and renamed so a crash never leaves half an o
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
 from pipelines.core.registry import get_task_class
-from pipelines.core.task import DEFAULT_SIGNATURE
+from pipelines.core.task import DEFAULT_SIGNATURE, Task
 from pipelines.core.textio import read_lines
 
 
@@ -28,6 +29,21 @@ def load_signature(export_dir: Path, signature: str = DEFAULT_SIGNATURE):
     return function
 
 
+def answer_lines(task_cls: type[Task], function, signature: str, lines: Sequence[str],
+                 base_dir: Path) -> list[str]:
+    """One output line per input line (newlines in an answer become spaces): the task
+    makes the request and reads the response, `function` is the loaded signature."""
+    import tensorflow as tf
+
+    request = task_cls.request_from_lines(lines, base_dir)
+    outputs = function(**{k: tf.constant(v) for k, v in request.items()})
+    answers = task_cls.lines_from_response({k: v.numpy() for k, v in outputs.items()},
+                                           signature, lines)
+    if len(answers) != len(lines):
+        raise RuntimeError(f"{len(answers)} answers for {len(lines)} lines")
+    return [answer.replace("\n", " ") for answer in answers]
+
+
 def predict_file(
     pipeline: str,
     input_file: Path,
@@ -37,8 +53,6 @@ def predict_file(
     signature: str = DEFAULT_SIGNATURE,
 ) -> int:
     """Run the export over `input_file`; returns the number of lines written."""
-    import tensorflow as tf
-
     task_cls = get_task_class(pipeline)
     lines = read_lines(Path(input_file))
     function = load_signature(export_dir, signature)
@@ -51,14 +65,9 @@ def predict_file(
     ) as bar:
         for start in range(0, len(lines), batch_size):
             chunk = lines[start:start + batch_size]
-            request = task_cls.request_from_lines(chunk, Path(input_file).parent)
-            outputs = function(**{k: tf.constant(v) for k, v in request.items()})
-            answers = task_cls.lines_from_response({k: v.numpy() for k, v in outputs.items()},
-                                                   signature, chunk)
-            if len(answers) != len(chunk):
-                raise RuntimeError(f"{len(answers)} answers for {len(chunk)} lines")
-            for answer in answers:
-                out.write(answer.replace("\n", " ") + "\n")
+            for answer in answer_lines(task_cls, function, signature, chunk,
+                                       Path(input_file).parent):
+                out.write(answer + "\n")
             written += len(chunk)
             bar.update(len(chunk))
     os.replace(tmp, output_file)

@@ -68,3 +68,15 @@ def quiet_start(verbose: bool = False) -> None:
         import absl.logging
 
         absl.logging.set_verbosity(absl.logging.ERROR)
+
+
+# Notes Apache Beam logs to the root logger on every start: optional GCP clients not
+# installed, and memory figures its model manager cannot take without them.
+BEAM_NOTES = ("apitools not found", "Resource module is not available")
+
+
+def quiet_beam(verbose: bool = False) -> None:
+    """Drop Beam's routine start-up notes (unless `verbose`); call before importing Beam."""
+    if not verbose:
+        logging.getLogger().addFilter(
+            lambda record: not record.getMessage().startswith(BEAM_NOTES))

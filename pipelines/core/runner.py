@@ -272,7 +272,10 @@ def training_data(task, global_batch: int, replicas: int):
     One training iterator for the whole run (a repeated stream) and a validation set read
     without tf.data's autotuning: Keras drops each epoch's iterators at the next epoch's
     end, and tearing one down waited on its autotuning thread, 5 to 20 idle seconds an
-    epoch on a 2-core CPU."""
+    epoch on a 2-core CPU. With `data.service` the training stream comes from tf.data
+    service workers (validation stays here)."""
+    from pipelines.core.data_service import on_data_service
+
     train_ds, val_ds = task.datasets(global_batch)
     if replicas > 1:
         # A last partial batch smaller than the replica count leaves a replica with an
@@ -285,7 +288,8 @@ def training_data(task, global_batch: int, replicas: int):
         steps = sum(1 for _ in train_ds)
     if val_ds is not None:
         val_ds = _without_autotune(val_ds)
-    return train_ds.repeat(), val_ds, max(1, steps)
+    train_ds = on_data_service(train_ds.repeat(), task.config.data, task.name)
+    return train_ds, val_ds, max(1, steps)
 
 
 def keep_model(ctx: RunContext, model) -> Path:

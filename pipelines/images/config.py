@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipelines.core.config import PipelineConfig, ScheduleConfig, TrainConfig
+from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, TrainConfig
 
 
 @dataclasses.dataclass
-class ImageReadConfig:
+class ImageReadConfig(DataConfig):
     """Where images are and how they are read and cached: what every pipeline that reads
     the image folders shares (`pipelines.images.dataset`)."""
 

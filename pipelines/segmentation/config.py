@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipelines.core.config import PipelineConfig, TrainConfig
+from pipelines.core.config import DataConfig, PipelineConfig, TrainConfig
 
 
 @dataclasses.dataclass
-class SegmentationData:
+class SegmentationData(DataConfig):
     train: str = "cws/sample_train.txt"  # relative to the data dir
     test: str = "cws/sample_test.txt"
     validation: str = ""  # empty: hold out `val_fraction` of train

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipelines.core.config import PipelineConfig, ScheduleConfig, TrainConfig
+from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, TrainConfig
 
 
 @dataclasses.dataclass
-class SlotsData:
+class SlotsData(DataConfig):
     # A folder with train/dev/test splits (`seq.in`, `seq.out`, `label`), relative to the
     # data dir; `atis` is also found as `slots/atis`.
     corpus: str = "slots/sample"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipelines.core.config import PipelineConfig, ScheduleConfig, TrainConfig
+from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, TrainConfig
 
 
 @dataclasses.dataclass
-class SpeechData:
+class SpeechData(DataConfig):
     """Where the utterances are: TSV manifests (`path`, `transcript`), or FSDD recordings
     joined into connected-digit utterances."""
 
