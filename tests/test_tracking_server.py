@@ -1,49 +1,14 @@
 """Tracking against a real `mlflow server` process on 127.0.0.1, read back with MlflowClient."""
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-
 import pytest
 from helpers import TINY_SEGMENTATION, set_args, subprocess_env, tfpipe
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from servers import mlflow_server as start_mlflow_server
 
 
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=subprocess_env(),
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"mlflow server did not start: {proc.stdout.read()[-2000:]}")
-        time.sleep(0.5)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with start_mlflow_server(f"sqlite:///{tmp_path}/server.db", tmp_path / "artifacts") as url:
+        yield url
 
 
 def test_run_is_tracked_on_a_real_server(mlflow_server, tmp_path):
