@@ -127,6 +127,7 @@ def test_unknown_metric_and_param_are_clear_errors(stores):
 
 @pytest.mark.slow
 def test_cli_error_names_the_available_metrics(stores):
+    """Exit status 2 and the message, without KeyError's quotes."""
     workdir, _ = stores
     proc = tfpipe("compare", "images", "--workdir", str(workdir), "--metric", "test_f1",
                   env=subprocess_env())

@@ -15,6 +15,9 @@ from helpers import (
 )
 from servers import mlflow_server, postgres_cluster
 
+from pipelines.cli import build_parser
+from pipelines.core.tracking import NotTracked
+
 pytestmark = pytest.mark.slow
 
 SENTENCE = "他们在北京参观博物馆。"
@@ -82,7 +85,14 @@ def test_run_is_tracked_in_postgres(postgres, server, registered_run, tmp_path):
                                       run.info.run_id)]
 
 
-def test_registry_promote_and_deployment_reads_production(server, registered_run, tmp_path):
+def promote(capsys, *argv: str) -> str:
+    args = build_parser().parse_args(["promote", *argv])
+    assert args.func(args) == 0
+    return capsys.readouterr().out.strip()
+
+
+def test_registry_promote_and_deployment_reads_production(server, registered_run, tmp_path,
+                                                          monkeypatch, capsys):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(server)
@@ -102,18 +112,18 @@ def test_registry_promote_and_deployment_reads_production(server, registered_run
     assert second.source == f"runs:/{run.info.run_id}/savedmodel-v2"
     assert second.tags["export_version"] == "2"
 
-    proc = tfpipe("promote", "segmentation", "1", "--alias", "production",
-                  "--workdir", str(registered_run), env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "alias 'production' moved to version 1" in proc.stdout
-    proc = tfpipe("promote", "segmentation", "2", "--workdir", str(registered_run), env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "alias 'production' moved from version 1 to version 2" in proc.stdout
+    # `tfpipe promote` in this process (its CLI errors are checked in test_compare.py).
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    assert promote(capsys, "segmentation", "1", "--alias", "production") == (
+        "model 'segmentation': alias 'production' moved to version 1 "
+        "(models:/segmentation@production)")
+    assert "moved from version 1 to version 2" in promote(capsys, "segmentation", "2")
     assert client.get_model_version_by_alias("segmentation", "production").version == "2"
-
-    proc = tfpipe("promote", "segmentation", "99", "--workdir", str(registered_run), env=env)
-    assert proc.returncode == 2
-    assert "registered model 'segmentation' has no version 99 (versions: 1, 2)" in proc.stderr
+    with pytest.raises(NotTracked, match=r"registered model 'segmentation' has no version "
+                       r"99 \(versions: 1, 2\)"):
+        promote(capsys, "segmentation", "99")
+    with pytest.raises(NotTracked, match="no registered model 'segmentaton'"):
+        promote(capsys, "segmentaton", "1")
     assert client.get_model_version_by_alias("segmentation", "production").version == "2"
 
     # What a deployment does: fetch models:/NAME@production (no project code), then serve it.

@@ -45,7 +45,7 @@ def register_export(workdir: Path, export: ExportConfig, pipeline: str, run_id: 
         tags={"export_dir": str(export_dir), "export_version": Path(export_dir).name})
     print(f"[{pipeline}] registered {export_dir} as model '{name}' version "
           f"{version.version}", flush=True)
-    return version.version
+    return str(version.version)  # an int from the embedded store, a str from a server
 
 
 def promote(name: str, version: str, alias: str, workdir: Path) -> str | None:
@@ -60,11 +60,11 @@ def promote(name: str, version: str, alias: str, workdir: Path) -> str | None:
             raise
         raise NotTracked(f"no registered model '{name}' at {tracking_uri(workdir)} (run with "
                        "--set export.register=true first)") from None
-    versions = sorted((v.version for v in client.search_model_versions(f"name='{name}'")),
+    versions = sorted((str(v.version) for v in client.search_model_versions(f"name='{name}'")),
                       key=int)
     if str(version) not in versions:
         raise NotTracked(f"registered model '{name}' has no version {version} (versions: "
                        f"{', '.join(versions) or 'none'})")
     before = model.aliases.get(alias)
     client.set_registered_model_alias(name, alias, str(version))
-    return before
+    return None if before is None else str(before)
