@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("name", metavar="PIPELINE",
                          help="registered model: the pipeline's name unless "
                          "export.registered_model named another")
-    promote.add_argument("version", help="model version (tfpipe run/export print it)")
+    promote.add_argument("version", metavar="VERSION",
+                         help="model version (tfpipe run/export print it)")
     promote.add_argument("--alias", default="production")
     promote.add_argument("--workdir", default="runs", help="holds mlflow.db (or set "
                          "MLFLOW_TRACKING_URI)")

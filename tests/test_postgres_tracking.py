@@ -1,6 +1,8 @@
-"""MLflow on PostgreSQL: a real PostgreSQL cluster as `mlflow server`'s backend store, a
-pipeline run tracked there with its export registered, promoted, and read back the way a
-deployment reads `models:/segmentation@production`."""
+"""Tracking against a real `mlflow server` on 127.0.0.1 whose backend store is a real
+PostgreSQL cluster: a pipeline run tracked there and read back with MlflowClient and from
+PostgreSQL itself, its export registered, promoted, and read the way a deployment reads
+`models:/segmentation@production`. (The server on SQLite tested nothing more: this test
+replaced it, one tiny training run fewer.)"""
 
 import subprocess
 import sys
@@ -60,14 +62,29 @@ def test_run_is_tracked_in_postgres(postgres, server, registered_run, tmp_path):
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == "on-postgres"
     assert run.data.params["model.units"] == "32"
+    assert run.data.params["data.lexicon"] == "none"
     assert run.data.params["export.register"] == "True"
+    assert run.data.tags["pipeline"] == "segmentation"
+    assert len(run.data.tags["data_fingerprint"]) == 16
+    assert run.data.tags["git_commit"]
     assert 0.0 < run.data.metrics["test_f1"] <= 1.0
-    assert sorted(p.step for p in client.get_metric_history(run.info.run_id, "val_f1")) == [
-        1, 2, 3]
+    assert run.data.metrics["train_seconds"] > 0
+    for key in ("loss", "val_loss", "val_f1", "learning_rate"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert sorted(p.step for p in history) == [1, 2, 3], key
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "model", "plots", "savedmodel"} <= artifacts
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
+        "plots/training_curves.png"}
+    kept = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert {"model/weights.npz", "model/config.yaml", "model/assets"} <= kept
+    assert "model/assets/chars.txt" in {
+        a.path for a in client.list_artifacts(run.info.run_id, "model/assets")}
+    assert "savedmodel/saved_model.pb" in {
+        a.path for a in client.list_artifacts(run.info.run_id, "savedmodel")}
     local = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))
-    assert "units: 32" in open(local, encoding="utf-8").read()
+    text = open(local, encoding="utf-8").read()
+    assert "units: 32" in text and "lexicon: none" in text
 
     # The rows are really in PostgreSQL.
     with psycopg2.connect(postgres) as connection, connection.cursor() as cursor:

@@ -48,7 +48,7 @@ def differing_params(runs: Sequence[dict[str, Any]], named: Sequence[str] = ()) 
         unknown = [name for name in named if name not in known]
         if unknown:
             raise NotTracked(f"no param {', '.join(unknown)} in these runs "
-                           f"(params: {', '.join(known)})")
+                             f"(params: {', '.join(known)})")
         return list(named)
     return [k for k in known if k not in HIDDEN_PARAMS
             and len({run["params"].get(k) for run in runs}) > 1]
@@ -76,12 +76,12 @@ def choose_metric(runs: Sequence[dict[str, Any]], pipeline: str, metric: str | N
     tests = [k for k in names if k.startswith("test_")]
     if metric:
         if metric not in names:
-            raise NotTracked(f"no metric '{metric}' in the runs of '{pipeline}' (test metrics: "
-                           f"{', '.join(tests) or 'none'}; all: {', '.join(names)})")
+            raise NotTracked(f"no metric '{metric}' in the runs of '{pipeline}' (test "
+                             f"metrics: {', '.join(tests) or 'none'}; all: {', '.join(names)})")
         return metric
     if not tests:
-        raise NotTracked(f"the runs of '{pipeline}' have no test_* metric; choose one with "
-                       f"--metric ({', '.join(names)})")
+        raise NotTracked(f"the runs of '{pipeline}' have no test_* metric; choose one "
+                         f"with --metric ({', '.join(names)})")
     main = f"test_{_task_monitor(pipeline).removeprefix('val_')}"
     return main if main in tests else tests[0]
 

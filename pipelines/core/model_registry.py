@@ -59,12 +59,12 @@ def promote(name: str, version: str, alias: str, workdir: Path) -> str | None:
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
         raise NotTracked(f"no registered model '{name}' at {tracking_uri(workdir)} (run with "
-                       "--set export.register=true first)") from None
+                         "--set export.register=true first)") from None
     versions = sorted((str(v.version) for v in client.search_model_versions(f"name='{name}'")),
                       key=int)
     if str(version) not in versions:
         raise NotTracked(f"registered model '{name}' has no version {version} (versions: "
-                       f"{', '.join(versions) or 'none'})")
+                         f"{', '.join(versions) or 'none'})")
     before = model.aliases.get(alias)
     client.set_registered_model_alias(name, alias, str(version))
     return None if before is None else str(before)
