@@ -89,6 +89,16 @@ def _compare(args: argparse.Namespace) -> int:
     return compare_main(args)
 
 
+def _promote(args: argparse.Namespace) -> int:
+    from pipelines.core.model_registry import promote
+
+    before = promote(args.name, args.version, args.alias, Path(args.workdir))
+    moved = f"from version {before} " if before else ""
+    print(f"model '{args.name}': alias '{args.alias}' moved {moved}to version {args.version} "
+          f"(models:/{args.name}@{args.alias})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfpipe", description=__doc__)
     parser.add_argument("--verbose", action="store_true",
@@ -158,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="a pipeline's MLflow runs side by side, and a plot")
     compare_arguments(compare)
     compare.set_defaults(func=_compare)
+
+    promote = sub.add_parser("promote", help="point a registered model's alias (production) "
+                             "at one of its versions")
+    promote.add_argument("name", metavar="PIPELINE",
+                         help="registered model: the pipeline's name unless "
+                         "export.registered_model named another")
+    promote.add_argument("version", metavar="VERSION",
+                         help="model version (tfpipe run/export print it)")
+    promote.add_argument("--alias", default="production")
+    promote.add_argument("--workdir", default="runs", help="holds mlflow.db (or set "
+                         "MLFLOW_TRACKING_URI)")
+    promote.set_defaults(func=_promote)
     return parser
 
 

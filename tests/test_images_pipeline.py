@@ -154,11 +154,14 @@ def test_predict_and_compare_commands(images_run, tmp_path):
     plot = tmp_path / "compare.png"
     proc = tfpipe("compare", "images", "--workdir", str(workdir), "--plot", str(plot))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    header, rule, row = proc.stdout.splitlines()[:3]
-    assert header.split()[:4] == ["run", "model", "data", "test_accuracy"]
-    assert row.split()[:3] == ["images", "lenet", "images"]
+    header, rule, row, plot_line = proc.stdout.splitlines()
+    # One run: no param differs; the figures the runner logged.
+    assert header.split() == ["run", "test_accuracy", "params", "epochs_run", "train_seconds",
+                              "train_examples_per_second"]
+    assert row.split()[0] == "images"
     _, run = mlflow_run(workdir)
-    assert float(row.split()[3]) == pytest.approx(run.data.metrics["test_accuracy"], abs=1e-4)
+    assert float(row.split()[1]) == pytest.approx(run.data.metrics["test_accuracy"], abs=1e-4)
+    assert plot_line == f"plot of test_accuracy against training time: {plot}"
     assert plot.stat().st_size > 5000
 
 

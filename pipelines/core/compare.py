@@ -1,9 +1,10 @@
-"""`tfpipe compare PIPELINE`: the runs of a pipeline's MLflow experiment side by side.
+"""`tfpipe compare PIPELINE`: the runs of any pipeline's MLflow experiment side by side.
 
-Everything comes from MLflow (params such as `model.name`, metrics such as `test_accuracy`,
-`train_seconds`, and what the benchmarks add: `params`, `train_images_per_second`,
-`serving_images_per_second`, `latency_ms_p50`), so the table shows exactly what was
-tracked. It prints a table and writes a PNG of test accuracy against training time.
+Everything comes from MLflow, nothing is per pipeline: the params (flattened config keys)
+whose values differ between the runs, every `test_*` metric, the model size, epochs,
+`train_seconds` and every speed figure tracked (`*_per_second`, `*latency*`: the runner's
+`train_examples_per_second` and what the benchmarks add). It prints a table and writes a PNG
+of one metric against training time.
 """
 
 from __future__ import annotations
@@ -14,81 +15,101 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-# (column title, where: "param"/"metric"/"run", key, format)
-COLUMNS: list[tuple[str, str, str, str]] = [
-    ("run", "run", "run_name", "{}"),
-    ("model", "param", "model.name", "{}"),
-    ("data", "run", "data", "{}"),
-    ("params", "metric", "params", "{:,.0f}"),
-    ("epochs", "metric", "epochs_run", "{:.0f}"),
-    ("train s", "metric", "train_seconds", "{:.0f}"),
-    ("train img/s", "metric", "train_images_per_second", "{:.0f}"),
-    ("serve img/s", "metric", "serving_images_per_second", "{:.0f}"),
-    ("p50 ms", "metric", "latency_ms_p50", "{:.1f}"),
-]
-
-
-def tracking_uri(workdir: Path) -> str:
-    from pipelines.core.tracking import tracking_uri as uri
-
-    return uri(Path(workdir))
+# Params every run has that the table shows another way (the run column) or that say nothing.
+HIDDEN_PARAMS = ("run_name", "pipeline")
 
 
 def load_runs(pipeline: str, workdir: Path) -> list[dict[str, Any]]:
     """Finished runs of the experiment named after `pipeline`, oldest first."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri(workdir))
+    from pipelines.core.tracking import tracking_uri
+
+    uri = tracking_uri(Path(workdir))
+    client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(pipeline)
     if experiment is None:
-        raise FileNotFoundError(
-            f"no MLflow experiment '{pipeline}' at {tracking_uri(workdir)} "
-            f"(run `tfpipe run {pipeline}` first, or pass --workdir)"
-        )
+        raise FileNotFoundError(f"no MLflow experiment '{pipeline}' at {uri} (run `tfpipe run "
+                                f"{pipeline}` first, or pass --workdir)")
     runs = client.search_runs([experiment.experiment_id], filter_string="",
                               order_by=["attributes.start_time ASC"], max_results=1000)
-    return [
-        {"run_id": r.info.run_id, "run_name": r.info.run_name or r.info.run_id[:8],
-         "status": r.info.status, "params": dict(r.data.params),
-         "metrics": dict(r.data.metrics),
-         # The data set's folder name, e.g. "cifar10" (runs on several sets side by side).
-         "data": Path(r.data.params["data.path"]).name if r.data.params.get("data.path")
-         else None}
-        for r in runs if r.info.status == "FINISHED"
-    ]
+    return [{"run_id": r.info.run_id, "run_name": r.info.run_name or r.info.run_id[:8],
+             "params": dict(r.data.params), "metrics": dict(r.data.metrics)}
+            for r in runs if r.info.status == "FINISHED"]
 
 
-def test_metric_names(runs: Sequence[dict[str, Any]]) -> list[str]:
-    """Every `test_*` metric any run has, sorted."""
-    return sorted({k for run in runs for k in run["metrics"] if k.startswith("test_")})
+def differing_params(runs: Sequence[dict[str, Any]], named: Sequence[str] = ()) -> list[str]:
+    """`named` (each must be a param of some run), else every param whose value is not the
+    same in all runs (a param missing from a run counts as a different value)."""
+    from pipelines.core.tracking import NotTracked
+
+    known = sorted({k for run in runs for k in run["params"]})
+    if named:
+        unknown = [name for name in named if name not in known]
+        if unknown:
+            raise NotTracked(f"no param {', '.join(unknown)} in these runs "
+                             f"(params: {', '.join(known)})")
+        return list(named)
+    return [k for k in known if k not in HIDDEN_PARAMS
+            and len({run["params"].get(k) for run in runs}) > 1]
 
 
-def _value(run: dict[str, Any], where: str, key: str) -> Any:
-    if where == "run":
-        return run.get(key)
-    return run["params" if where == "param" else "metrics"].get(key)
+def is_speed_figure(metric: str) -> bool:
+    """Throughput and latency, the runner's and the benchmarks' (`bench_latency_ms_p50`)."""
+    return metric.endswith("_per_second") or "latency" in metric
 
 
-def _format(value: Any, fmt: str) -> str:
+def metric_columns(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """Test metrics, then size, epochs and time, then speed figures: those any run has."""
+    names = {k for run in runs for k in run["metrics"]}
+    tests = sorted(k for k in names if k.startswith("test_"))
+    speed = sorted(k for k in names if is_speed_figure(k))
+    return tests + [k for k in ("params", "epochs_run", "train_seconds") if k in names] + speed
+
+
+def choose_metric(runs: Sequence[dict[str, Any]], pipeline: str, metric: str | None) -> str:
+    """`metric` if a run has it; else the test metric of the task's early-stopping monitor
+    (`val_f1` -> `test_f1`), else the first `test_*` metric."""
+    from pipelines.core.tracking import NotTracked
+
+    names = sorted({k for run in runs for k in run["metrics"]})
+    tests = [k for k in names if k.startswith("test_")]
+    if metric:
+        if metric not in names:
+            raise NotTracked(f"no metric '{metric}' in the runs of '{pipeline}' (test "
+                             f"metrics: {', '.join(tests) or 'none'}; all: {', '.join(names)})")
+        return metric
+    if not tests:
+        raise NotTracked(f"the runs of '{pipeline}' have no test_* metric; choose one "
+                         f"with --metric ({', '.join(names)})")
+    main = f"test_{_task_monitor(pipeline).removeprefix('val_')}"
+    return main if main in tests else tests[0]
+
+
+def _task_monitor(pipeline: str) -> str:
+    from pipelines.core.registry import PIPELINES, get_task_class
+
+    return get_task_class(pipeline).default_monitor if pipeline in PIPELINES else ""
+
+
+def _format(value: Any, metric: str | None = None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    try:
-        return fmt.format(value)
-    except (ValueError, TypeError):
+    if metric is None:
         return str(value)
+    if metric.startswith("test_"):
+        return f"{value:.4f}"
+    return f"{value:,.0f}" if value == int(value) or abs(value) >= 100 else f"{value:.2f}"
 
 
-def format_table(runs: Sequence[dict[str, Any]]) -> str:
-    """A plain-text table: one row per run, the test metrics after the model."""
-    columns = COLUMNS[:3] + [(name, "metric", name, "{:.4f}") for name in
-                             test_metric_names(runs)] + COLUMNS[3:]
-    present = [c for c in columns if c[2] == "run_name" or any(
-        _value(run, c[1], c[2]) is not None for run in runs)]
-    rows = [[title for title, *_ in present]]
-    rows += [[_format(_value(run, where, key), fmt) for _, where, key, fmt in present]
-             for run in runs]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(present))]
-    text_columns = sum(1 for _, where, *_ in present if where != "metric")
+def format_table(runs: Sequence[dict[str, Any]], params: Sequence[str]) -> str:
+    """Plain text, one row per run: run name, the params given, then the metric columns."""
+    metrics = metric_columns(runs)
+    rows = [["run", *params, *metrics]]
+    rows += [[run["run_name"], *(_format(run["params"].get(p)) for p in params),
+              *(_format(run["metrics"].get(m), m) for m in metrics)] for run in runs]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    text_columns = 1 + len(params)
     lines = ["  ".join(cell.ljust(w) if i < text_columns else cell.rjust(w)
                        for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
              for row in rows]
@@ -96,24 +117,24 @@ def format_table(runs: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def accuracy_time_png(runs: Sequence[dict[str, Any]], metric: str, path: Path) -> Path:
-    """Scatter of `metric` against training seconds, one labelled point per run."""
+def metric_time_png(runs: Sequence[dict[str, Any]], metric: str, params: Sequence[str],
+                    path: Path) -> Path:
+    """Scatter of `metric` against training minutes, each point labelled with its run name
+    and the values of `params`."""
     import matplotlib.pyplot as plt
 
     from pipelines.core.plots import save_png
 
-    several_sets = len({run["data"] for run in runs}) > 1
-
     def label(run: dict[str, Any]) -> str:
-        name = run["params"].get("model.name") or run["run_name"]
-        return f"{name} ({run['data']})" if several_sets and run["data"] else name
+        values = ", ".join(f"{p}={run['params'].get(p, '-')}" for p in params[:3])
+        return f"{run['run_name']} ({values})" if values else run["run_name"]
 
-    points = [(run["metrics"]["train_seconds"], run["metrics"][metric], label(run))
+    points = [(run["metrics"]["train_seconds"] / 60, run["metrics"][metric], label(run))
               for run in runs if "train_seconds" in run["metrics"] and metric in run["metrics"]]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for seconds, value, label in points:
-        ax.scatter(seconds / 60, value, s=40)
-        ax.annotate(label, (seconds / 60, value), textcoords="offset points", xytext=(5, 4),
+    for minutes, value, text in points:
+        ax.scatter(minutes, value, s=40)
+        ax.annotate(text, (minutes, value), textcoords="offset points", xytext=(5, 4),
                     fontsize=8)
     if not points:
         ax.text(0.5, 0.5, f"no runs with {metric} and train_seconds", ha="center",
@@ -130,9 +151,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pipeline", help="pipeline (= MLflow experiment) name, e.g. images")
     parser.add_argument("--workdir", default="runs", help="holds mlflow.db (or set "
                         "MLFLOW_TRACKING_URI)")
-    parser.add_argument("--metric", help="metric for the plot (default: test_accuracy, or the "
-                        "first test_* metric)")
-    parser.add_argument("--plot", help="PNG path (default: WORKDIR/compare-PIPELINE.png)")
+    parser.add_argument("--metric", help="metric to plot (default: the test metric of the "
+                        "task's early-stopping monitor, else the first test_* metric)")
+    parser.add_argument("--params", help="comma-separated params to show (default: every "
+                        "param that differs between the runs)")
+    parser.add_argument("--out", "--plot", dest="out",
+                        help="PNG path (default: WORKDIR/compare-PIPELINE.png)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -141,10 +165,10 @@ def main(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no finished runs in experiment '{args.pipeline}'")
         return 1
-    print(format_table(runs))
-    names = test_metric_names(runs)
-    metric = args.metric or ("test_accuracy" if "test_accuracy" in names
-                             else (names[0] if names else "test_accuracy"))
-    plot = Path(args.plot) if args.plot else Path(args.workdir) / f"compare-{args.pipeline}.png"
-    print(f"plot: {accuracy_time_png(runs, metric, plot)}")
+    named = [p.strip() for p in (args.params or "").split(",") if p.strip()]
+    params = differing_params(runs, named)
+    metric = choose_metric(runs, args.pipeline, args.metric)
+    print(format_table(runs, params))
+    out = Path(args.out) if args.out else Path(args.workdir) / f"compare-{args.pipeline}.png"
+    print(f"plot of {metric} against training time: {metric_time_png(runs, metric, params, out)}")
     return 0

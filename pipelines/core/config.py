@@ -70,6 +70,10 @@ class ExportConfig:
     serving_base_path: str = "/models"  # the path TF Serving sees in models.config
     warmup_requests: int = 5
     log_to_mlflow: bool = True
+    # Register each export as a new version of an MLflow registered model (needs
+    # log_to_mlflow: the version's source is the run's logged SavedModel).
+    register: bool = False
+    registered_model: str = ""  # its name; empty = the pipeline's name
 
 
 @dataclasses.dataclass

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 BUNDLED_DATA = Path(__file__).resolve().parents[2] / "data"
 CHECKPOINT_DIR = "checkpoint"
+SAVEDMODEL_ARTIFACT = "savedmodel"  # the export's MLflow artifact path
 
 
 @dataclasses.dataclass
@@ -143,9 +144,11 @@ def set_up(pipeline: str, config: cfgmod.PipelineConfig, data_dir: str | Path | 
     import keras
     import tensorflow as tf
 
+    from pipelines.core.model_registry import check_registrable
     from pipelines.core.strategy import make_strategy
     from pipelines.core.tracking import Tracker, data_fingerprint, git_commit
 
+    check_registrable(config.export)
     task_cls = get_task_class(pipeline)
     workdir = Path(workdir).resolve()
     data_path = resolve_data_dir(data_dir)
@@ -333,6 +336,7 @@ def evaluate_and_log(ctx: RunContext, fitted: Fitted) -> dict[str, float]:
 def export(ctx: RunContext, model) -> Path:
     """A new SavedModel version of `model` with every signature the task serves."""
     from pipelines.core.export import export_version
+    from pipelines.core.model_registry import register_export
 
     print(f"[{ctx.pipeline}] exporting SavedModel", flush=True)
     export_dir = export_version(
@@ -344,7 +348,9 @@ def export(ctx: RunContext, model) -> Path:
     )
     ctx.tracker.set_tags({"export_dir": str(export_dir), "export_version": export_dir.name})
     if ctx.config.export.log_to_mlflow:
-        ctx.tracker.log_artifacts(export_dir, "savedmodel")
+        ctx.tracker.log_artifacts(export_dir, SAVEDMODEL_ARTIFACT)
+    register_export(ctx.workdir, ctx.config.export, ctx.pipeline, ctx.tracker.run_id,
+                    SAVEDMODEL_ARTIFACT, export_dir)
     print(f"[{ctx.pipeline}] exported {export_dir}", flush=True)
     return export_dir
 

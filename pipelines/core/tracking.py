@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 RUN_ID_FILE = "mlflow_run_id"
 
 
+class NotTracked(KeyError):
+    """A run, param, metric, registered model or version the store does not have; the
+    message says what it has (plain, without KeyError's quotes)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def tracking_uri(workdir: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(workdir).resolve()}/mlflow.db"
 
@@ -168,14 +176,16 @@ class MlflowEpochLogger(keras.callbacks.Callback):
 
 
 def record_export(workdir: Path, run_id: str, export_dir: Path, overrides: list[str],
-                  log_savedmodel: bool = True) -> None:
+                  log_savedmodel: bool = True) -> str:
     """Note a re-export on the run it came from: the newest export's tags, the settings
-    that changed, and the SavedModel as artifact `savedmodel-vN/`."""
+    that changed, and the SavedModel as artifact `savedmodel-vN/` (returned)."""
     client = MlflowClient(tracking_uri(workdir))
     version = Path(export_dir).name
     client.log_batch(run_id, tags=[
         RunTag("export_dir", str(export_dir)), RunTag("export_version", version),
         RunTag(f"export_v{version}_overrides", " ".join(overrides) or "(none)"),
     ])
+    artifact_path = f"savedmodel-v{version}"
     if log_savedmodel:
-        client.log_artifacts(run_id, str(export_dir), f"savedmodel-v{version}")
+        client.log_artifacts(run_id, str(export_dir), artifact_path)
+    return artifact_path
