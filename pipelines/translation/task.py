@@ -286,6 +286,14 @@ class TranslationTask(Task):
                 Path(out_dir) / f"attention_{i}.png"))
         return out
 
+    # -- batch prediction -------------------------------------------------------------
+    @classmethod
+    def lines_from_response(cls, outputs: dict[str, np.ndarray],
+                            signature: str = DEFAULT_SIGNATURE,
+                            lines: Sequence[str] = ()) -> list[str]:
+        """The translation of each input line (one sentence a line)."""
+        return [t.decode("utf-8") for t in outputs["translation"]]
+
 
 def _token_ids(tokenizer: SubwordTokenizer, lines: Sequence[str]) -> list[np.ndarray]:
     out: list[np.ndarray] = []
