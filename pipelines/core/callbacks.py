@@ -33,8 +33,9 @@ class TaskMetrics(keras.callbacks.Callback):
             return
         metrics = self.evaluate(self.model)
         logs.update({f"val_{k}": float(v) for k, v in metrics.items()})
-        print("  validation: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
-              flush=True)
+        if metrics:  # a task may measure only some epochs (costly decoding)
+            print("  validation: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
+                  flush=True)
 
 
 class LearningRateLogger(keras.callbacks.Callback):

@@ -14,6 +14,7 @@ PIPELINES: dict[str, str] = {
     "images": "pipelines.images.task:ImagesTask",
     "speech": "pipelines.speech.task:SpeechTask",
     "autoencoder": "pipelines.autoencoder.task:AutoencoderTask",
+    "translation": "pipelines.translation.task:TranslationTask",
 }
 
 

@@ -1,0 +1,1 @@
+"""Machine translation: subword vocabularies, Transformer and RNN-attention models."""

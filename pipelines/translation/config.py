@@ -1,0 +1,84 @@
+"""Typed config of the translation pipeline (`tfpipe run translation`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pipelines.core.config import PipelineConfig, ScheduleConfig, TrainConfig
+
+
+@dataclasses.dataclass
+class TranslationData:
+    """Line-aligned parallel files: `{corpus}/{split}.{source}` and `.{target}`."""
+
+    corpus: str = "translation/sample"  # relative to the data dir
+    source: str = "en"
+    target: str = "de"
+    train: str = "train"
+    validation: str = "val"
+    test: str = "test"
+    # Subword vocabulary sizes (WordPiece, learned from the training split; at most).
+    source_vocab_size: int = 8000
+    target_vocab_size: int = 8000
+    # Pairs with an empty side, or more subword tokens than these, are left out of
+    # training and counted. Serving cuts longer input to `max_source_tokens`.
+    max_source_tokens: int = 100
+    max_target_tokens: int = 100
+    shuffle_buffer: int = 30000
+
+
+@dataclasses.dataclass
+class TranslationModel:
+    """`transformer` or `rnn_attention` (`tfmodels.translation`)."""
+
+    name: str = "transformer"  # transformer | rnn_attention
+    # transformer
+    layers: int = 2
+    width: int = 128
+    heads: int = 4
+    feedforward: int = 256
+    # rnn_attention
+    cell: str = "gru"  # gru | lstm
+    attention: str = "additive"  # additive (Bahdanau) | multiplicative (Luong)
+    embedding: int = 128
+    units: int = 128
+    # both
+    dropout: float = 0.1
+    label_smoothing: float = 0.1
+
+
+@dataclasses.dataclass
+class TranslationEval:
+    """Decoding during training is costly: BLEU on dev only every few epochs."""
+
+    every_epochs: int = 1  # dev BLEU/chrF every N epochs (0: never during training)
+    decoder: str = "greedy"  # dev decoding: greedy | beam_search (the export's default)
+    attention_plots: int = 4  # test sentences drawn as cross-attention heat maps
+
+
+@dataclasses.dataclass
+class TranslationServing:
+    """Serving options: they may change when a trained run is exported again."""
+
+    decoder: str = "beam_search"  # beam_search | greedy (signature `greedy` is always there)
+    beam_width: int = 4
+    length_penalty: float = 0.6  # GNMT alpha; 0 = plain log-probability
+    # Output at most ratio * input tokens + offset subword tokens (and never more than
+    # data.max_target_tokens).
+    max_length_ratio: float = 1.5
+    max_length_offset: int = 10
+
+
+def _translation_train() -> TrainConfig:
+    return TrainConfig(epochs=30, batch_size=32, learning_rate=2e-3, optimizer="adamw",
+                       weight_decay=1e-4, clipnorm=1.0,
+                       schedule=ScheduleConfig(name="cosine", alpha=0.05, warmup_steps=100))
+
+
+@dataclasses.dataclass
+class TranslationConfig(PipelineConfig):
+    data: TranslationData = dataclasses.field(default_factory=TranslationData)
+    model: TranslationModel = dataclasses.field(default_factory=TranslationModel)
+    eval: TranslationEval = dataclasses.field(default_factory=TranslationEval)
+    serving: TranslationServing = dataclasses.field(default_factory=TranslationServing)
+    train: TrainConfig = dataclasses.field(default_factory=_translation_train)

@@ -1,0 +1,192 @@
+"""Translation pieces without training: corpus errors and filtering, the reversible
+subword vocabulary, greedy and beam-search decoding (beam 1 is greedy, nothing after
+[END], length bounds), cached decoding against teacher forcing, BLEU against hand counts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipelines.core.config import load_config
+from pipelines.core.textio import DataError
+from pipelines.translation.config import TranslationConfig
+from pipelines.translation.corpus import read_parallel
+from pipelines.translation.metrics import scored, translation_scores
+from pipelines.translation.task import TranslationTask
+from pipelines.translation.vocabulary import learn_vocabulary
+from tfmodels.translation import (
+    END_ID,
+    PAD_ID,
+    START_ID,
+    RNNAttentionTranslator,
+    SubwordTokenizer,
+    TransformerTranslator,
+    beam_search,
+    greedy_decode,
+)
+
+REAL_ISH = [
+    "Zwei junge, weiße Männer sind im Freien in der Nähe vieler Büsche.",
+    "Ein Mann im blauen Hemd steht auf einer Leiter und putzt ein Fenster!",
+    "Drei Leute sitzen in einer Höhle (oder einem Tunnel) um 12:30 Uhr.",
+    "„Café“ — 3,5 km entfernt; ein 4-jähriges Mädchen läuft über die Straße?",
+    "A man's dog, \"Rex\", isn't 100% white: it's grey & brown.",
+    "Eine Frau mit großer Geldbörse geht an einem Tor vorbei.",
+]
+
+
+def _write(folder, name, lines):
+    path = folder / name
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_files_of_different_lengths_fail_naming_both(tmp_path):
+    _write(tmp_path, "train.en", ["a", "b", "c"])
+    _write(tmp_path, "train.de", ["x", "y"])
+    with pytest.raises(DataError) as err:
+        read_parallel(tmp_path, "train", "en", "de")
+    message = str(err.value)
+    assert str(tmp_path / "train.en") in message and str(tmp_path / "train.de") in message
+    assert "3 lines" in message and "has 2" in message
+
+
+def test_invalid_utf8_and_missing_files_name_the_file(tmp_path):
+    _write(tmp_path, "train.en", ["fine", "also fine"])
+    (tmp_path / "train.de").write_bytes(b"gut\nnicht \xff gut\n")
+    with pytest.raises(DataError, match=r"train\.de:2: not valid UTF-8"):
+        read_parallel(tmp_path, "train", "en", "de")
+    with pytest.raises(DataError, match=r"val\.en: no such file"):
+        read_parallel(tmp_path, "val", "en", "de")
+
+
+def test_empty_and_over_long_pairs_are_left_out_and_counted(tmp_path):
+    corpus = tmp_path / "translation" / "tiny"
+    corpus.mkdir(parents=True)
+    sources = ["one dog", "", "two cats", "three " * 30, "four birds"]
+    targets = ["ein Hund", "nichts", "", "drei", "vier Vögel"]
+    for split in ("train", "val", "test"):
+        _write(corpus, f"{split}.en", sources)
+        _write(corpus, f"{split}.de", targets)
+    config = load_config(TranslationConfig, overrides=[
+        "data.corpus=translation/tiny", "data.max_source_tokens=20"])
+    task = TranslationTask(config, tmp_path)
+    task.prepare(tmp_path / "state")
+    assert task.filtered == {"train": 3, "validation": 3}
+    kept_sources, _ = task.ids["train"]
+    assert len(kept_sources) == 2
+    decoded = task.source_tokenizer.detokenize(tf.ragged.constant(
+        [s.tolist() for s in kept_sources]).to_tensor())
+    assert [t.decode() for t in decoded.numpy()] == ["one dog", "four birds"]
+
+
+def test_vocabulary_round_trip_keeps_the_text():
+    """detokenize(tokenize(x)) == x for accents, punctuation, quotes and digits; runs of
+    whitespace read as one space; a character never seen is dropped, not the sentence."""
+    vocabulary = learn_vocabulary(REAL_ISH * 3, 1000)
+    assert vocabulary[:4] == ["[PAD]", "[UNK]", "[START]", "[END]"]
+    tokenizer = SubwordTokenizer(vocabulary)
+    ids = tokenizer.tokenize(tf.constant(REAL_ISH + ["  Zwei   Männer \t sind ", ""]))
+    assert int(tf.reduce_sum(ids.row_lengths())) < sum(map(len, REAL_ISH)) / 2  # not chars
+    assert 1 not in ids.flat_values.numpy()  # no [UNK]
+    back = [t.decode() for t in tokenizer.detokenize(ids.to_tensor()).numpy()]
+    assert back == REAL_ISH + ["Zwei Männer sind", ""]
+    unseen = tokenizer.tokenize(tf.constant(["Zwei ♥ Männer"]))
+    assert 1 in unseen.flat_values.numpy()
+    assert tokenizer.detokenize(unseen.to_tensor()).numpy()[0].decode() == "Zwei Männer"
+
+
+def test_nothing_after_the_end_token_is_detokenized():
+    vocabulary = ["[PAD]", "[UNK]", "[START]", "[END]", "▁ein", "▁Hund", ".", "▁Katze"]
+    tokenizer = SubwordTokenizer(vocabulary)
+    ids = tf.constant([[4, 5, 6, END_ID, 4, 7, 6], [START_ID, 4, 7, 6, PAD_ID, 5, 6]])
+    text = [t.decode() for t in tokenizer.detokenize(ids).numpy()]
+    assert text == ["ein Hund.", "ein Katze. Hund."]
+
+
+def _scripted_step(vocab=8, prefer=5):
+    """A step that says token 4 twice, then [END], then (if asked on) `prefer` loudly:
+    what the decoders may not let through after [END]."""
+    def step(tokens, static, state, index):
+        script = tf.constant([4, 4, END_ID] + [prefer] * 20)
+        target = tf.gather(script, tf.fill(tf.shape(tokens), index))
+        logits = 5.0 * tf.one_hot(target, vocab) + 0.01 * tf.cast(
+            tf.range(vocab), tf.float32)
+        return logits, state + 1
+    return step
+
+
+@pytest.mark.parametrize("decoder", ["greedy", "beam"])
+def test_decoders_mask_after_end_and_keep_the_length_bound(decoder):
+    step = _scripted_step()
+    bounds = tf.constant([10, 2, 0])
+
+    def run(bounds):
+        if decoder == "greedy":
+            return greedy_decode(step, {}, tf.zeros([3]), bounds, START_ID, END_ID)
+        return beam_search(step, {}, tf.zeros([3]), bounds, START_ID, END_ID, beam_width=3)
+
+    tokens, scores = run(bounds)
+    tokens = tokens.numpy()
+    assert tokens[0, :3].tolist() == [4, 4, END_ID] and (tokens[0, 3:] == PAD_ID).all()
+    assert tokens[1].tolist()[:2] == [4, END_ID]  # the bound forces [END] second
+    assert (tokens[2] == PAD_ID).all() and scores.numpy()[2] == 0.0
+    if decoder == "greedy":
+        assert tokens.shape[1] == 3  # stops once every sentence has ended
+
+
+def _tiny_models():
+    tf.random.set_seed(3)
+    transformer = TransformerTranslator(30, 25, layers=2, width=16, heads=2, feedforward=32,
+                                        max_source=12, max_target=12)
+    rnn = RNNAttentionTranslator(30, 25, cell="lstm", attention="additive", embedding=8,
+                                 units=16)
+    gru = RNNAttentionTranslator(30, 25, cell="gru", attention="multiplicative",
+                                 embedding=8, units=16)
+    source = tf.constant([[5, 6, 7, 8, 9, 0], [9, 10, 11, 0, 0, 0], [12, 0, 0, 0, 0, 0]])
+    target = tf.constant([[START_ID, 5, 6, 7], [START_ID, 7, 8, 9], [START_ID, 9, 9, 9]])
+    for model in (transformer, rnn, gru):
+        model({"source": source, "target": target})
+    return (transformer, rnn, gru), source, target
+
+
+def test_beam_one_is_greedy_and_cached_steps_are_teacher_forcing():
+    models, source, target = _tiny_models()
+    bounds = tf.constant([6, 5, 4])
+    for model in models:
+        translate = model.translate
+        greedy, greedy_scores = translate(source, bounds, greedy=True, alpha=0.6)
+        beam, beam_scores = translate(source, bounds, beam_width=1, alpha=0.6)
+        np.testing.assert_array_equal(beam.numpy(), greedy.numpy())
+        np.testing.assert_allclose(beam_scores.numpy(), greedy_scores.numpy(), rtol=1e-6)
+        assert (tf.reduce_sum(tf.cast(greedy > 0, tf.int32), 1).numpy() <= bounds.numpy()).all()
+        # One cached step at a time gives the teacher-forced logits.
+        forced = model({"source": source, "target": target}).numpy()
+        static, state = model.start(source, tf.constant(target.shape[1]))
+        for i in range(target.shape[1]):
+            logits, state = model.step(target[:, i], static, state, tf.constant(i))
+            np.testing.assert_allclose(logits.numpy(), forced[:, i], atol=1e-4)
+        weights = model.cross_attention(source, target).numpy()
+        assert weights.shape == (3, 4, 6)
+        np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-4)
+        assert np.abs(weights[2, :, 1:]).max() < 1e-6  # padding gets no attention
+
+
+def test_bleu_and_chrf_are_sacrebleus_on_raw_text():
+    """Against BLEU counted by hand: 13a tokenization splits the final period off (7
+    tokens a side, no brevity penalty), case counts ("The" is not "the"): clipped n-gram
+    precisions 6/7, 4/6, 2/5, 1/4."""
+    refs, hyps = ["The cat sat on a mat."], ["The cat sat on the mat."]
+    hand = 100 * math.exp(sum(map(math.log, (6 / 7, 4 / 6, 2 / 5, 1 / 4))) / 4)
+    scores = translation_scores(refs, hyps)
+    assert scores["bleu"] == pytest.approx(hand, abs=1e-9)
+    assert 0 < scores["chrf"] < 100
+    assert translation_scores(refs, refs) == pytest.approx({"bleu": 100.0, "chrf": 100.0})
+    signatures = {k: s for k, (_, s) in scored(refs, hyps).items()}
+    assert signatures["bleu"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|")
+    assert signatures["chrf"].startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|")
+    with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
+        translation_scores(["a", "b"], ["a"])

@@ -1,0 +1,47 @@
+"""What every encoder-decoder translator shares: teacher-forced training on
+`{"source", "target"}` ids, and decoding one token at a time from cached states."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from tfmodels.translation.decoding import beam_search, greedy_decode
+from tfmodels.translation.subwords import END_ID, PAD_ID, START_ID
+
+
+class Seq2Seq(keras.Model):
+    """Subclasses build `call({"source": [B, S], "target": [B, T]}) -> logits [B, T, V]`
+    (the target is the reference shifted right, [START] first: teacher forcing) and the
+    decoding pieces: `start(source, max_length) -> (static, state)`, `step(tokens [N],
+    static, state, index) -> (logits [N, V], state)` and `cross_attention(source, target)
+    -> [B, T, S]` weights (averaged over heads where there are several)."""
+
+    def start(self, source: tf.Tensor, max_length: tf.Tensor) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def step(self, tokens: tf.Tensor, static: Any, state: Any,
+             index: tf.Tensor) -> tuple[tf.Tensor, Any]:
+        raise NotImplementedError
+
+    def cross_attention(self, source: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    def translate(self, source: tf.Tensor, max_lengths: tf.Tensor, beam_width: int = 1,
+                  alpha: float = 0.0, greedy: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+        """Token ids `[B, S]` (0-padded) -> (output ids `[B, L]` ending in [END], padded
+        with [PAD]; length-normalised log-probabilities `[B]`), at most `max_lengths`
+        tokens each (0: nothing). `greedy`: the greedy decoder, else beam search."""
+        max_lengths = tf.cast(max_lengths, tf.int32)
+        static, state = self.start(source, tf.reduce_max(tf.concat([max_lengths, [1]], 0)))
+        if greedy:
+            return greedy_decode(self.step, static, state, max_lengths, START_ID, END_ID,
+                                 PAD_ID, alpha)
+        return beam_search(self.step, static, state, max_lengths, START_ID, END_ID,
+                           beam_width, PAD_ID, alpha)
+
+
+def padding_mask(ids: tf.Tensor) -> tf.Tensor:
+    return tf.not_equal(ids, PAD_ID)
