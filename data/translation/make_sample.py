@@ -2,7 +2,7 @@
 small vocabulary (number words, plural forms, adjective agreement, verb-second word order
 after a fronted time phrase), deterministic, learnable by a tiny model in seconds.
 
-    python data/translation/make_sample.py   # writes data/translation/sample/{train,val,test}.{en,de}
+    python data/translation/make_sample.py  # writes sample/{train,val,test}.{en,de}
 """
 
 from __future__ import annotations
