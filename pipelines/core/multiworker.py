@@ -118,7 +118,8 @@ def rejoin(error: BaseException) -> None:
           f"rejoining the cluster (attempt {done + 1} of {MAX_REJOINS})", flush=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, *sys.argv])
+    # The command line as given (`-m pipelines` included), not `sys.argv`'s script path.
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def fit_multiworker(model: keras.Model, strategy: tf.distribute.Strategy,
@@ -128,8 +129,9 @@ def fit_multiworker(model: keras.Model, strategy: tf.distribute.Strategy,
     """Train `model` (compiled in `strategy`'s scope) like `Model.fit`; returns the number
     of epochs run.
 
-    `train_ds` is this worker's stream of its own per-worker batches (repeated); each
-    worker takes every n-th of them, so one step sees a global batch of n of them.
+    `train_ds` is a repeated stream of per-replica batches, the same on every worker; each
+    worker takes every n-th of them (n workers), so one step sees n x replicas-per-worker
+    of them: the global batch.
     `val_ds` is the whole validation set, run on every worker (same logs everywhere)."""
     local = strategy.experimental_local_results
 
@@ -193,10 +195,10 @@ def fit_multiworker(model: keras.Model, strategy: tf.distribute.Strategy,
     return epochs_run
 
 
-def per_worker_steps(steps: int, worker_count: int) -> int:
-    """Steps per epoch when each of `worker_count` workers takes every n-th batch of a pass
-    of `steps` per-worker batches (at least one)."""
-    return max(1, steps // worker_count)
+def per_worker_steps(steps: int, replicas: int) -> int:
+    """Steps per epoch when each of `replicas` replicas (over all workers) takes its share
+    of a pass of `steps` per-replica batches (at least one)."""
+    return max(1, steps // replicas)
 
 
 def _evaluate(model: keras.Model, dataset: tf.data.Dataset,
