@@ -166,6 +166,15 @@ def fit_multiworker(model: keras.Model, strategy: tf.distribute.Strategy,
     def any_worker_stops() -> bool:
         return float(agree(tf.constant(float(model.stop_training)))) > 0
 
+    # Every worker must start at the same epoch (the chief's checkpoint) and train as many,
+    # or the first collective would hang: check it once, with a clear error.
+    plan = np.array([initial_epoch, epochs], dtype="float32")
+    summed = agree(tf.constant(plan)).numpy()
+    if not np.array_equal(summed, plan * strategy.num_replicas_in_sync):
+        raise RuntimeError(
+            f"workers disagree on where to resume (this one: epoch {initial_epoch} of "
+            f"{epochs}); every worker must see the chief's checkpoint folder: share the "
+            "workdir between them")
     callback_list = keras.callbacks.CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0, model=model,
         verbose=verbose, epochs=epochs, steps=steps_per_epoch)
