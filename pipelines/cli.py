@@ -12,16 +12,35 @@ from pipelines.core.registry import PIPELINES
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pipelines.core.multiworker import PEER_FAILURES, rejoin
     from pipelines.core.runner import load_task_config, run_pipeline
 
     config = load_task_config(args.pipeline, args.config, args.set or [])
-    result = run_pipeline(args.pipeline, config, args.data_dir, args.workdir)
+    if args.local_workers:
+        from pipelines.core.launcher import launch_local
+
+        return launch_local(_run_args(args), args.local_workers, Path(args.workdir))
+    try:
+        result = run_pipeline(args.pipeline, config, args.data_dir, args.workdir)
+    except PEER_FAILURES as exc:
+        rejoin(exc)  # multi-worker: re-executes this process, which resumes
+        raise
+    if result.run_id is None:  # a multi-worker job's other worker: the chief reports
+        return 0
     print(f"run {result.run_id} ({result.tracking_uri})")
     for key, value in result.test_metrics.items():
         print(f"test_{key}: {value:.4f}")
     if result.export_dir:
         print(f"export: {result.export_dir}")
     return 0
+
+
+def _run_args(args: argparse.Namespace) -> list[str]:
+    """`tfpipe run` arguments that start one worker of the same job."""
+    out = [args.pipeline, "--workdir", args.workdir]
+    out += ["--config", args.config] if args.config else []
+    out += ["--data-dir", args.data_dir] if args.data_dir else []
+    return out + [a for value in args.set or [] for a in ("--set", value)]
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -112,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config key (repeatable), e.g. --set train.epochs=3")
     run.add_argument("--data-dir", help="data folder (default: $TFPIPE_DATA_DIR or bundled data/)")
     run.add_argument("--workdir", default="runs", help="MLflow store, checkpoints, exports")
+    run.add_argument("--local-workers", type=int, default=0, metavar="N",
+                     help="multi-worker training: N worker processes on 127.0.0.1 "
+                     "(the others' output in WORKDIR/logs/)")
     run.set_defaults(func=_run)
 
     exp = sub.add_parser("export", help="export a finished run's kept model again, "

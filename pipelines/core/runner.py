@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,13 @@ class RunContext:
     data_dir: Path
     run_dir: Path
     strategy: Any  # tf.distribute.Strategy
-    tracker: Any  # pipelines.core.tracking.Tracker
+    tracker: Any  # pipelines.core.tracking.Tracker, or a NullTracker off the chief
+    worker: Any = None  # pipelines.core.multiworker.Worker under multi-worker training
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process tracks, keeps checkpoints and exports (one process: yes)."""
+        return self.worker is None or self.worker.is_chief
 
 
 @dataclasses.dataclass
@@ -122,12 +129,18 @@ def run_pipeline(
     ctx = set_up(pipeline, config, data_dir, workdir)
     try:
         fitted = fit(ctx)
+        if not ctx.is_chief:  # the chief evaluates, keeps and exports the same weights
+            shutil.rmtree(ctx.run_dir, ignore_errors=True)
+            return RunResult(None, ctx.tracker.uri, None, {}, fitted.train_seconds,
+                             fitted.epochs_run, None, fitted.examples_per_second, ctx.task)
         ctx.task.calibrate(fitted.model)
         model_dir = keep_model(ctx, fitted.model)
         test_metrics = evaluate_and_log(ctx, fitted)
         export_dir = export(ctx, fitted.model) if config.export.enabled else None
     except BaseException:
         ctx.tracker.finish(ctx.run_dir, status="FAILED")
+        if not ctx.is_chief:
+            shutil.rmtree(ctx.run_dir, ignore_errors=True)
         raise
     ctx.tracker.finish(ctx.run_dir)
     shutil.rmtree(ctx.run_dir / CHECKPOINT_DIR, ignore_errors=True)
@@ -145,6 +158,7 @@ def set_up(pipeline: str, config: cfgmod.PipelineConfig, data_dir: str | Path | 
     import tensorflow as tf
 
     from pipelines.core.model_registry import check_registrable
+    from pipelines.core.multiworker import NullTracker, worker_of
     from pipelines.core.strategy import make_strategy
     from pipelines.core.tracking import Tracker, data_fingerprint, git_commit
 
@@ -153,18 +167,24 @@ def set_up(pipeline: str, config: cfgmod.PipelineConfig, data_dir: str | Path | 
     workdir = Path(workdir).resolve()
     data_path = resolve_data_dir(data_dir)
     tc = config.train
+    strategy = make_strategy(tc.strategy, tc.cpu_replicas)
+    worker = worker_of(strategy)
     run_dir = run_dir_for(workdir, pipeline, config.run_name or pipeline)
+    if worker is not None and not worker.is_chief:
+        # Its own checkpoints and state, removed at the end; it resumes from the chief's.
+        run_dir = Path(tempfile.mkdtemp(prefix=f"tfpipe-worker{worker.index}-"))
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    strategy = make_strategy(tc.strategy, tc.cpu_replicas)
     keras.utils.set_random_seed(tc.seed)
     if tc.deterministic:
         tf.config.experimental.enable_op_determinism()
     setup_precision(tc.mixed_precision)
 
     kind = "one device" if strategy is tf.distribute.get_strategy() else type(strategy).__name__
-    print(f"[{pipeline}] {kind}, {strategy.num_replicas_in_sync} replica(s)", flush=True)
-    tracker = Tracker(workdir, pipeline)
+    where = f", worker {worker.index} of {worker.count}" if worker else ""
+    print(f"[{pipeline}] {kind}, {strategy.num_replicas_in_sync} replica(s){where}",
+          flush=True)
+    tracker = Tracker(workdir, pipeline) if worker is None or worker.is_chief else NullTracker()
     tracker.start(config.run_name or pipeline, run_dir)
     try:
         task = task_cls(config, data_path)
@@ -184,7 +204,8 @@ def set_up(pipeline: str, config: cfgmod.PipelineConfig, data_dir: str | Path | 
     except BaseException:
         tracker.finish(run_dir, status="FAILED")
         raise
-    return RunContext(pipeline, config, task, workdir, data_path, run_dir, strategy, tracker)
+    return RunContext(pipeline, config, task, workdir, data_path, run_dir, strategy, tracker,
+                      worker)
 
 
 # -- 2. fit -------------------------------------------------------------------------------
@@ -200,6 +221,7 @@ def fit(ctx: RunContext) -> Fitted:
         TaskMetrics,
         TrainingClock,
     )
+    from pipelines.core.multiworker import fit_multiworker, per_worker_steps, weights_digest
     from pipelines.core.resume import TrainingCheckpoint, clock_file, restore_training
     from pipelines.core.schedules import build_optimizer, build_schedule, time_budget
     from pipelines.core.strategy import scaled
@@ -209,8 +231,14 @@ def fit(ctx: RunContext) -> Fitted:
     replicas = strategy.num_replicas_in_sync
     global_batch, lr = scaled(tc.batch_size, tc.learning_rate, replicas,
                               tc.scale_lr_with_replicas)
-    train_ds, val_ds, steps_per_epoch = training_data(task, global_batch, replicas)
+    if ctx.worker is None:
+        train_ds, val_ds, steps_per_epoch = training_data(task, global_batch, replicas)
+    else:  # every worker reads per-replica batches and takes its share of them
+        train_ds, val_ds, steps = training_data(task, tc.batch_size, 1)
+        steps_per_epoch = per_worker_steps(steps, replicas)
     checkpoint_dir = ctx.run_dir / CHECKPOINT_DIR
+    # Workers other than the chief resume from the chief's checkpoint (a shared workdir).
+    resume_from = run_dir_for(ctx.workdir, ctx.pipeline, ctx.config.run_name or ctx.pipeline)
 
     with strategy.scope():
         model = task.build_model()
@@ -238,8 +266,8 @@ def fit(ctx: RunContext) -> Fitted:
             restore_best_weights=True, verbose=1)
         clock = TrainingClock(tc.max_minutes, budget.budget_used if budget else None,
                               heartbeat=clock_file(checkpoint_dir))
-        initial_epoch = restore_training(checkpoint_dir, model, clock, early_stopping,
-                                         ema_swap)
+        initial_epoch = restore_training(resume_from / CHECKPOINT_DIR, model, clock,
+                                         early_stopping, ema_swap)
 
     ctx.tracker.log_metrics({"params": model.count_params()})
     tracking_logger = MlflowEpochLogger(ctx.tracker)
@@ -261,11 +289,22 @@ def fit(ctx: RunContext) -> Fitted:
               f"({clock.elapsed:.0f} s of training done)", flush=True)
     if clock.exhausted():
         epochs = initial_epoch  # no time left: only restore the best weights
-    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
-                        initial_epoch=min(initial_epoch, epochs),
-                        steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                        verbose=_verbosity(tc.verbose))
-    return Fitted(model, clock.elapsed, initial_epoch + len(history.epoch),
+    if ctx.worker is None:
+        history = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
+                            initial_epoch=min(initial_epoch, epochs),
+                            steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                            verbose=_verbosity(tc.verbose))
+        epochs_run = len(history.epoch)
+    else:
+        epochs_run = fit_multiworker(
+            model, strategy, train_ds, val_ds, epochs=epochs,
+            initial_epoch=min(initial_epoch, epochs), steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks, verbose=_verbosity(tc.verbose) if ctx.is_chief else 0)
+        digest = weights_digest(model)
+        print(f"[{ctx.pipeline}] worker {ctx.worker.index}: final weights sha256 {digest}",
+              flush=True)
+        ctx.tracker.set_tags({"final_weights_sha256": digest})
+    return Fitted(model, clock.elapsed, initial_epoch + epochs_run,
                   tracking_logger.keys, timer.examples_per_second())
 
 

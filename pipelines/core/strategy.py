@@ -26,14 +26,16 @@ def split_cpu(replicas: int) -> None:
 def make_strategy(name: str, cpu_replicas: int = 0) -> tf.distribute.Strategy:
     """`auto`: multi-worker when TF_CONFIG names several workers, mirrored over several GPUs
     (or several logical CPUs), else one device."""
+    if name == "auto" and len(_tf_config().get("cluster", {}).get("worker", [])) > 1:
+        name = "multiworker"
+    if name == "multiworker":
+        # Before anything lists devices: collectives are configured at TF's start-up.
+        return _multi_worker()
     split_cpu(cpu_replicas)
     gpus = tf.config.list_logical_devices("GPU")
     cpus = tf.config.list_logical_devices("CPU")
     if name == "auto":
-        tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-        if len(tf_config.get("cluster", {}).get("worker", [])) > 1:
-            name = "multiworker"
-        elif len(gpus) > 1 or (not gpus and len(cpus) > 1):
+        if len(gpus) > 1 or (not gpus and len(cpus) > 1):
             name = "mirrored"
         else:
             name = "default"
@@ -48,14 +50,29 @@ def make_strategy(name: str, cpu_replicas: int = 0) -> tf.distribute.Strategy:
     elif name == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in cpus]
         strategy = tf.distribute.MirroredStrategy(devices)
-    elif name == "multiworker":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
     else:
         raise ConfigError(
             f"train.strategy: unknown strategy '{name}' "
             "(auto, default, onedevice, mirrored, multiworker)"
         )
     log.info("strategy %s with %d replica(s)", type(strategy).__name__,
+             strategy.num_replicas_in_sync)
+    return strategy
+
+
+def _tf_config() -> dict:
+    try:
+        return json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    except ValueError as exc:
+        raise ConfigError(f"TF_CONFIG is not valid JSON: {exc}") from exc
+
+
+def _multi_worker() -> tf.distribute.Strategy:
+    if not _tf_config().get("cluster"):
+        raise ConfigError("train.strategy=multiworker needs TF_CONFIG naming the cluster "
+                          "(tfpipe run --local-workers N sets it on one machine)")
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    log.info("strategy MultiWorkerMirroredStrategy with %d replica(s)",
              strategy.num_replicas_in_sync)
     return strategy
 
