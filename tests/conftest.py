@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from helpers import TINY_SEGMENTATION, set_args, tfpipe
+
+# Two pytest workers share the two cores: one TensorFlow intra-op thread each (in this
+# process and in the processes the tests start, which inherit the environment) instead of
+# pools that oversubscribe the cores and spin against each other. The inter-op pool stays:
+# ops that wait on each other (collectives across replicas) need more than one thread.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+
+from helpers import TINY_SEGMENTATION, set_args, tfpipe  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,6 +38,15 @@ def tfpipe(*args: str, env: dict[str, str] | None = None, timeout: int = 600,
         [sys.executable, "-m", "pipelines", *args], capture_output=True, text=True,
         env=env or subprocess_env(), timeout=timeout, cwd=cwd or ROOT,
     )
+
+
+def latest_checkpoint_epoch(checkpoint: Path) -> int:
+    """The epoch of a run's newest checkpoint (0 while there is none): when to kill it."""
+    try:
+        name = (checkpoint / "latest").read_text().strip()
+        return json.loads((checkpoint / name / "state.json").read_text())["epoch"]
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def set_args(overrides: list[str]) -> list[str]:

@@ -90,7 +90,9 @@ def mlflow_server(backend_store_uri: str, artifacts: Path) -> Iterator[str]:
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", backend_store_uri, "--artifacts-destination", str(artifacts),
          "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, env=subprocess_env(),
+        # No job runner: its worker processes (GenAI evaluation jobs) only cost CPU here.
+        stdout=log, stderr=subprocess.STDOUT,
+        env=subprocess_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180

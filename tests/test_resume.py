@@ -11,20 +11,19 @@ import time
 import keras
 import numpy as np
 import pytest
-from helpers import ROOT, TINY_SEGMENTATION, set_args, subprocess_env, tfpipe
+from helpers import (
+    ROOT,
+    TINY_SEGMENTATION,
+    latest_checkpoint_epoch,
+    set_args,
+    subprocess_env,
+    tfpipe,
+)
 
 from pipelines.core.callbacks import ResumableEarlyStopping, TrainingClock
 from pipelines.core.resume import TrainingCheckpoint, restore_training
 
 BUDGET_MINUTES = 1.0
-
-
-def _latest_epoch(checkpoint) -> int:
-    try:
-        name = (checkpoint / "latest").read_text().strip()
-        return json.loads((checkpoint / name / "state.json").read_text())["epoch"]
-    except (OSError, ValueError, KeyError):
-        return 0
 
 
 def test_kill_and_resume_under_a_time_budget(tmp_path):
@@ -45,10 +44,10 @@ def test_kill_and_resume_under_a_time_budget(tmp_path):
     deadline = time.monotonic() + 300
     killed_after = None
     while time.monotonic() < deadline and proc.poll() is None:
-        if _latest_epoch(checkpoint) >= 2:
+        if latest_checkpoint_epoch(checkpoint) >= 2:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            killed_after = _latest_epoch(checkpoint)
+            killed_after = latest_checkpoint_epoch(checkpoint)
             break
         time.sleep(0.05)
     assert killed_after is not None, "training finished or stalled before it could be killed"

@@ -47,11 +47,6 @@ def test_transformer_learns_the_sample(transformer_run):
     assert "sacreBLEU nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp" in stdout
 
 
-def test_rnn_attention_learns_the_sample(tmp_path_factory):
-    _, scores, stdout = _run(tmp_path_factory, "translation-rnn", TINY_RNN)
-    assert scores["bleu"] > 50, stdout[-2000:]
-
-
 def test_export_translates_raw_text_in_a_fresh_process(transformer_run, tmp_path):
     """Raw sentences in, detokenized sentences out, through both signatures; empty input
     gives "" (score 0); input far over `data.max_source_tokens` is cut, and the output

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipelines.core.config import PipelineConfig, ScheduleConfig, TrainConfig
+from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, TrainConfig
 
 
 @dataclasses.dataclass
-class TranslationData:
+class TranslationData(DataConfig):
     """Line-aligned parallel files: `{corpus}/{split}.{source}` and `.{target}`."""
 
     corpus: str = "translation/sample"  # relative to the data dir
