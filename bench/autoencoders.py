@@ -161,8 +161,7 @@ def serving_speed(export_dir, test_images: list[bytes]) -> dict:
         items=sum(int(b.shape[0]) for b in batches),
         singles=[tf.constant([test_images[i % len(test_images)]]) for i in range(100)])
     return {"serving_images_per_second": round(timing.items_per_second, 1),
-            "latency_ms_p50": round(timing.latency_ms_p50, 2),
-            "latency_ms_p90": round(timing.latency_ms_p90, 2),
+            **timing.latency_figures(),
             "serving_export": str(export_dir),
             "serving": common.export_metadata(export_dir).get("serving")}
 

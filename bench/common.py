@@ -101,6 +101,11 @@ class Timing:
     passes: int
     items: float  # what was counted: requests, characters, seconds of audio...
 
+    def latency_figures(self, digits: int = 2) -> dict[str, float]:
+        """`latency_ms_p50` and `latency_ms_p90`, as every benchmark reports them."""
+        return {"latency_ms_p50": round(self.latency_ms_p50, digits),
+                "latency_ms_p90": round(self.latency_ms_p90, digits)}
+
 
 def time_signature(call: Callable[[Any], Any], batches: Sequence[Any], items: float,
                    singles: Sequence[Any], passes: int = 3, warmup: int = 20) -> Timing:

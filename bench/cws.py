@@ -77,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         **common.run_figures(result),
         "chars_per_second": round(timing.items_per_second),
         "test_chars": timing.items,
-        "latency_ms_p50": round(timing.latency_ms_p50, 2),
-        "latency_ms_p90": round(timing.latency_ms_p90, 2),
+        **timing.latency_figures(),
         "serving_batch_size": args.batch_size,
         # The tool a user would otherwise pick, timed in the same run (one process).
         "jieba_f1": round(jieba_f1, 4),

@@ -49,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         })
     report.update({
         "utterances_per_second": round(timing.items_per_second, 1),
-        "latency_ms_p50": round(timing.latency_ms_p50, 3),
-        "latency_ms_p90": round(timing.latency_ms_p90, 3),
+        **timing.latency_figures(3),
         "minutes_budget": config.train.max_minutes,
         "serving": common.export_metadata(export_dir).get("serving"),
         "config": args.config,

@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         singles=[tf.constant([u.path.read_bytes()]) for u in two_seconds])
     report.update({
         "realtime_factor": round(timing.items_per_second, 1),
-        "latency_ms_p50": round(timing.latency_ms_p50, 2),
-        "latency_ms_p90": round(timing.latency_ms_p90, 2),
+        **timing.latency_figures(),
         "latency_utterance_seconds": round(sum(u.seconds for u in two_seconds)
                                            / len(two_seconds), 2),
         "test_utterances": len(test),

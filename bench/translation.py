@@ -39,19 +39,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipelines.translation.corpus import read_parallel
     from pipelines.translation.metrics import scored
+    from pipelines.translation.task import in_length_order
 
     d = config.data
     test = read_parallel(common.data_dir(args) / d.corpus, d.test, d.source, d.target)
     signature = common.load_signature(export_dir)
-    order = sorted(range(len(test)), key=lambda i: len(test.sources[i]))
-    batches = [tf.constant([test.sources[i] for i in order[s:s + args.batch_size]])
-               for s in range(0, len(order), args.batch_size)]
-    out: list[str] = []
-    for batch in batches:
-        out += [t.decode("utf-8") for t in signature(text=batch)["translation"].numpy()]
-    hyps = [""] * len(test)
-    for i, hyp in zip(order, out, strict=True):
-        hyps[i] = hyp
+    batches: list[tf.Tensor] = []  # the length-ordered batches, timed again below
+
+    def answers(ranked: list[str]):
+        for start in range(0, len(ranked), args.batch_size):
+            batches.append(tf.constant(ranked[start:start + args.batch_size]))
+            yield [t.decode("utf-8") for t in signature(text=batches[-1])["translation"]]
+
+    hyps = in_length_order(test.sources, answers)
     scores = scored(test.targets, hyps)
     report = {"benchmark": "translation", "config": args.config, "model": config.model.name,
               "bleu": round(scores["bleu"][0], 2), "chrf": round(scores["chrf"][0], 2),
@@ -74,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         singles=[tf.constant([s]) for s in test.sources[:200]])
     report.update({
         "sentences_per_second": round(timing.items_per_second, 1),
-        "latency_ms_p50": round(timing.latency_ms_p50, 2),
-        "latency_ms_p90": round(timing.latency_ms_p90, 2),
+        **timing.latency_figures(),
         "test_sentences": len(test),
         "examples": [{"source": test.sources[i], "reference": test.targets[i],
                       "translation": hyps[i]} for i in range(3)],

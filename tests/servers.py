@@ -7,7 +7,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,14 +17,10 @@ from pathlib import Path
 
 from helpers import subprocess_env
 
+from pipelines.core.launcher import free_ports
+
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 POSTGRES_USER = "postgres"  # initdb and postgres refuse to run as root
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _postgres_tool(name: str) -> str:
@@ -59,7 +54,7 @@ def postgres_cluster(database: str = "mlflow") -> Iterator[str]:
         user = pwd.getpwnam(POSTGRES_USER)
         os.chown(folder, user.pw_uid, user.pw_gid)
     data = folder / "data"
-    port = free_port()
+    port = free_ports(1)[0]
     started = False
     try:
         _as_postgres([_postgres_tool("initdb"), "-D", str(data), "-U", POSTGRES_USER,
@@ -83,7 +78,7 @@ def postgres_cluster(database: str = "mlflow") -> Iterator[str]:
 def mlflow_server(backend_store_uri: str, artifacts: Path) -> Iterator[str]:
     """`mlflow server` on a free port of 127.0.0.1 with that store, serving artifacts from
     `artifacts`; yields its URL once /health answers."""
-    port = free_port()
+    port = free_ports(1)[0]
     # A file, not a pipe: nobody reads the server's output while it runs.
     log = tempfile.TemporaryFile(mode="w+", prefix="mlflow-server-")
     proc = subprocess.Popen(

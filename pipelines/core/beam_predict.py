@@ -26,6 +26,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.core.predict import missing_signature
 from pipelines.core.task import DEFAULT_SIGNATURE
 from pipelines.core.textio import DataError
 
@@ -228,8 +229,7 @@ def check_signature(export_dir: str, signature: str) -> None:
         saved = saved_model_pb2.SavedModel.FromString(stream.read())
     names = set(saved.meta_graphs[0].signature_def) - {"__saved_model_init_op"}
     if signature not in names:
-        raise KeyError(f"{export_dir} has no signature '{signature}' "
-                       f"(it has: {', '.join(sorted(names))})")
+        raise missing_signature(export_dir, signature, names)
 
 
 def _counter(result, name: str) -> int | None:

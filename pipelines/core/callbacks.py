@@ -21,21 +21,21 @@ import numpy as np
 
 
 class TaskMetrics(keras.callbacks.Callback):
-    """Adds the task's own validation metrics (e.g. word F1) to each epoch's logs as `val_*`,
-    so early stopping, tracking and the progress bar all see them."""
+    """Adds the task's own validation metrics (e.g. word F1) to the logs as `val_*` every
+    `every` epochs (0: never), so early stopping, tracking and the progress bar see them."""
 
-    def __init__(self, evaluate: Callable[[keras.Model], dict[str, float]]):
+    def __init__(self, evaluate: Callable[[keras.Model], dict[str, float]], every: int = 1):
         super().__init__()
         self.evaluate = evaluate
+        self.every = every
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if logs is None:
+        if logs is None or self.every <= 0 or (epoch + 1) % self.every:
             return
         metrics = self.evaluate(self.model)
         logs.update({f"val_{k}": float(v) for k, v in metrics.items()})
-        if metrics:  # a task may measure only some epochs (costly decoding)
-            print("  validation: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
-                  flush=True)
+        print("  validation: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
+              flush=True)
 
 
 class LearningRateLogger(keras.callbacks.Callback):

@@ -22,11 +22,16 @@ def load_signature(export_dir: Path, signature: str = DEFAULT_SIGNATURE):
 
     loaded = tf.saved_model.load(str(export_dir))
     if signature not in loaded.signatures:
-        raise KeyError(f"{export_dir} has no signature '{signature}' "
-                       f"(it has: {', '.join(sorted(loaded.signatures))})")
+        raise missing_signature(export_dir, signature, loaded.signatures)
     function = loaded.signatures[signature]
     function._tfpipe_loaded = loaded
     return function
+
+
+def missing_signature(export_dir: Path | str, signature: str, names) -> KeyError:
+    """The error for an export without `signature`, naming those it has."""
+    return KeyError(f"{export_dir} has no signature '{signature}' "
+                    f"(it has: {', '.join(sorted(names))})")
 
 
 def answer_lines(task_cls: type[Task], function, signature: str, lines: Sequence[str],

@@ -277,7 +277,8 @@ def fit(ctx: RunContext) -> Fitted:
         # Evaluate, select and checkpoint the averaged weights at each epoch's end.
         callbacks.append(ema_swap)
     if val_ds is not None:
-        callbacks.append(TaskMetrics(lambda m: task.evaluate(m, "validation")))
+        callbacks.append(TaskMetrics(lambda m: task.evaluate(m, "validation"),
+                                     every=task.validation_every()))
     # The task's callbacks run before the logs are tracked and the checkpoint written.
     callbacks += [*task.callbacks(), LearningRateLogger(), tracking_logger, early_stopping,
                   clock, timer, TrainingCheckpoint(checkpoint_dir, clock, early_stopping,

@@ -126,6 +126,11 @@ class Task(abc.ABC):
     def evaluate(self, model: keras.Model, split: str) -> dict[str, float]:
         """Task metrics on `split` ("validation" or "test"), through the serving graph."""
 
+    def validation_every(self) -> int:
+        """Measure the task metrics on validation data every N epochs (0: never during
+        training): more than 1 where that costs much (decoding a whole dev set)."""
+        return 1
+
     def plots(self, model: keras.Model, out_dir: Path) -> list[Path]:
         """PNG files worth looking at after training (confusion matrices, saliency...)."""
         return []

@@ -9,11 +9,6 @@ from collections.abc import Sequence
 import sacrebleu
 
 
-def _check(refs: Sequence[str], hyps: Sequence[str]) -> None:
-    if len(refs) != len(hyps):
-        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-
-
 def translation_scores(refs: Sequence[str], hyps: Sequence[str]) -> dict[str, float]:
     """Corpus `bleu` and `chrf` (sacreBLEU's 0-100 scale), one reference per sentence."""
     return {name: score for name, (score, _) in scored(refs, hyps).items()}
@@ -22,7 +17,8 @@ def translation_scores(refs: Sequence[str], hyps: Sequence[str]) -> dict[str, fl
 def scored(refs: Sequence[str], hyps: Sequence[str]) -> dict[str, tuple[float, str]]:
     """(score, sacreBLEU signature) of `bleu` and `chrf`: the signature says how the
     score was computed (`nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:...`)."""
-    _check(refs, hyps)
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
     out = {}
     for name, metric in (("bleu", sacrebleu.BLEU()), ("chrf", sacrebleu.CHRF())):
         result = metric.corpus_score(list(hyps), [list(refs)])

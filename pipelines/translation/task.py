@@ -10,7 +10,7 @@ BLEU and chrF (sacreBLEU) are measured through the serving graph.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.core.config import ConfigError
 from pipelines.core.task import (
     DEFAULT_SIGNATURE,
     Serving,
@@ -47,17 +48,6 @@ _TOKENIZE_BATCH = 4096
 _SERVE_BATCH = 64
 
 
-class EpochCounter(keras.callbacks.Callback):
-    """Tells the task which epoch is ending, so dev decoding runs every N epochs."""
-
-    def __init__(self, task: TranslationTask):
-        super().__init__()
-        self.task = task
-
-    def on_epoch_begin(self, epoch: int, logs=None) -> None:
-        self.task.epoch = epoch
-
-
 class TranslationTask(Task):
     name = "translation"
     config_class = TranslationConfig
@@ -81,9 +71,8 @@ class TranslationTask(Task):
         self.target_vocabulary = learn_vocabulary([t for t in train.targets if t],
                                                   d.target_vocab_size)
         self._set_components()
+        self.filtered: dict[str, int] = {}  # pairs left out of training, by split
         self.ids = {split: self._kept_pairs(split) for split in ("train", "validation")}
-        self.epoch = 0
-        self._last: dict[str, list[str]] = {}
         counts = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
         print(f"[translation] {counts} pairs; vocabularies {d.source} "
               f"{len(self.source_vocabulary)}, {d.target} {len(self.target_vocabulary)}",
@@ -112,7 +101,6 @@ class TranslationTask(Task):
         if split == "train" and not kept:
             raise DataError(f"{pairs.files[0]}: no training pair is non-empty and within "
                             "data.max_source_tokens / data.max_target_tokens")
-        self.filtered = getattr(self, "filtered", {})
         self.filtered[split] = dropped
         return [sources[i] for i in kept], [targets[i] for i in kept]
 
@@ -182,7 +170,7 @@ class TranslationTask(Task):
                 *sizes, cell=m.cell, attention=m.attention, embedding=m.embedding,
                 units=m.units, dropout=m.dropout, name="rnn_attention")
         else:
-            raise DataError(f"model.name: unknown model '{m.name}' "
+            raise ConfigError(f"model.name: unknown model '{m.name}' "
                             "(known: transformer, rnn_attention)")
         one = tf.ones([1, 2], tf.int32)
         model({"source": one, "target": one})  # build every layer
@@ -194,9 +182,6 @@ class TranslationTask(Task):
             reduction="mean_with_sample_weight")
         return {"loss": loss, "weighted_metrics": [
             keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")]}
-
-    def callbacks(self) -> list[keras.callbacks.Callback]:
-        return [EpochCounter(self)]
 
     # -- serving ----------------------------------------------------------------------
     def signatures(self, model: keras.Model) -> dict[str, Serving]:
@@ -233,30 +218,23 @@ class TranslationTask(Task):
     # -- metrics ----------------------------------------------------------------------
     def translate(self, model: keras.Model, sentences: Sequence[str],
                   signature: str = DEFAULT_SIGNATURE) -> list[str]:
-        """Translations of `sentences` through the serving graph, sentences of similar
-        length batched together, in the input order."""
-        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-        ranked = [sentences[i] for i in order]
-        out: list[str] = []
-        for result in self.serve_batches(model, {"text": ranked}, signature,
-                                         batch_size=_SERVE_BATCH, desc="translating"):
-            out += [t.decode("utf-8") for t in result["translation"]]
-        hyps = [""] * len(sentences)
-        for i, hyp in zip(order, out, strict=True):
-            hyps[i] = hyp
-        return hyps
+        """Translations of `sentences` through the serving graph, in the input order."""
+        def answers(ranked: list[str]) -> Iterator[list[str]]:
+            for result in self.serve_batches(model, {"text": ranked}, signature,
+                                             batch_size=_SERVE_BATCH, desc="translating"):
+                yield [t.decode("utf-8") for t in result["translation"]]
+
+        return in_length_order(sentences, answers)
+
+    def validation_every(self) -> int:
+        return self.config.eval.every_epochs
 
     def evaluate(self, model: keras.Model, split: str) -> dict[str, float]:
         """BLEU and chrF (sacreBLEU) of the detokenized output against the raw
-        references. Dev is decoded every `eval.every_epochs` epochs only (by
-        `eval.decoder`); the other epochs give no task metrics."""
-        e = self.config.eval
-        if split == "validation" and (e.every_epochs <= 0 or (self.epoch + 1) % e.every_epochs):
-            return {}
+        references; dev decodes as `eval.decoder` says (every `eval.every_epochs`)."""
         pairs = self.splits[split]
-        greedy = split == "validation" and e.decoder == "greedy"
+        greedy = split == "validation" and self.config.eval.decoder == "greedy"
         hyps = self.translate(model, pairs.sources, GREEDY if greedy else DEFAULT_SIGNATURE)
-        self._last[split] = hyps
         if split == "test":
             for name, (score, signature) in scored(pairs.targets, hyps).items():
                 print(f"[translation] test {name} {score:.2f} (sacreBLEU {signature})",
@@ -293,6 +271,18 @@ class TranslationTask(Task):
                             lines: Sequence[str] = ()) -> list[str]:
         """The translation of each input line (one sentence a line)."""
         return [t.decode("utf-8") for t in outputs["translation"]]
+
+
+def in_length_order(sentences: Sequence[str],
+                    answers: Callable[[list[str]], Iterable[list[str]]]) -> list[str]:
+    """What `answers` gives for `sentences` sorted by length (so that each batch holds
+    sentences of similar length and decodes no longer than it must), back in input order."""
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    ranked = [answer for batch in answers([sentences[i] for i in order]) for answer in batch]
+    out = [""] * len(sentences)
+    for i, answer in zip(order, ranked, strict=True):
+        out[i] = answer
+    return out
 
 
 def _token_ids(tokenizer: SubwordTokenizer, lines: Sequence[str]) -> list[np.ndarray]:
