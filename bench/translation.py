@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     def answers(ranked: list[str]):
         for start in range(0, len(ranked), args.batch_size):
             batches.append(tf.constant(ranked[start:start + args.batch_size]))
-            yield [t.decode("utf-8") for t in signature(text=batches[-1])["translation"]]
+            yield [t.decode("utf-8") for t in
+                   signature(text=batches[-1])["translation"].numpy()]
 
     hyps = in_length_order(test.sources, answers)
     scores = scored(test.targets, hyps)

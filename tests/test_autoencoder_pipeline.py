@@ -19,6 +19,8 @@ from pipelines.core.config import ConfigError
 from pipelines.core.runner import load_task_config, run_pipeline
 from tfmodels.autoencoders import MODEL_NAMES
 
+pytestmark = pytest.mark.slow
+
 NORMAL = "circle"
 TINY = [
     f"data.normal_classes=[{NORMAL}]",

@@ -15,6 +15,8 @@ from helpers import DATA, b64, copy_workdir, fresh_signatures, set_args, subproc
 from pipelines.images.task import ImagesTask
 from tfmodels.losses import SmoothedSparseCategoricalCrossentropy
 
+pytestmark = pytest.mark.slow
+
 EPOCHS = 30
 TINY_IMAGES = [
     "model.name=lenet",

@@ -26,6 +26,7 @@ from pipelines.core.resume import TrainingCheckpoint, restore_training
 BUDGET_MINUTES = 1.0
 
 
+@pytest.mark.slow
 def test_kill_and_resume_under_a_time_budget(tmp_path):
     """Kill a `cosine_budget` run after its second epoch; the resumed run continues the
     decay where it was (the rate never goes back up) and its training time, both

@@ -11,6 +11,7 @@ from pipelines.core.runner import load_task_config, run_pipeline
 from pipelines.core.task import Serving
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(tmp_path):
     overrides = [*TINY_SEGMENTATION, "train.epochs=2", "data.lexicon=none",
                  "train.deterministic=true", "train.seed=7", "export.enabled=false"]

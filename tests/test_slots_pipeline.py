@@ -19,6 +19,8 @@ from helpers import (
     tiny_bert_preset,
 )
 
+pytestmark = pytest.mark.slow
+
 # The default model (narrower ones learn the sample much more slowly), stopped early.
 TINY_SLOTS = [
     "train.epochs=10",

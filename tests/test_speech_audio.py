@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines.speech.audio import decode_batch, pad_edges, resample, wav_info
+from pipelines.speech.audio import decode_batch, pad_edges, perturb, resample, wav_info
 from pipelines.speech.wavfile import read_wav, to_int16, wav_bytes, write_wav
 
 RATE = 8000
@@ -178,3 +178,56 @@ def test_pad_edges_places_each_waveform_between_fixed_low_noise():
     np.testing.assert_array_equal(padded, again.numpy())  # the same input, the same output
     same, same_lengths = pad_edges(waveforms, lengths, 0, 0.001)
     assert same is waveforms and same_lengths is lengths
+
+
+def _tone(hz: float, seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(RATE * seconds)) / RATE
+    return (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def _peak_hz(waveform: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(waveform))
+    return float(np.fft.rfftfreq(len(waveform), 1 / RATE)[spectrum.argmax()])
+
+
+def test_perturb_changes_speed_gain_and_noise_as_drawn_and_nothing_when_off():
+    tone = _tone(500.0)
+    assert perturb(tf.constant(tone)).numpy().tolist() == tone.tolist()  # all off
+    lengths, peaks = [], []
+    for draw in range(20):
+        faster = perturb(tf.constant(tone), speed=0.1, seed=[draw, 0]).numpy()
+        lengths.append(len(faster))
+        peaks.append(_peak_hz(faster))
+        # Played at factor f: 1/f as long, f times the pitch.
+        assert _peak_hz(faster) * len(faster) == pytest.approx(500.0 * len(tone), rel=0.02)
+    assert min(lengths) >= RATE / 1.1 - 1 and max(lengths) <= RATE / 0.9 + 1
+    assert max(lengths) - min(lengths) > RATE * 0.05  # different seeds, different speeds
+    again = perturb(tf.constant(tone), speed=0.1, seed=[3, 0]).numpy()
+    assert len(again) == lengths[3]  # the same seed, the same draw
+    gains = [np.sqrt(np.mean(perturb(tf.constant(tone), gain_db=6.0, seed=[d, 0]).numpy() ** 2))
+             / np.sqrt(np.mean(tone ** 2)) for d in range(20)]
+    assert 10 ** (-6 / 20) - 1e-3 <= min(gains) and max(gains) <= 10 ** (6 / 20) + 1e-3
+    assert max(gains) / min(gains) > 1.3
+    noisy = perturb(tf.constant(tone), noise_snr_db=10.0, seed=[1, 0]).numpy()
+    snr = 10 * np.log10(np.mean(tone ** 2) / np.mean((noisy - tone) ** 2))
+    assert 9.0 <= snr <= 31.0
+
+
+def test_only_the_training_set_is_perturbed(tmp_path):
+    """`model.speed` (and gain, noise) change training waveforms, never validation ones."""
+    from helpers import DATA
+
+    from pipelines.core.runner import load_task_config
+    from pipelines.speech.task import SpeechTask
+
+    def lengths(speed: float) -> tuple[list[int], list[int]]:
+        config = load_task_config("speech", None, [f"model.speed={speed}", "train.seed=1"])
+        task = SpeechTask(config, DATA)
+        task.prepare(tmp_path)
+        train, val = task.datasets(4)
+        count = [sorted(int(n) for x, _ in ds for n in x["lengths"]) for ds in (train, val)]
+        return count[0], count[1]
+
+    (train, val), (train_fast, val_fast) = lengths(0.0), lengths(0.2)
+    assert val_fast == val
+    assert train_fast != train and len(train_fast) == len(train)

@@ -13,6 +13,8 @@ from helpers import DATA, b64, copy_workdir, fresh_signatures, set_args, tfpipe
 
 from pipelines.speech.wavfile import read_wav, wav_bytes
 
+pytestmark = pytest.mark.slow
+
 SAMPLE = DATA / "speech" / "sample"
 TINY_SPEECH = [
     "train.epochs=45",

@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 from helpers import TINY_SEGMENTATION, set_args, tfpipe
 
 from pipelines.core.strategy import scaled
@@ -13,6 +14,7 @@ def test_scaling_with_replicas():
     assert scaled(16, 2e-3, 1, True) == (16, 2e-3)
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_learns(tmp_path):
     from mlflow.tracking import MlflowClient
 

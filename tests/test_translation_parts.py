@@ -175,6 +175,38 @@ def test_beam_one_is_greedy_and_cached_steps_are_teacher_forcing():
         assert np.abs(weights[2, :, 1:]).max() < 1e-6  # padding gets no attention
 
 
+def test_early_stopping_changes_no_result_it_can_still_change():
+    """Beam search stops a sentence once no live hypothesis can beat its best ended one.
+    Without a length penalty that is exact; with one, the chosen hypothesis scores at
+    least as well as running every hypothesis to the bound."""
+    models, source, _ = _tiny_models()
+    bounds = tf.constant([9, 7, 5])
+    favour_end = tf.one_hot(END_ID, 25) * 2.0  # untrained models: make [END] likely
+    for model in models:
+        def step(tokens, static, state, index, model=model):
+            logits, state = model.step(tokens, static, state, index)
+            return logits + favour_end, state
+
+        def run(alpha, stop, model=model, step=step):
+            static, state = model.start(source, tf.reduce_max(bounds))
+            return beam_search(step, static, state, bounds, START_ID, END_ID,
+                               beam_width=4, alpha=alpha, stop=stop)
+
+        (early, early_scores), (full, full_scores) = run(0.0, "bound"), run(0.0, "none")
+        width = early.shape[1]
+        assert width < full.shape[1]  # it did stop early
+        np.testing.assert_array_equal(early.numpy(), full.numpy()[:, :width])
+        assert (full.numpy()[:, width:] == PAD_ID).all()
+        np.testing.assert_allclose(early_scores.numpy(), full_scores.numpy(), rtol=1e-6)
+        early_scores, full_scores = run(0.6, "bound")[1], run(0.6, "none")[1]
+        assert (early_scores.numpy() >= full_scores.numpy() - 1e-5).all()
+        # OpenNMT-py's rule, done once the most probable hypothesis has ended: without a
+        # length penalty the same, with one it stops no later.
+        top, top_scores = run(0.0, "top")
+        np.testing.assert_array_equal(top.numpy(), early.numpy())
+        assert run(0.6, "top")[0].shape[1] <= run(0.6, "bound")[0].shape[1]
+
+
 def test_bleu_and_chrf_are_sacrebleus_on_raw_text():
     """Against BLEU counted by hand: 13a tokenization splits the final period off (7
     tokens a side, no brevity penalty), case counts ("The" is not "the"): clipped n-gram

@@ -209,3 +209,33 @@ def pad_edges(waveforms: tf.Tensor, lengths: tf.Tensor, samples: int, level: flo
     edge = (t < new_lengths[:, None]) & ~speech
     noise = tf.random.stateless_normal(tf.shape(shifted), seed=seed) * level
     return tf.where(speech, shifted, tf.where(edge, noise, 0.0)), new_lengths
+
+
+def perturb(waveform: tf.Tensor, speed: float = 0.0, gain_db: float = 0.0,
+            noise_snr_db: float = 0.0, seed: tf.Tensor | None = None) -> tf.Tensor:
+    """One training utterance `[T]`, changed at random (training only): played at a speed
+    factor drawn from [1 - speed, 1 + speed] (tempo and pitch together, by linear
+    interpolation, as Ko et al.'s speed perturbation), gained by up to +-`gain_db`, and
+    with white noise at a signal-to-noise ratio drawn from [noise_snr_db, noise_snr_db +
+    20] dB. 0 turns each off. `seed`: a `[2]` stateless seed (one per utterance)."""
+    seed = tf.zeros([2], tf.int64) if seed is None else tf.cast(seed, tf.int64)
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    if speed:
+        factor = tf.random.stateless_uniform([], seeds[0], 1.0 - speed, 1.0 + speed)
+        n = tf.shape(waveform)[0]
+        width = tf.maximum(tf.cast(tf.round(tf.cast(n, tf.float32) / factor), tf.int32), 1)
+        at = tf.range(width, dtype=tf.float32) * factor
+        left = tf.minimum(tf.cast(tf.floor(at), tf.int32), tf.maximum(n - 1, 0))
+        right = tf.minimum(left + 1, tf.maximum(n - 1, 0))
+        share = at - tf.cast(left, tf.float32)
+        padded = tf.concat([waveform, [0.0]], 0)  # an empty waveform stays silent
+        waveform = tf.gather(padded, left) * (1.0 - share) + tf.gather(padded, right) * share
+    if gain_db:
+        decibels = tf.random.stateless_uniform([], seeds[1], -gain_db, gain_db)
+        waveform = waveform * tf.pow(10.0, decibels / 20.0)
+    if noise_snr_db:
+        snr = tf.random.stateless_uniform([], seeds[2], noise_snr_db, noise_snr_db + 20.0)
+        power = tf.reduce_mean(tf.square(waveform))
+        level = tf.sqrt(power / tf.pow(10.0, snr / 10.0))
+        waveform = waveform + level * tf.random.stateless_normal(tf.shape(waveform), seeds[3])
+    return tf.clip_by_value(waveform, -1.0, 1.0)

@@ -63,6 +63,12 @@ class SpeechModel:
     freq_width: int = 8
     time_masks: int = 2
     time_width: int = 20
+    # Waveform perturbation (training only); 0 turns each off: a speed factor within
+    # 1 +- speed (tempo and pitch), a gain within +-gain_db, white noise at an SNR from
+    # noise_snr_db to noise_snr_db + 20 dB.
+    speed: float = 0.0
+    gain_db: float = 0.0
+    noise_snr_db: float = 0.0
 
 
 @dataclasses.dataclass

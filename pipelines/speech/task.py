@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.core.config import ConfigError
 from pipelines.core.task import (
     DEFAULT_SIGNATURE,
     Serving,
@@ -25,7 +26,7 @@ from pipelines.core.task import (
     write_vocabulary,
 )
 from pipelines.core.textio import DataError, read_listed_files
-from pipelines.speech.audio import decode_batch, pad_edges
+from pipelines.speech.audio import decode_batch, pad_edges, perturb
 from pipelines.speech.config import SpeechConfig
 from pipelines.speech.corpus import fsdd_training_recordings, read_splits
 from pipelines.speech.fsdd import DigitJoiner
@@ -140,12 +141,33 @@ class SpeechTask(Task):
         return joiner.dataset(len(self.utterances["train"])).map(
             lambda w, t: (w, tf.shape(w, out_type=tf.int32)[0], t))
 
+    def _perturbed(self, ds: tf.data.Dataset) -> tf.data.Dataset:
+        """Training `(waveform, length, transcript)` with `model.speed`, `gain_db` and
+        `noise_snr_db` applied, new draws every epoch."""
+        m = self.config.model
+        if not 0.0 <= m.speed < 0.5 or m.gain_db < 0:
+            raise ConfigError(f"model.speed {m.speed} (0 to 0.5) / model.gain_db {m.gain_db} "
+                              "(0 or more)")
+        seeds = tf.data.Dataset.random(seed=self.config.train.seed,
+                                       rerandomize_each_iteration=True)
+
+        def change(example, draw):
+            waveform = perturb(example[0], m.speed, m.gain_db, m.noise_snr_db,
+                               tf.stack([draw, tf.constant(0, tf.int64)]))
+            return waveform, tf.shape(waveform, out_type=example[1].dtype)[0], example[2]
+
+        return tf.data.Dataset.zip((ds, seeds)).map(change,
+                                                    num_parallel_calls=tf.data.AUTOTUNE)
+
     def datasets(self, global_batch_size: int):
         d = self.config.data
         if d.fsdd and d.fsdd_fresh_train:
             train = self._fresh_training()
         else:
             train = self._decoded(self._files(self.utterances["train"], training=True))
+        m = self.config.model
+        if m.speed or m.gain_db or m.noise_snr_db:
+            train = self._perturbed(train)
         val = None
         if self.utterances["validation"]:
             val = self._batched(self._decoded(self._files(self.utterances["validation"],

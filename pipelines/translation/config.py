@@ -63,6 +63,9 @@ class TranslationServing:
     decoder: str = "beam_search"  # beam_search | greedy (signature `greedy` is always there)
     beam_width: int = 4
     length_penalty: float = 0.6  # GNMT alpha; 0 = plain log-probability
+    # When beam search is done with a sentence: bound (no live hypothesis can beat the best
+    # ended one) | top (also once the most probable one has ended: faster) | none
+    beam_stop: str = "bound"
     # Output at most ratio * input tokens + offset subword tokens (and never more than
     # data.max_target_tokens).
     max_length_ratio: float = 1.5

@@ -35,6 +35,7 @@ from tfmodels.losses.smoothed_sparse_crossentropy import SmoothedSparseCategoric
 from tfmodels.translation import (
     END_ID,
     START_ID,
+    STOPS,
     RNNAttentionTranslator,
     Seq2Seq,
     SubwordTokenizer,
@@ -190,6 +191,9 @@ class TranslationTask(Task):
         log-probability over the length penalty). Input longer than
         `data.max_source_tokens` subword tokens is cut there; empty input gives ""."""
         d, s = self.config.data, self.config.serving
+        if s.beam_stop not in STOPS:
+            raise ConfigError(f"serving.beam_stop: '{s.beam_stop}', not one of "
+                              f"{', '.join(STOPS)}")
         source_tokenizer, target_tokenizer = self.source_tokenizer, self.target_tokenizer
 
         def translate(text, greedy: bool):
@@ -200,7 +204,8 @@ class TranslationTask(Task):
                             tf.int32) + s.max_length_offset
             bound = tf.where(lengths > 0, tf.minimum(bound, d.max_target_tokens + 1), 0)
             tokens, score = model.translate(source, bound, beam_width=s.beam_width,
-                                            alpha=s.length_penalty, greedy=greedy)
+                                            alpha=s.length_penalty, greedy=greedy,
+                                            stop=s.beam_stop)
             return {"translation": target_tokenizer.detokenize(tokens), "score": score}
 
         inputs = {"text": tf.TensorSpec([None], tf.string)}

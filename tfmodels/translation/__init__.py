@@ -1,7 +1,7 @@
 """Sequence-to-sequence translation: reversible subword tokenization, the Transformer and
 the recurrent encoder-decoder with attention, greedy and beam-search decoding."""
 
-from tfmodels.translation.decoding import beam_search, greedy_decode, length_penalty
+from tfmodels.translation.decoding import STOPS, beam_search, greedy_decode, length_penalty
 from tfmodels.translation.rnn_attention import RNNAttentionTranslator
 from tfmodels.translation.seq2seq import Seq2Seq
 from tfmodels.translation.subwords import (
@@ -16,7 +16,7 @@ from tfmodels.translation.subwords import (
 from tfmodels.translation.transformer import TransformerTranslator
 
 __all__ = [
-    "END_ID", "PAD_ID", "RESERVED_TOKENS", "START_ID", "UNK_ID", "RNNAttentionTranslator",
+    "END_ID", "PAD_ID", "RESERVED_TOKENS", "START_ID", "STOPS", "UNK_ID", "RNNAttentionTranslator",
     "Seq2Seq", "SubwordTokenizer", "TransformerTranslator", "beam_search", "greedy_decode",
     "length_penalty", "pretokenize",
 ]

@@ -19,6 +19,9 @@ import tensorflow as tf
 
 Step = Callable[[tf.Tensor, Any, Any, tf.Tensor], tuple[tf.Tensor, Any]]
 _NEG = -1e9
+# A live hypothesis cut short by early stopping: below every real score, so it is never
+# chosen, and above every disallowed token's (`_NEG`), so its [PAD] steps stay in the beam.
+_CUT = _NEG / 2
 
 
 def length_penalty(lengths: tf.Tensor, alpha: float) -> tf.Tensor:
@@ -63,27 +66,65 @@ def greedy_decode(step: Step, static: Any, state: Any, max_lengths: tf.Tensor,
     start = (tf.constant(0), tf.fill([batch], start_id), state, tf.zeros([batch, 0], tf.int32),
              tf.zeros([batch]), max_lengths <= 0)
     invariants = (tf.TensorShape([]), tf.TensorShape([None]),
-                  tf.nest.map_structure(lambda t: t.shape, state),
+                  _invariants(state),
                   tf.TensorShape([None, None]), tf.TensorShape([None]), tf.TensorShape([None]))
     _, _, _, tokens, scores, _ = tf.while_loop(cond, body, start, shape_invariants=invariants)
     return tokens, scores / length_penalty(_output_lengths(tokens, pad_id), alpha)
+
+
+def _invariants(state: Any) -> Any:
+    """The loop's shape invariants for `state`: a dimension that starts empty (a cache of
+    the tokens so far) grows."""
+    return tf.nest.map_structure(
+        lambda t: tf.TensorShape([None if d == 0 else d for d in t.shape]), state)
 
 
 def _repeat(tree: Any, times: int) -> Any:
     return tf.nest.map_structure(lambda t: tf.repeat(t, times, axis=0), tree)
 
 
+STOPS = ("bound", "top", "none")
+
+
+def _stop_early(tokens: tf.Tensor, scores: tf.Tensor, finished: tf.Tensor,
+                bounds: tf.Tensor, pad_id: int, alpha: float,
+                top: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """Ends every hypothesis of the sentences whose best ended hypothesis no live one can
+    beat (with `top`, also of those whose most probable hypothesis has ended); the live
+    ones cut short lose (score `_CUT`)."""
+    lengths = _output_lengths(tokens, pad_id)  # [B, k]
+    ended_best = tf.reduce_max(
+        tf.where(finished, scores / length_penalty(lengths, alpha), -float("inf")), axis=-1)
+    most_penalty = tf.maximum(length_penalty(lengths + 1, alpha), length_penalty(bounds, alpha))
+    live_best = tf.reduce_max(
+        tf.where(finished, -float("inf"), scores / most_penalty), axis=-1)
+    done = ended_best >= live_best
+    if top:
+        done |= finished[:, 0]  # hypotheses stay sorted by log-probability (top_k)
+    done = done[:, None]
+    return tf.where(done & ~finished, _CUT, scores), finished | done
+
+
 def beam_search(step: Step, static: Any, state: Any, max_lengths: tf.Tensor,
                 start_id: int, end_id: int, beam_width: int, pad_id: int = 0,
-                alpha: float = 0.0) -> tuple[tf.Tensor, tf.Tensor]:
+                alpha: float = 0.0, stop: str = "bound") -> tuple[tf.Tensor, tf.Tensor]:
     """The best of `beam_width` hypotheses per sentence by length-normalised score:
     (tokens [B, L], scores [B]). Hypotheses are ranked by log-probability while
-    decoding; the length penalty chooses among the final ones."""
+    decoding; the length penalty chooses among the final ones. When a sentence is done:
+    `stop` "bound" once none of its live hypotheses can still beat its best ended one
+    (their log-probability only falls, and the penalty grows at most to that of the length
+    bound): the result of running on, or better; "top" also once its most probable
+    hypothesis has ended (OpenNMT-py's rule: faster, and with a length penalty it may
+    miss a longer hypothesis that would have won); "none" when every hypothesis has ended
+    or reached the bound."""
+    if stop not in STOPS:
+        raise ValueError(f"beam search stop {stop!r}: one of {', '.join(STOPS)}")
     k = beam_width
     batch = tf.shape(max_lengths)[0]
     limit = tf.reduce_max(tf.concat([max_lengths, [0]], 0))
     static, state = _repeat(static, k), _repeat(state, k)
     bounds = tf.repeat(max_lengths, k)
+    sentence_bounds = max_lengths[:, None]
     first = tf.concat([[0.0], tf.fill([k - 1], _NEG)], 0)
 
     def cond(i, last, state, tokens, scores, finished):
@@ -104,13 +145,16 @@ def beam_search(step: Step, static: Any, state: Any, max_lengths: tf.Tensor,
         tokens = tf.concat([tokens, token[..., None]], axis=-1)
         ended = tf.reshape(i >= bounds - 1, [batch, k])
         finished = tf.gather(finished, beam, batch_dims=1) | tf.equal(token, end_id) | ended
+        if stop != "none":
+            scores, finished = _stop_early(tokens, scores, finished, sentence_bounds,
+                                           pad_id, alpha, top=stop == "top")
         return i + 1, token, state, tokens, scores, finished
 
     start = (tf.constant(0), tf.fill([batch, k], start_id), state,
              tf.zeros([batch, k, 0], tf.int32), tf.tile(first[None], [batch, 1]),
              tf.tile((max_lengths <= 0)[:, None], [1, k]))
     invariants = (tf.TensorShape([]), tf.TensorShape([None, k]),
-                  tf.nest.map_structure(lambda t: t.shape, state),
+                  _invariants(state),
                   tf.TensorShape([None, k, None]), tf.TensorShape([None, k]),
                   tf.TensorShape([None, k]))
     _, _, _, tokens, scores, _ = tf.while_loop(cond, body, start,

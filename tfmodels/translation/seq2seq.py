@@ -30,17 +30,19 @@ class Seq2Seq(keras.Model):
         raise NotImplementedError
 
     def translate(self, source: tf.Tensor, max_lengths: tf.Tensor, beam_width: int = 1,
-                  alpha: float = 0.0, greedy: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+                  alpha: float = 0.0, greedy: bool = False,
+                  stop: str = "bound") -> tuple[tf.Tensor, tf.Tensor]:
         """Token ids `[B, S]` (0-padded) -> (output ids `[B, L]` ending in [END], padded
         with [PAD]; length-normalised log-probabilities `[B]`), at most `max_lengths`
-        tokens each (0: nothing). `greedy`: the greedy decoder, else beam search."""
+        tokens each (0: nothing). `greedy`: the greedy decoder, else beam search (`stop`:
+        when a sentence is done, see `beam_search`)."""
         max_lengths = tf.cast(max_lengths, tf.int32)
         static, state = self.start(source, tf.reduce_max(tf.concat([max_lengths, [1]], 0)))
         if greedy:
             return greedy_decode(self.step, static, state, max_lengths, START_ID, END_ID,
                                  PAD_ID, alpha)
         return beam_search(self.step, static, state, max_lengths, START_ID, END_ID,
-                           beam_width, PAD_ID, alpha)
+                           beam_width, PAD_ID, alpha, stop)
 
 
 def padding_mask(ids: tf.Tensor) -> tf.Tensor:
