@@ -175,12 +175,46 @@ def test_stacked_pretraining_trains_one_pair_at_a_time_then_the_whole():
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (7, 9, 3)])
-def test_conv_autoencoders_give_back_the_input_size(shape):
+@pytest.mark.parametrize("depth", [0, 2])
+def test_conv_autoencoders_give_back_the_input_size(shape, depth):
     for name in ("conv", "stacked", "vae"):
         model = build_autoencoder(AutoencoderSpec(name, shape, filters=(4, 4, 4),
-                                                  code_size=3))
+                                                  code_size=3, depth=depth))
         assert tuple(model.reconstruct(np.zeros((2, *shape), np.float32)).shape) == (2, *shape)
         assert tuple(model.encode(np.zeros((2, *shape), np.float32)).shape) == (2, 3)
+        convs = [w for w in model.weights if "conv" in w.path and w.path.endswith("kernel")]
+        assert len(convs) == 2 * 3 * (1 + depth)  # each block's, encoder and decoder
+
+
+def test_convolutional_code_is_the_last_feature_map_flattened():
+    """`code_size` 0: no dense layer; `encode` gives the last conv block's features as flat
+    rows, which `decode` takes back. Models that need a vector code refuse it."""
+    images = np.random.default_rng(0).random((2, 28, 28, 1)).astype(np.float32)
+    for name in ("conv", "denoising"):
+        model = build_autoencoder(AutoencoderSpec(name, (28, 28, 1), filters=(4, 6),
+                                                  code_size=0))
+        assert model.code_shape == (7, 7, 6) and model.code_size == 7 * 7 * 6
+        assert not [w for w in model.weights if "dense" in w.path]
+        code = model.encode(images)
+        assert tuple(code.shape) == (2, 7 * 7 * 6)
+        np.testing.assert_allclose(model.decode(code).numpy(), model.reconstruct(images).numpy())
+    for name, base in (("vae", "conv"), ("stacked", "conv"), ("sparse", "conv"), ("dense", "conv"),
+                       ("denoising", "dense")):
+        with pytest.raises(ValueError, match="code_size"):
+            AutoencoderSpec(name, (28, 28, 1), base=base, code_size=0)
+
+
+def test_random_shift_moves_each_image_within_its_bound():
+    from pipelines.autoencoder.task import random_shift
+
+    images = np.zeros((64, 9, 9, 1), np.float32)
+    images[:, 4, 4] = 1.0  # one lit pixel in the middle
+    moved = random_shift(tf.constant(images), 2, tf.constant([3, 0], tf.int64)).numpy()
+    assert moved.shape == images.shape and (moved.sum(axis=(1, 2, 3)) == 1).all()
+    rows, cols = np.nonzero(moved[..., 0])[1:]
+    assert set(rows.tolist()) == set(cols.tolist()) == {2, 3, 4, 5, 6}  # every move, no more
+    again = random_shift(tf.constant(images), 2, tf.constant([3, 0], tf.int64)).numpy()
+    assert (again == moved).all()  # stateless: the seed decides
 
 
 def test_anomaly_metrics_on_known_cases():

@@ -11,6 +11,7 @@ from pipelines.segmentation.lexicon import load_lexicon
 from pipelines.segmentation.metrics import word_prf
 from pipelines.segmentation.reader import read_segmented, split_clauses
 from tfmodels.taggers import ConstrainedViterbi, bmes_transitions
+from tfmodels.taggers.viterbi import tag_by_length
 from tfmodels.text.chinese import (
     SegmentationPreprocessor,
     bmes_tags,
@@ -62,6 +63,29 @@ def test_viterbi_repairs_greedy_invalid_tags():
     mask = bmes_transitions()
     sequence = [4, *path, 4]
     assert all(mask[a, b] for a, b in zip(sequence[:-1], sequence[1:], strict=True))
+
+
+def test_tag_by_length_tags_each_group_padded_to_its_own_longest_row():
+    """Rows of every length group (and empty ones) come back in input order with their
+    own tags; each was tagged in a batch padded only to its group's longest row."""
+    lengths = [0, 3, 130, 7, 1, 40, 0, 12, 5, 100, 2, 64, 17, 4]
+    boundaries = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+    rng = np.random.default_rng(0)
+    values = [rng.integers(0, 50, n).tolist() for n in lengths]
+    rows = tf.ragged.constant(values, dtype=tf.int64, ragged_rank=1)
+
+    def tag(batch: tf.RaggedTensor) -> tf.Tensor:  # the value mod 4, and the padded width
+        dense = batch.to_tensor(0)
+        return tf.cast(dense % 4 * 1000 + tf.cast(tf.shape(dense)[1], tf.int64), tf.int32)
+
+    tagged = tf.function(lambda r: tag_by_length(r, tag, boundaries))(rows)
+    assert tagged.row_lengths().numpy().tolist() == lengths
+    group = np.searchsorted(boundaries, lengths, side="left")
+    for i in range(len(lengths)):
+        widest = max(m for m, g in zip(lengths, group, strict=True) if g == group[i])
+        assert tagged[i].numpy().tolist() == [v % 4 * 1000 + widest for v in values[i]]
+    empty = tf.function(lambda r: tag_by_length(r, tag, boundaries))(rows[:0])
+    assert empty.shape[0] == 0
 
 
 def test_word_prf_counts_spans():

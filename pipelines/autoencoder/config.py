@@ -16,6 +16,9 @@ class AutoencoderDataConfig(ImageReadConfig):
     # split are the anomalies scored by AUROC); [] = every class.
     normal_classes: list[str] = dataclasses.field(default_factory=list)
     plot_images: int = 8  # test images in the reconstruction grid
+    # Training images moved by up to this many pixels (zeros fill in), drawn per image each
+    # epoch: more varied data for a model that overfits a small set (the VAE); 0 = off.
+    shift: int = 0
 
 
 @dataclasses.dataclass
@@ -24,9 +27,10 @@ class AutoencoderModelConfig:
 
     name: str = "conv"  # dense | conv | denoising | sparse | stacked | vae
     base: str = "conv"  # the layers of denoising, sparse, stacked, vae: dense | conv
-    code_size: int = 16
+    code_size: int = 16  # 0: conv and denoising keep the last feature map as the code
     hidden: list[int] = dataclasses.field(default_factory=lambda: [128])  # dense layers
     filters: list[int] = dataclasses.field(default_factory=lambda: [32, 64])  # conv, stride 2
+    depth: int = 0  # conv: 3x3 stride-1 layers after each stride-2 one (and in the decoder)
     reconstruction_loss: str = "mse"  # mse | bce (pixel cross-entropy); not the VAE's
     # Pixels at or above this (0-1 scale) become 1, the rest 0, in training and serving;
     # 0 = off; < 0: 0.5 for the VAE with the Bernoulli decoder, off otherwise.

@@ -102,6 +102,8 @@ class AutoencoderTask(ImageFileRequests, Task):
     def check_model_config(self) -> None:
         """Fail before training on a model config that cannot be built or trained."""
         spec = self.spec()
+        if self.config.data.shift < 0:
+            raise ConfigError(f"data.shift must be 0 or more pixels, got {self.config.data.shift}")
         epochs = self.config.train.epochs
         if spec.name == "stacked" and epochs <= spec.pairs * spec.epochs_per_pair:
             raise ConfigError(
@@ -139,8 +141,15 @@ class AutoencoderTask(ImageFileRequests, Task):
                                reshuffle_each_iteration=True)
                  .batch(global_batch_size, drop_remainder=count >= global_batch_size,
                         num_parallel_calls=tf.data.AUTOTUNE)
-                 .map(_to_unit, num_parallel_calls=tf.data.AUTOTUNE)
-                 .prefetch(tf.data.AUTOTUNE))
+                 .map(_to_unit, num_parallel_calls=tf.data.AUTOTUNE))
+        if self.config.data.shift > 0:
+            shift = self.config.data.shift
+            seeds = tf.data.Dataset.random(seed=self.config.train.seed,
+                                           rerandomize_each_iteration=True)
+            train = tf.data.Dataset.zip(train, seeds).map(
+                lambda images, draw: random_shift(images, shift, tf.stack([draw, 0 * draw])),
+                num_parallel_calls=tf.data.AUTOTUNE)
+        train = train.prefetch(tf.data.AUTOTUNE)
         val = None
         if self.counts["validation"]:
             val, _ = self._normal_pixels("validation")
@@ -179,6 +188,7 @@ class AutoencoderTask(ImageFileRequests, Task):
             return AutoencoderSpec(
                 name=m.name, input_shape=(*self.image_size, self.channels), base=m.base,
                 code_size=m.code_size, hidden=tuple(m.hidden), filters=tuple(m.filters),
+                depth=m.depth,
                 reconstruction_loss=m.reconstruction_loss, binarize=self.binarize(),
                 noise=m.noise, noise_stddev=m.noise_stddev, mask_rate=m.mask_rate,
                 sparsity=m.sparsity, sparsity_weight=m.sparsity_weight,
@@ -437,6 +447,18 @@ def plot_sample(normal: np.ndarray, count: int) -> np.ndarray:
 @tf.autograph.experimental.do_not_convert
 def _to_unit(images):
     return tf.cast(images, tf.float32) / 255.0
+
+
+def random_shift(images: tf.Tensor, pixels: int, seed: tf.Tensor) -> tf.Tensor:
+    """Each image of `[B, H, W, C]` moved by up to `pixels` in each direction (zeros fill
+    in), the moves drawn from the stateless `seed` (`[2]` int64)."""
+    shape = tf.shape(images)
+    padded = tf.pad(images, [[0, 0], [pixels, pixels], [pixels, pixels], [0, 0]])
+    offsets = tf.random.stateless_uniform([shape[0], 2], seed, 0, 2 * pixels + 1, tf.int32)
+    rows = offsets[:, :1] + tf.range(shape[1])[None, :]
+    cols = offsets[:, 1:] + tf.range(shape[2])[None, :]
+    moved = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(moved, cols, axis=2, batch_dims=1)
 
 
 def _quantised(pixels: tf.Tensor) -> tf.Tensor:

@@ -109,7 +109,19 @@ def write_savedmodel(signatures: dict[str, Serving] | Serving, path: Path) -> No
     for name, serving in signatures.items():
         archive.add_endpoint(name, _endpoint(serving),
                              input_signature=list(serving.input_signature.values()))
+        _keep_one_trace(archive, name)
     archive.write_out(str(path), verbose=False)
+
+
+def _keep_one_trace(archive, name: str) -> None:
+    """Hold endpoint `name` as the concrete function of its one trace. Keras keeps the
+    `tf.function`, which `tf.saved_model.save` traces a second time inside its save
+    context (a different trace-cache key): for a tagger with its lexicon that doubled the
+    export's time. The signature and the loaded endpoint are the same either way."""
+    holder = getattr(archive, "_tf_trackable", None)
+    fn = getattr(holder, name, None)
+    if fn is not None and hasattr(fn, "get_concrete_function"):
+        setattr(holder, name, fn.get_concrete_function())
 
 
 def _endpoint(serving: Serving):

@@ -254,6 +254,7 @@ def fit(ctx: RunContext) -> Fitted:
         )
         model.compile(optimizer=optimizer, jit_compile=tc.jit_compile,
                       steps_per_execution=tc.steps_per_execution, **task.compile_args(model))
+        build_training_state(model, train_ds.element_spec)
 
         monitor = tc.monitor or task.default_monitor
         if val_ds is None and monitor.startswith("val_"):
@@ -307,6 +308,19 @@ def fit(ctx: RunContext) -> Fitted:
         ctx.tracker.set_tags({"final_weights_sha256": digest})
     return Fitted(model, clock.elapsed, initial_epoch + epochs_run,
                   tracking_logger.keys, timer.examples_per_second())
+
+
+def build_training_state(model, element_spec) -> None:
+    """Make the compiled metrics', loss's and optimizer's variables before `fit`, as Keras
+    does only under an explicit strategy: otherwise they are made in the first trace of
+    the training step, and a tf.function that made variables traces the whole step a
+    second time (5 to 40 s of every run here). Symbolic tensors stand in for a batch."""
+    try:
+        model._symbolic_build(data_batch=element_spec)
+    except Exception as exc:  # inputs Keras cannot stand in for: it builds while tracing
+        log.debug("building metrics and optimizer ahead of fit failed: %s", exc)
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
 
 
 def training_data(task, global_batch: int, replicas: int):

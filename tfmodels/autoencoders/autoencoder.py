@@ -14,6 +14,8 @@ anomaly score).
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -56,9 +58,15 @@ class Autoencoder(keras.Model):
                                  else None)
 
     @property
+    def code_shape(self) -> tuple[int, ...]:
+        """The code of one image as the decoder takes it: `(units,)`, or `(h, w, c)` for a
+        convolutional code."""
+        return tuple(int(d) for d in self.decoder.layers[0].input.shape[1:])
+
+    @property
     def code_size(self) -> int:
-        """Units of the code: what the decoder's first block takes."""
-        return int(self.decoder.layers[0].input.shape[-1])
+        """Numbers in one image's code (the length of `encode`'s flat rows)."""
+        return math.prod(self.code_shape)
 
     def prepare(self, x) -> tf.Tensor:
         """The pixels the model works on (binarised if asked)."""
@@ -97,10 +105,13 @@ class Autoencoder(keras.Model):
 
     # -- serving (inference mode) -----------------------------------------------------
     def encode(self, x) -> tf.Tensor:
-        return tf.cast(self.encoder(self.prepare(x), training=False), tf.float32)
+        """Codes `[B, code_size]` (a convolutional code flattened)."""
+        code = tf.cast(self.encoder(self.prepare(x), training=False), tf.float32)
+        return tf.reshape(code, [-1, self.code_size])
 
     def decode(self, code) -> tf.Tensor:
-        """Pixels in [0, 1] rebuilt from codes."""
+        """Pixels in [0, 1] rebuilt from codes `[B, code_size]`."""
+        code = tf.reshape(code, [-1, *self.code_shape])
         return tf.cast(self.decoder(code, training=False), tf.float32)
 
     def reconstruct(self, x) -> tf.Tensor:

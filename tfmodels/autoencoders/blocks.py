@@ -6,8 +6,10 @@ and the decoder blocks in reverse gives the whole autoencoder; training one pair
 on the previous pair's features is the stacked autoencoders' greedy pretraining.
 
 - dense: fully connected layers (`hidden` units, then the code);
-- conv: 3x3 convolutions of stride 2 (`filters`), decoded by transposed convolutions that
-  give back exactly the input's size (odd sizes included), then a dense code.
+- conv: 3x3 convolutions of stride 2 (`filters`), each followed by `depth` 3x3 convolutions
+  of stride 1 at the reduced size, decoded by as many stride-1 convolutions and a
+  transposed convolution that gives back exactly the input's size (odd sizes included),
+  then a dense code.
 
 Every block is a small functional model with explicitly named layers, so its weights have
 the same names in every process (the kept model's weights are matched by name).
@@ -47,30 +49,41 @@ def dense_pair(index: int, in_shape: tuple[int, ...], units: int, activation: st
 
 
 def conv_pair(index: int, in_shape: tuple[int, int, int], filters: int,
-              out_activation: str) -> Pair:
-    """Conv 3x3 stride 2 ('same'); back: a transposed conv with the output padding that
-    restores `in_shape` exactly (28 -> 14 -> 28, 7 -> 4 -> 7)."""
+              out_activation: str, depth: int = 0) -> Pair:
+    """Conv 3x3 stride 2 ('same'), then `depth` 3x3 stride-1 convs; back: `depth` stride-1
+    convs, then a transposed conv with the output padding that restores `in_shape`
+    exactly (28 -> 14 -> 28, 7 -> 4 -> 7). The stride-1 layers work at the halved size,
+    where they cost a quarter of what they would before it."""
     height, width, channels = in_shape
     inputs = keras.Input(in_shape, name=f"enc{index}_in")
     features = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu",
                                    name=f"enc{index}_conv")(inputs)
+    for j in range(depth):
+        features = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
+                                       name=f"enc{index}_conv{j + 1}")(features)
     encoder = keras.Model(inputs, features, name=f"encoder_{index}")
     back_in = keras.Input((math.ceil(height / 2), math.ceil(width / 2), filters),
                           name=f"dec{index}_in")
+    y = back_in
+    for j in range(depth):
+        y = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
+                                name=f"dec{index}_conv{j + 1}")(y)
     # Output length of a 3x3 stride-2 'same' transposed conv: 2n - 1 + output_padding.
     padding = (1 - height % 2, 1 - width % 2)
     y = keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same",
                                      output_padding=padding, activation=out_activation,
-                                     name=f"dec{index}_deconv")(back_in)
+                                     name=f"dec{index}_deconv")(y)
     return Pair(encoder, keras.Model(back_in, y, name=f"decoder_{index}"))
 
 
 def build_pairs(base: str, input_shape: tuple[int, int, int], code_size: int,
                 hidden: tuple[int, ...] = (), filters: tuple[int, ...] = (),
-                code_activation: str = "linear", output_activation: str = "sigmoid"
-                ) -> list[Pair]:
-    """The pairs from the image to the code: `base` dense uses `hidden`, conv `filters`;
-    the last pair always ends in a dense code of `code_size` units."""
+                code_activation: str = "linear", output_activation: str = "sigmoid",
+                depth: int = 0) -> list[Pair]:
+    """The pairs from the image to the code: `base` dense uses `hidden`, conv `filters`
+    (and `depth` stride-1 convs in each); a last pair makes a dense code of `code_size`
+    units. Conv with `code_size` 0 has none: the code is the last feature map (a
+    convolutional code, for a denoising model that need not squeeze the image)."""
     if base not in BASES:
         raise ValueError(f"model.base: unknown '{base}' ({', '.join(BASES)})")
     pairs: list[Pair] = []
@@ -81,13 +94,15 @@ def build_pairs(base: str, input_shape: tuple[int, int, int], code_size: int,
 
     if base == "conv":
         for f in filters:
-            pair = conv_pair(len(pairs), shape, int(f), out_activation())
+            pair = conv_pair(len(pairs), shape, int(f), out_activation(), depth)
             pairs.append(pair)
             shape = tuple(pair.encoder.output.shape[1:])
     else:
         for units in hidden:
             pairs.append(dense_pair(len(pairs), shape, int(units), "relu", out_activation()))
             shape = (int(units),)
+    if code_size == 0 and base == "conv" and pairs:
+        return pairs
     pairs.append(dense_pair(len(pairs), shape, code_size, code_activation, out_activation()))
     return pairs
 

@@ -26,6 +26,7 @@ class AutoencoderSpec:
     code_size: int = 16
     hidden: tuple[int, ...] = (128,)  # dense layers between the pixels and the code
     filters: tuple[int, ...] = (32, 64)  # stride-2 conv layers between pixels and code
+    depth: int = 0  # conv: stride-1 conv layers after each stride-2 one (and in the decoder)
     reconstruction_loss: str = "mse"  # mse | bce (all but the VAE)
     binarize: float = 0.0  # > 0: pixels at or above this are 1, the rest 0
     noise: str = "gaussian"  # denoising: gaussian | masking
@@ -48,16 +49,28 @@ class AutoencoderSpec:
                                    RECONSTRUCTION_LOSSES)):
             if value not in known:
                 raise ValueError(f"model.{key}: unknown '{value}' ({', '.join(known)})")
-        if self.code_size < 1:
-            raise ValueError(f"model.code_size must be at least 1, got {self.code_size}")
+        if self.depth < 0:
+            raise ValueError(f"model.depth must be 0 or more, got {self.depth}")
+        if self.code_size < 0 or (self.code_size == 0 and not self.convolutional_code_ok):
+            raise ValueError(
+                f"model.code_size must be at least 1, got {self.code_size} (0, a "
+                "convolutional code, is for the conv and denoising models on conv layers "
+                "with model.filters)")
         if self.epochs_per_pair < 1:
             raise ValueError(f"model.epochs_per_pair must be at least 1, got "
                              f"{self.epochs_per_pair}")
 
     @property
+    def convolutional_code_ok(self) -> bool:
+        """Whether `code_size` 0 (the last feature map as the code) can be built."""
+        return (self.name in ("conv", "denoising") and self.layers == "conv"
+                and bool(self.filters))
+
+    @property
     def pairs(self) -> int:
         """Encoder-decoder pairs: one per hidden (dense) or conv layer, and the code's."""
-        return len(self.hidden if self.layers == "dense" else self.filters) + 1
+        layers = len(self.hidden if self.layers == "dense" else self.filters)
+        return layers + (self.code_size > 0)
 
     @property
     def layers(self) -> str:
@@ -74,7 +87,7 @@ def build_autoencoder(spec: AutoencoderSpec) -> keras.Model:
         if spec.name == "sparse":
             code_activation = "sigmoid" if spec.sparsity == "kl" else "relu"
         pairs = build_pairs(spec.layers, spec.input_shape, spec.code_size, spec.hidden,
-                            spec.filters, code_activation=code_activation)
+                            spec.filters, code_activation=code_activation, depth=spec.depth)
         common["reconstruction_loss"] = spec.reconstruction_loss
         if spec.name == "stacked":
             model = StackedAutoencoder(pairs, epochs_per_pair=spec.epochs_per_pair,
@@ -100,7 +113,7 @@ def _vae(spec: AutoencoderSpec) -> VariationalAutoencoder:
     variance; the decoder outputs logits (Bernoulli) or means in [0, 1] (Gaussian)."""
     output = "linear" if spec.likelihood == "bernoulli" else "sigmoid"
     pairs = build_pairs(spec.layers, spec.input_shape, spec.code_size, spec.hidden,
-                        spec.filters, output_activation=output)
+                        spec.filters, output_activation=output, depth=spec.depth)
     inputs = keras.Input(spec.input_shape, name="pixels")
     x = inputs
     for pair in pairs[:-1]:

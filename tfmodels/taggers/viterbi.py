@@ -79,20 +79,39 @@ class ConstrainedViterbi(keras.layers.Layer):
 
 
 def tag_by_length(rows: tf.RaggedTensor, tag_fn,
-                  boundaries=(4, 8, 12, 16, 24, 32, 48, 64, 96, 128)):
+                  boundaries=(4, 8, 12, 16, 24, 32, 48, 64, 96, 128), dtype=tf.int32):
     """Run `tag_fn` (ragged `[n, (T)]` rows -> dense `[n, T']` tags) on groups of rows of
-    similar length, and return ragged tags aligned with `rows`.
+    similar length, and return ragged tags (`dtype`) aligned with `rows`.
 
     Recurrent layers pay for the longest row of a batch; grouping short rows with short
-    ones keeps that padding small, which is most of the serving cost on a CPU.
+    ones keeps that padding small, which is most of the serving cost on a CPU. The groups
+    are the iterations of a `tf.while_loop` (which may run them side by side), so the graph
+    holds one copy of `tag_fn` (the model) rather than one per group: tracing, exporting
+    and loading cost what one group does.
     """
     lengths = rows.row_lengths()
-    group = tf.searchsorted(tf.constant(boundaries, lengths.dtype), lengths, side="left")
-    tagged, order = [], []
-    for g in range(len(boundaries) + 1):
-        index = tf.where(group == g)[:, 0]
-        tags = tag_fn(tf.gather(rows, index))
-        tagged.append(tf.RaggedTensor.from_tensor(tags, lengths=tf.gather(lengths, index)))
-        order.append(index)
-    inverse = tf.math.invert_permutation(tf.concat(order, axis=0))
-    return tf.gather(tf.concat(tagged, axis=0), inverse)
+    bounds = tf.constant(boundaries, lengths.dtype)
+    group = tf.searchsorted(bounds, lengths, side="left")
+    order = tf.argsort(group, stable=True)  # rows by group, in input order within one
+    counts = tf.math.bincount(tf.cast(group, tf.int32), minlength=len(boundaries) + 1)
+    starts = tf.cumsum(counts, exclusive=True)
+
+    def body(g, pieces):
+        index = order[starts[g]:starts[g] + counts[g]]
+
+        def tagged():
+            tags = tag_fn(tf.gather(rows, index))
+            flat = tf.RaggedTensor.from_tensor(tags, lengths=tf.gather(lengths, index))
+            return tf.cast(flat.flat_values, dtype)
+
+        # An empty group skips the model (a request of one sentence fills one group).
+        flat = tf.cond(counts[g] > 0, tagged, lambda: tf.zeros([0], dtype))
+        return g + 1, pieces.write(g, flat)
+
+    pieces = tf.TensorArray(dtype, size=len(boundaries) + 1, infer_shape=False,
+                            element_shape=tf.TensorShape([None]))
+    _, pieces = tf.while_loop(lambda g, _: g < len(boundaries) + 1, body,
+                              (tf.constant(0), pieces),
+                              parallel_iterations=len(boundaries) + 1)
+    by_group = tf.RaggedTensor.from_row_lengths(pieces.concat(), tf.gather(lengths, order))
+    return tf.gather(by_group, tf.math.invert_permutation(order))
