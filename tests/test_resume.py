@@ -23,7 +23,7 @@ from helpers import (
 from pipelines.core.callbacks import ResumableEarlyStopping, TrainingClock
 from pipelines.core.resume import TrainingCheckpoint, restore_training
 
-BUDGET_MINUTES = 1.0
+BUDGET_MINUTES = 0.75
 
 
 @pytest.mark.slow

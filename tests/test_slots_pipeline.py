@@ -125,7 +125,7 @@ def test_crf_ensemble_with_multi_intent_trains_and_exports_valid_bio(tmp_path):
     per single intent, averaged in the export, which a fresh process calls."""
     workdir = tmp_path / "w"
     proc = tfpipe("run", "slots", "--workdir", str(workdir),
-                  *set_args([*TINY_SLOTS, "train.epochs=6", "model.crf=true",
+                  *set_args([*TINY_SLOTS, "train.epochs=4", "model.crf=true",
                              "model.ensemble=2", "model.multi_intent=true"]))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     scores = dict(re.findall(r"^test_(\w+): ([0-9.]+)$", proc.stdout, re.M))

@@ -231,3 +231,13 @@ def test_only_the_training_set_is_perturbed(tmp_path):
     (train, val), (train_fast, val_fast) = lengths(0.0), lengths(0.2)
     assert val_fast == val
     assert train_fast != train and len(train_fast) == len(train)
+
+
+@pytest.mark.parametrize("setting", ["model.speed=0.7", "model.gain_db=-3"])
+def test_bad_perturbation_settings_fail_before_any_data_is_read(tmp_path, setting):
+    from pipelines.core.config import ConfigError
+    from pipelines.core.runner import load_task_config, run_pipeline
+
+    config = load_task_config("speech", None, [setting])
+    with pytest.raises(ConfigError, match="model.speed"):
+        run_pipeline("speech", config, data_dir=tmp_path, workdir=tmp_path / "w")  # no data

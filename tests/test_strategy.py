@@ -19,8 +19,8 @@ def test_mirrored_on_two_logical_cpus_learns(tmp_path):
     from mlflow.tracking import MlflowClient
 
     proc = tfpipe("run", "segmentation", "--workdir", str(tmp_path),
-                  *set_args([*TINY_SEGMENTATION, "data.lexicon=none", "train.epochs=4",
-                             "model.layers=2", "train.strategy=mirrored",
+                  *set_args([*TINY_SEGMENTATION, "data.lexicon=none",
+                             "train.strategy=mirrored",
                              "train.cpu_replicas=2"]))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "MirroredStrategy, 2 replica(s)" in proc.stdout

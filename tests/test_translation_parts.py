@@ -165,7 +165,7 @@ def test_beam_one_is_greedy_and_cached_steps_are_teacher_forcing():
         assert (tf.reduce_sum(tf.cast(greedy > 0, tf.int32), 1).numpy() <= bounds.numpy()).all()
         # One cached step at a time gives the teacher-forced logits.
         forced = model({"source": source, "target": target}).numpy()
-        static, state = model.start(source, tf.constant(target.shape[1]))
+        static, state = model.start(source)
         for i in range(target.shape[1]):
             logits, state = model.step(target[:, i], static, state, tf.constant(i))
             np.testing.assert_allclose(logits.numpy(), forced[:, i], atol=1e-4)
@@ -188,7 +188,7 @@ def test_early_stopping_changes_no_result_it_can_still_change():
             return logits + favour_end, state
 
         def run(alpha, stop, model=model, step=step):
-            static, state = model.start(source, tf.reduce_max(bounds))
+            static, state = model.start(source)
             return beam_search(step, static, state, bounds, START_ID, END_ID,
                                beam_width=4, alpha=alpha, stop=stop)
 

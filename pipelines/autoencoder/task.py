@@ -99,11 +99,13 @@ class AutoencoderTask(ImageFileRequests, Task):
                               f"(the classes: {', '.join(self.class_names)})")
         return [i for i, c in enumerate(self.class_names) if not wanted or c in wanted]
 
+    def check_config(self) -> None:
+        if self.config.data.shift < 0:
+            raise ConfigError(f"data.shift must be 0 or more pixels, got {self.config.data.shift}")
+
     def check_model_config(self) -> None:
         """Fail before training on a model config that cannot be built or trained."""
         spec = self.spec()
-        if self.config.data.shift < 0:
-            raise ConfigError(f"data.shift must be 0 or more pixels, got {self.config.data.shift}")
         epochs = self.config.train.epochs
         if spec.name == "stacked" and epochs <= spec.pairs * spec.epochs_per_pair:
             raise ConfigError(

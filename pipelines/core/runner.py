@@ -188,6 +188,7 @@ def set_up(pipeline: str, config: cfgmod.PipelineConfig, data_dir: str | Path | 
     tracker.start(config.run_name or pipeline, run_dir)
     try:
         task = task_cls(config, data_path)
+        task.check_config()
         task.prepare(run_dir)
         config_file = run_dir / "config.yaml"
         config_file.write_text(cfgmod.dump_yaml(config), encoding="utf-8")

@@ -75,6 +75,11 @@ class Task(abc.ABC):
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self._serving_fns: dict[tuple[int, str], tuple[keras.Model, Any, list[str]]] = {}
 
+    def check_config(self) -> None:
+        """Raise `ConfigError` for settings that are wrong whatever the data: the runner
+        calls it before any data is read, so a bad value costs no reading (default: none)."""
+        return None
+
     # -- data -------------------------------------------------------------------------
     @abc.abstractmethod
     def prepare(self, workdir: Path) -> None:

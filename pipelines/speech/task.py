@@ -141,13 +141,16 @@ class SpeechTask(Task):
         return joiner.dataset(len(self.utterances["train"])).map(
             lambda w, t: (w, tf.shape(w, out_type=tf.int32)[0], t))
 
-    def _perturbed(self, ds: tf.data.Dataset) -> tf.data.Dataset:
-        """Training `(waveform, length, transcript)` with `model.speed`, `gain_db` and
-        `noise_snr_db` applied, new draws every epoch."""
+    def check_config(self) -> None:
         m = self.config.model
         if not 0.0 <= m.speed < 0.5 or m.gain_db < 0:
             raise ConfigError(f"model.speed {m.speed} (0 to 0.5) / model.gain_db {m.gain_db} "
                               "(0 or more)")
+
+    def _perturbed(self, ds: tf.data.Dataset) -> tf.data.Dataset:
+        """Training `(waveform, length, transcript)` with `model.speed`, `gain_db` and
+        `noise_snr_db` applied, new draws every epoch."""
+        m = self.config.model
         seeds = tf.data.Dataset.random(seed=self.config.train.seed,
                                        rerandomize_each_iteration=True)
 

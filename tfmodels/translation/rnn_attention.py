@@ -76,7 +76,7 @@ class RNNAttentionTranslator(Seq2Seq):
         static, initial = self.encode(inputs["source"], training)
         return self._decode(static, initial, inputs["target"], training)[0]
 
-    def start(self, source, max_length):
+    def start(self, source):
         static, initial = self.encode(source)
         return static, initial
 

@@ -15,11 +15,11 @@ from tfmodels.translation.subwords import END_ID, PAD_ID, START_ID
 class Seq2Seq(keras.Model):
     """Subclasses build `call({"source": [B, S], "target": [B, T]}) -> logits [B, T, V]`
     (the target is the reference shifted right, [START] first: teacher forcing) and the
-    decoding pieces: `start(source, max_length) -> (static, state)`, `step(tokens [N],
+    decoding pieces: `start(source) -> (static, state)`, `step(tokens [N],
     static, state, index) -> (logits [N, V], state)` and `cross_attention(source, target)
     -> [B, T, S]` weights (averaged over heads where there are several)."""
 
-    def start(self, source: tf.Tensor, max_length: tf.Tensor) -> tuple[Any, Any]:
+    def start(self, source: tf.Tensor) -> tuple[Any, Any]:
         raise NotImplementedError
 
     def step(self, tokens: tf.Tensor, static: Any, state: Any,
@@ -37,7 +37,7 @@ class Seq2Seq(keras.Model):
         tokens each (0: nothing). `greedy`: the greedy decoder, else beam search (`stop`:
         when a sentence is done, see `beam_search`)."""
         max_lengths = tf.cast(max_lengths, tf.int32)
-        static, state = self.start(source, tf.reduce_max(tf.concat([max_lengths, [1]], 0)))
+        static, state = self.start(source)
         if greedy:
             return greedy_decode(self.step, static, state, max_lengths, START_ID, END_ID,
                                  PAD_ID, alpha)

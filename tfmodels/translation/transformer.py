@@ -50,7 +50,7 @@ class TransformerTranslator(Seq2Seq):
                       encoder_padding_mask=source_mask, training=training)
         return self.logits(x)
 
-    def start(self, source, max_length):
+    def start(self, source):
         memory, mask = self.encode(source)
         batch = tf.shape(source)[0]
         cross = [(_heads_first(layer._cross_attention_layer._key_dense(memory)),
