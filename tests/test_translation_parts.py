@@ -222,3 +222,12 @@ def test_bleu_and_chrf_are_sacrebleus_on_raw_text():
     assert signatures["chrf"].startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|")
     with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
         translation_scores(["a", "b"], ["a"])
+
+
+def test_unknown_beam_stop_fails_before_any_data_is_read(tmp_path):
+    from pipelines.core.config import ConfigError
+    from pipelines.core.runner import load_task_config, run_pipeline
+
+    config = load_task_config("translation", None, ["serving.beam_stop=sideways"])
+    with pytest.raises(ConfigError, match="serving.beam_stop"):
+        run_pipeline("translation", config, data_dir=tmp_path, workdir=tmp_path / "w")

@@ -39,6 +39,7 @@ from pipelines.core.task import (
     write_vocabulary,
 )
 from pipelines.images.dataset import ImageSet
+from pipelines.images.preprocessing import pad_crop
 from pipelines.images.reader import ImageDataError, ImageFileRequests, decode_images
 from tfmodels.autoencoders import (
     AutoencoderSpec,
@@ -454,13 +455,9 @@ def _to_unit(images):
 def random_shift(images: tf.Tensor, pixels: int, seed: tf.Tensor) -> tf.Tensor:
     """Each image of `[B, H, W, C]` moved by up to `pixels` in each direction (zeros fill
     in), the moves drawn from the stateless `seed` (`[2]` int64)."""
-    shape = tf.shape(images)
-    padded = tf.pad(images, [[0, 0], [pixels, pixels], [pixels, pixels], [0, 0]])
-    offsets = tf.random.stateless_uniform([shape[0], 2], seed, 0, 2 * pixels + 1, tf.int32)
-    rows = offsets[:, :1] + tf.range(shape[1])[None, :]
-    cols = offsets[:, 1:] + tf.range(shape[2])[None, :]
-    moved = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(moved, cols, axis=2, batch_dims=1)
+    offsets = tf.random.stateless_uniform([tf.shape(images)[0], 2], seed, 0, 2 * pixels + 1,
+                                          tf.int32)
+    return pad_crop(images, pixels, offsets)
 
 
 def _quantised(pixels: tf.Tensor) -> tf.Tensor:

@@ -32,22 +32,26 @@ class RandomPadCrop(keras.layers.Layer):
     def call(self, images, training=None):
         if not training or self.padding <= 0:
             return images
-        p = self.padding
-        shape = tf.shape(images)
-        batch, height, width = shape[0], shape[1], shape[2]
-        padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
-        offsets = keras.random.randint((batch, 2), 0, 2 * p + 1, seed=self.seed_generator,
-                                       dtype="int32")
-        rows = offsets[:, :1] + tf.range(height)[None, :]  # [batch, height]
-        cols = offsets[:, 1:] + tf.range(width)[None, :]  # [batch, width]
-        out = tf.gather(padded, rows, axis=1, batch_dims=1)
-        return tf.gather(out, cols, axis=2, batch_dims=1)
+        offsets = keras.random.randint((tf.shape(images)[0], 2), 0, 2 * self.padding + 1,
+                                       seed=self.seed_generator, dtype="int32")
+        return pad_crop(images, self.padding, offsets)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
         return {**super().get_config(), "padding": self.padding, "seed": self.seed}
+
+
+def pad_crop(images: tf.Tensor, padding: int, offsets: tf.Tensor) -> tf.Tensor:
+    """`[B, H, W, C]` images padded by `padding` zeros and cropped back at `offsets`
+    (`[B, 2]` int32 row and column, 0 to 2 * padding): each moved by offset - padding."""
+    shape = tf.shape(images)
+    padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
+    rows = offsets[:, :1] + tf.range(shape[1])[None, :]  # [batch, height]
+    cols = offsets[:, 1:] + tf.range(shape[2])[None, :]  # [batch, width]
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(out, cols, axis=2, batch_dims=1)
 
 
 def augmentation_layers(cfg: ImagesDataConfig, seed: int) -> list[keras.layers.Layer]:

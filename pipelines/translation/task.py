@@ -56,6 +56,11 @@ class TranslationTask(Task):
     config: TranslationConfig
 
     # -- data -------------------------------------------------------------------------
+    def check_config(self) -> None:
+        stop = self.config.serving.beam_stop
+        if stop not in STOPS:
+            raise ConfigError(f"serving.beam_stop: '{stop}', not one of {', '.join(STOPS)}")
+
     def prepare(self, workdir: Path) -> None:
         d = self.config.data
         folder = self.data_dir / d.corpus
@@ -191,9 +196,6 @@ class TranslationTask(Task):
         log-probability over the length penalty). Input longer than
         `data.max_source_tokens` subword tokens is cut there; empty input gives ""."""
         d, s = self.config.data, self.config.serving
-        if s.beam_stop not in STOPS:
-            raise ConfigError(f"serving.beam_stop: '{s.beam_stop}', not one of "
-                              f"{', '.join(STOPS)}")
         source_tokenizer, target_tokenizer = self.source_tokenizer, self.target_tokenizer
 
         def translate(text, greedy: bool):

@@ -87,15 +87,16 @@ STOPS = ("bound", "top", "none")
 
 
 def _stop_early(tokens: tf.Tensor, scores: tf.Tensor, finished: tf.Tensor,
-                bounds: tf.Tensor, pad_id: int, alpha: float,
+                bound_penalty: tf.Tensor, pad_id: int, alpha: float,
                 top: bool) -> tuple[tf.Tensor, tf.Tensor]:
     """Ends every hypothesis of the sentences whose best ended hypothesis no live one can
     beat (with `top`, also of those whose most probable hypothesis has ended); the live
-    ones cut short lose (score `_CUT`)."""
+    ones cut short lose (score `_CUT`). `bound_penalty` `[B, 1]`: the length penalty at
+    each sentence's length bound, the most a live hypothesis's can grow to."""
     lengths = _output_lengths(tokens, pad_id)  # [B, k]
     ended_best = tf.reduce_max(
         tf.where(finished, scores / length_penalty(lengths, alpha), -float("inf")), axis=-1)
-    most_penalty = tf.maximum(length_penalty(lengths + 1, alpha), length_penalty(bounds, alpha))
+    most_penalty = tf.maximum(length_penalty(lengths + 1, alpha), bound_penalty)
     live_best = tf.reduce_max(
         tf.where(finished, -float("inf"), scores / most_penalty), axis=-1)
     done = ended_best >= live_best
@@ -124,7 +125,7 @@ def beam_search(step: Step, static: Any, state: Any, max_lengths: tf.Tensor,
     limit = tf.reduce_max(tf.concat([max_lengths, [0]], 0))
     static, state = _repeat(static, k), _repeat(state, k)
     bounds = tf.repeat(max_lengths, k)
-    sentence_bounds = max_lengths[:, None]
+    bound_penalty = length_penalty(max_lengths[:, None], alpha)  # once, not every step
     first = tf.concat([[0.0], tf.fill([k - 1], _NEG)], 0)
 
     def cond(i, last, state, tokens, scores, finished):
@@ -146,7 +147,7 @@ def beam_search(step: Step, static: Any, state: Any, max_lengths: tf.Tensor,
         ended = tf.reshape(i >= bounds - 1, [batch, k])
         finished = tf.gather(finished, beam, batch_dims=1) | tf.equal(token, end_id) | ended
         if stop != "none":
-            scores, finished = _stop_early(tokens, scores, finished, sentence_bounds,
+            scores, finished = _stop_early(tokens, scores, finished, bound_penalty,
                                            pad_id, alpha, top=stop == "top")
         return i + 1, token, state, tokens, scores, finished
 
