@@ -163,3 +163,29 @@ def test_command_line(recordings, tmp_path, capsys):
         main([str(tmp_path / "missing"), str(tmp_path / "x")])
     assert exit_info.value.code == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_isolated_train_adds_every_training_recording_alone(recordings, tmp_path):
+    """The isolated-word condition in training: each training recording once by itself,
+    between edges as connected draws have them; dev and test stay as they were."""
+    plain, extra = tmp_path / "plain", tmp_path / "extra"
+    build_connected(recordings, plain, train=20, dev=4, test=4, noise=0.0, seed=2)
+    counts = build_connected(recordings, extra, train=20, dev=4, test=4, noise=0.0, seed=2,
+                             isolated_train=True)
+    train_recordings = split_recordings(list_recordings(recordings), seed=2)["train"]
+    assert counts["train"] == 20 + len(train_recordings) and counts["dev"] == 4
+    for name in ("dev.tsv", "test.tsv", "test/00003.wav"):
+        assert (plain / name).read_bytes() == (extra / name).read_bytes()
+    singles, connected = [], 0
+    for u in read_split(extra, "train"):
+        parts, _, ends = segments(u.path)
+        assert all(n <= 1600 for n in ends)
+        if len(parts) == 1 and u.transcript == DIGIT_WORDS[parts[0][0]]:
+            singles.append(parts[0])
+        else:
+            connected += 1
+    # Every training recording alone at least once (a connected draw may hold one digit).
+    assert {(r.digit, r.speaker, r.index) for r in train_recordings} <= set(singles)
+    assert connected + len(singles) == counts["train"] and connected <= 20
+    joiner = DigitJoiner(train_recordings, max_digits=2, seed=0)
+    assert len(list(joiner.dataset(count=5, singles=True))) == 5 + len(train_recordings)

@@ -33,6 +33,9 @@ class SpeechData(DataConfig):
     fsdd_test: int = 1000
     fsdd_max_digits: int = 7
     fsdd_seed: int = 0  # fixes the dev and test sets
+    # Also train on every training recording alone (between drawn edges), once an epoch:
+    # the isolated-word condition, which connected utterances show only as 1 in 7 draws.
+    fsdd_isolated_train: bool = False
     # Draw new training combinations every epoch instead of the fixed training manifest.
     fsdd_fresh_train: bool = False
     # Speakers kept out of training and dev entirely (FSDD), e.g. [theo].

@@ -34,6 +34,7 @@ def connected_digits(data_dir: Path, cfg: SpeechData) -> Path:
     settings = {"src": str(src.resolve()), "train": cfg.fsdd_train, "dev": cfg.fsdd_dev,
                 "test": cfg.fsdd_test, "max_digits": cfg.fsdd_max_digits,
                 "seed": cfg.fsdd_seed, "test_speakers": sorted(cfg.test_speakers),
+                "isolated_train": cfg.fsdd_isolated_train,
                 "rate": cfg.sample_rate, "joiner": 2}  # 2: bare edges, digital silence
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     root = cache_root(cfg.prepared_dir)
@@ -46,7 +47,7 @@ def connected_digits(data_dir: Path, cfg: SpeechData) -> Path:
         print(f"[speech] building connected digits from {src} into {target}", flush=True)
         build_connected(src, tmp, cfg.fsdd_train, cfg.fsdd_dev, cfg.fsdd_test,
                         max_digits=cfg.fsdd_max_digits, test_speakers=cfg.test_speakers,
-                        seed=cfg.fsdd_seed)
+                        seed=cfg.fsdd_seed, isolated_train=cfg.fsdd_isolated_train)
         (tmp / "settings.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
         try:
             os.rename(tmp, target)

@@ -155,31 +155,53 @@ class DigitJoiner:
         transcript = " ".join(DIGIT_WORDS[r.digit] for r in chosen)
         return np.concatenate(parts), transcript, speaker
 
-    def _stream(self, count: int | None) -> Iterator[tuple[np.ndarray, str]]:
-        n = 0
-        while count is None or n < count:
-            waveform, transcript, _ = self.draw()
-            yield waveform, transcript
-            n += 1
+    def single(self, recording: Recording) -> tuple[np.ndarray, str, str]:
+        """`recording` alone between two drawn edges, as an isolated word is served."""
+        parts = [self._edge(), self.audio[recording.path], self._edge()]
+        return np.concatenate(parts), DIGIT_WORDS[recording.digit], recording.speaker
 
-    def dataset(self, count: int | None = None) -> tf.data.Dataset:
-        """`(waveform [T] float32, transcript string)` pairs: `count` per pass over the
-        dataset (each pass new draws from where the last stopped), endless with None."""
+    def draws(self, count: int, singles: bool = False) -> Iterator[tuple[np.ndarray, str, str]]:
+        """`count` connected draws and, with `singles`, every recording once alone, in a
+        random order."""
+        if not singles:  # the draws of a corpus built without singles stay as they were
+            for _ in range(count):
+                yield self.draw()
+            return
+        plan: list[Recording | None] = [None] * count
+        plan += [r for speaker in self.speakers for r in self.by_speaker[speaker]]
+        for i in self.rng.permutation(len(plan)):
+            yield self.draw() if plan[i] is None else self.single(plan[i])
+
+    def _stream(self, count: int | None, singles: bool) -> Iterator[tuple[np.ndarray, str]]:
+        if count is None:
+            while True:
+                yield self.draw()[:2]
+        for waveform, transcript, _ in self.draws(count, singles):
+            yield waveform, transcript
+
+    def dataset(self, count: int | None = None, singles: bool = False) -> tf.data.Dataset:
+        """`(waveform [T] float32, transcript string)` pairs: `count` connected draws per
+        pass over the dataset (each pass new draws from where the last stopped; with
+        `singles`, also every recording alone), endless with None."""
         return tf.data.Dataset.from_generator(
-            lambda: self._stream(count),
+            lambda: self._stream(count, singles),
             output_signature=(tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.string)))
 
 
-def _write_split(joiner: DigitJoiner, dst: Path, split: str, count: int) -> None:
+def _write_split(joiner: DigitJoiner, dst: Path, split: str, count: int,
+                 singles: bool = False) -> int:
     folder = dst / split
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for n in tqdm(range(count), desc=f"fsdd {split}", unit="utt"):
-        waveform, transcript, speaker = joiner.draw()
+    total = count + (len(joiner.audio) if singles else 0)
+    draws = joiner.draws(count, singles)
+    for n, (waveform, transcript, speaker) in enumerate(
+            tqdm(draws, total=total, desc=f"fsdd {split}", unit="utt")):
         name = f"{split}/{n:05d}.wav"
         write_wav(dst / name, waveform, joiner.sample_rate)
         rows.append(f"{name}\t{transcript}\t{speaker}\n")
     (dst / f"{split}.tsv").write_text(MANIFEST_HEADER + "".join(rows), encoding="utf-8")
+    return len(rows)
 
 
 def _write_digits(recordings: Sequence[Recording], dst: Path) -> None:
@@ -196,9 +218,11 @@ def build_connected(src: Path, dst: Path, train: int = 8000, dev: int = 500, tes
                     min_digits: int = 1, max_digits: int = 7,
                     gap_ms: tuple[float, float] = (50, 400), noise: float = 0.002,
                     dev_fraction: float = 0.1, test_speakers: Sequence[str] = (),
-                    seed: int = 0) -> dict[str, int]:
+                    seed: int = 0, isolated_train: bool = False) -> dict[str, int]:
     """Write the connected-digit corpus (see the module doc) from the FSDD folder `src`
-    into `dst`; the same arguments give the same files. Returns utterances per manifest."""
+    into `dst`; the same arguments give the same files. With `isolated_train`, the training
+    manifest also holds every training recording alone (between drawn edges), the
+    isolated-word condition. Returns utterances per manifest."""
     dst = Path(dst)
     splits = split_recordings(list_recordings(src), dev_fraction, test_speakers, seed)
     counts = {"train": train, "dev": dev, "test": test}
@@ -209,7 +233,8 @@ def build_connected(src: Path, dst: Path, train: int = 8000, dev: int = 500, tes
             raise DataError(f"{src}: no recordings for the {split} split")
         joiner = DigitJoiner(splits[split], SAMPLE_RATE, min_digits, max_digits, gap_ms, noise,
                              seed=[seed, offset])
-        _write_split(joiner, dst, split, counts[split])
+        counts[split] = _write_split(joiner, dst, split, counts[split],
+                                     singles=isolated_train and split == "train")
     _write_digits(splits["test"], dst)
     return {**counts, "test_digits": len(splits["test"])}
 
@@ -234,13 +259,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-speakers", default="",
                         help="comma-separated speakers kept out of train and dev")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--isolated-train", action="store_true",
+                        help="also train on every training recording alone")
     args = parser.parse_args(argv)
     speakers = [s for s in args.test_speakers.split(",") if s]
     try:
         counts = build_connected(
             args.src, args.dst, args.train, args.dev, args.test, args.min_digits,
             args.max_digits, (args.min_gap_ms, args.max_gap_ms), args.noise,
-            args.dev_fraction, speakers, args.seed)
+            args.dev_fraction, speakers, args.seed, args.isolated_train)
     except (DataError, ValueError) as exc:
         parser.exit(2, f"fsdd-connected: {exc}\n")
     print(", ".join(f"{k}: {v}" for k, v in counts.items()))

@@ -132,13 +132,14 @@ class SpeechTask(Task):
         return ds
 
     def _fresh_training(self) -> tf.data.Dataset:
-        """New connected-digit combinations every pass (as many as the training manifest
-        holds), as `(waveform, length, transcript)`."""
+        """New connected-digit combinations every pass (`data.fsdd_train` of them, and with
+        `data.fsdd_isolated_train` every recording alone), as `(waveform, length,
+        transcript)`."""
         d = self.config.data
         joiner = DigitJoiner(fsdd_training_recordings(self.data_dir, d), d.sample_rate,
                              max_digits=d.fsdd_max_digits,
                              seed=[self.config.train.seed, 1000])
-        return joiner.dataset(len(self.utterances["train"])).map(
+        return joiner.dataset(d.fsdd_train, singles=d.fsdd_isolated_train).map(
             lambda w, t: (w, tf.shape(w, out_type=tf.int32)[0], t))
 
     def check_config(self) -> None:
