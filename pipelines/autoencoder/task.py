@@ -29,6 +29,7 @@ import tensorflow as tf
 from pipelines.autoencoder.config import AutoencoderConfig
 from pipelines.autoencoder.metrics import auroc, average_precision, psnr, threshold_at
 from pipelines.core.config import ConfigError
+from pipelines.core.random_draws import map_with_seeds
 from pipelines.core.task import (
     DEFAULT_SIGNATURE,
     EVAL_BATCH,
@@ -147,11 +148,8 @@ class AutoencoderTask(ImageFileRequests, Task):
                  .map(_to_unit, num_parallel_calls=tf.data.AUTOTUNE))
         if self.config.data.shift > 0:
             shift = self.config.data.shift
-            seeds = tf.data.Dataset.random(seed=self.config.train.seed,
-                                           rerandomize_each_iteration=True)
-            train = tf.data.Dataset.zip(train, seeds).map(
-                lambda images, draw: random_shift(images, shift, tf.stack([draw, 0 * draw])),
-                num_parallel_calls=tf.data.AUTOTUNE)
+            train = map_with_seeds(train, lambda images, draw_seed: random_shift(
+                images, shift, draw_seed), self.config.train.seed)
         train = train.prefetch(tf.data.AUTOTUNE)
         val = None
         if self.counts["validation"]:

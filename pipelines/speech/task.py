@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.core.config import ConfigError
+from pipelines.core.random_draws import map_with_seeds
 from pipelines.core.task import (
     DEFAULT_SIGNATURE,
     Serving,
@@ -152,16 +153,12 @@ class SpeechTask(Task):
         """Training `(waveform, length, transcript)` with `model.speed`, `gain_db` and
         `noise_snr_db` applied, new draws every epoch."""
         m = self.config.model
-        seeds = tf.data.Dataset.random(seed=self.config.train.seed,
-                                       rerandomize_each_iteration=True)
 
-        def change(example, draw):
-            waveform = perturb(example[0], m.speed, m.gain_db, m.noise_snr_db,
-                               tf.stack([draw, tf.constant(0, tf.int64)]))
+        def change(example, draw_seed):
+            waveform = perturb(example[0], m.speed, m.gain_db, m.noise_snr_db, draw_seed)
             return waveform, tf.shape(waveform, out_type=example[1].dtype)[0], example[2]
 
-        return tf.data.Dataset.zip((ds, seeds)).map(change,
-                                                    num_parallel_calls=tf.data.AUTOTUNE)
+        return map_with_seeds(ds, change, self.config.train.seed)
 
     def datasets(self, global_batch_size: int):
         d = self.config.data
