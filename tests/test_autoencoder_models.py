@@ -217,6 +217,29 @@ def test_random_shift_moves_each_image_within_its_bound():
     assert (again == moved).all()  # stateless: the seed decides
 
 
+def test_relative_error_divides_the_error_by_the_image_s_own_fine_detail():
+    """The default anomaly score is the squared error over the mean squared difference of
+    neighbouring pixels (across plus down, plus 1e-4): of two images rebuilt equally badly,
+    the plainer one scores higher; `model.anomaly_score=error` keeps the plain error."""
+    x = images(6, (8, 8, 1))
+    x[0] = 0.5  # a flat image has no fine detail: only the floor divides its error
+    detail = ((np.diff(x, axis=2) ** 2).mean(axis=(1, 2, 3))
+              + (np.diff(x, axis=1) ** 2).mean(axis=(1, 2, 3)))
+    assert detail[0] == pytest.approx(0.0, abs=1e-12) and (detail[1:] > 0.01).all()
+    model = build_autoencoder(AutoencoderSpec("conv", (8, 8, 1), filters=(4,), code_size=3))
+    assert model.anomaly_score == "relative_error"
+    scored = model.score(x)
+    error = ((model.reconstruct(x).numpy() - x) ** 2).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(scored["reconstruction_error"], error, rtol=1e-5)
+    np.testing.assert_allclose(scored["anomaly_score"], error / (detail + 1e-4), rtol=1e-4)
+    plain = build_autoencoder(AutoencoderSpec("conv", (8, 8, 1), filters=(4,), code_size=3,
+                                              anomaly_score="error"))
+    plain.set_weights(model.get_weights())
+    np.testing.assert_allclose(plain.score(x)["anomaly_score"], error, rtol=1e-5)
+    with pytest.raises(ValueError, match="model.anomaly_score: unknown 'psnr'"):
+        AutoencoderSpec("conv", (8, 8, 1), anomaly_score="psnr")
+
+
 def test_anomaly_metrics_on_known_cases():
     scores, anomalous = np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1], bool)
     assert auroc(scores, anomalous) == pytest.approx(0.75)  # scikit-learn's values

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,6 +152,26 @@ def test_threshold_is_moved_at_reexport(runs, tmp_path):
     old = old(image_bytes=data)
     np.testing.assert_allclose(new["anomaly_score"], old["anomaly_score"], rtol=1e-6)
     assert old["threshold"].numpy()[0] == pytest.approx(kept_threshold(runs[1]["conv"]))
+
+
+def test_kept_model_remembers_the_score_its_threshold_was_set_by(runs, tmp_path):
+    """The threshold is a percentile of scores of one kind: a re-export scores the same way
+    (relative error by default); a model kept before `model.anomaly_score` existed, whose
+    scores say no kind, scores by the plain error it was calibrated with."""
+    from pipelines.core.trained_model import load_trained_model
+
+    folder = Path(shutil.copytree(runs[1]["conv"].model_dir, tmp_path / "conv"))
+    kept = folder / "assets" / "normal_scores.json"
+    scores = json.loads(kept.read_text())
+    assert scores["anomaly_score"] == "relative_error"
+    _, model, _ = load_trained_model(AutoencoderTask, folder)
+    assert model.anomaly_score == "relative_error"
+    kept.write_text(json.dumps({"scores": scores["scores"]}))
+    task, model, _ = load_trained_model(AutoencoderTask, folder)
+    assert task.config.model.anomaly_score == model.anomaly_score == "error"
+    pixels = np.random.default_rng(0).uniform(size=(3, 32, 32, 3)).astype(np.float32)
+    scored = model.score(pixels)
+    np.testing.assert_array_equal(scored["anomaly_score"], scored["reconstruction_error"])
 
 
 def test_predict_writes_path_score_and_flag_per_image(runs, tmp_path):

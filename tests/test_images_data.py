@@ -172,6 +172,12 @@ def test_tfrecord_round_trip_keeps_bytes_labels_and_geometry(tmp_path):
                               folder.folder_splits[split].labels, strict=True))
         got = sorted((bytes(d), int(y)) for d, y in records.encoded(split).as_numpy_iterator())
         assert got == expected
+        # Some classes only (the autoencoder's normal ones): the same images, the rest left out.
+        for source in (folder, records):
+            some = sorted((bytes(d), int(y)) for d, y in
+                          source.encoded(split, classes=[0, 2]).as_numpy_iterator())
+            assert some == [(d, y) for d, y in expected if y in (0, 2)] and some
+        assert not list(folder.encoded(split, classes=[]).as_numpy_iterator())
 
 
 def test_task_trains_from_tfrecords_with_the_same_batches_shape(tmp_path):

@@ -10,7 +10,16 @@ import sys
 import keras
 import numpy as np
 import pytest
-from helpers import DATA, b64, copy_workdir, fresh_signatures, set_args, subprocess_env, tfpipe
+from helpers import (
+    DATA,
+    b64,
+    copy_workdir,
+    fresh_signatures,
+    fresh_signatures_of,
+    set_args,
+    subprocess_env,
+    tfpipe,
+)
 
 from pipelines.images.task import ImagesTask
 from tfmodels.losses import SmoothedSparseCategoricalCrossentropy
@@ -276,8 +285,8 @@ def test_reexport_from_the_kept_model_folder_with_fewer_labels(images_run, tmp_p
     assert proc.returncode == 0, proc.stderr[-3000:]
     images = sorted((DATA / "images" / "test").rglob("*.*"))[:6]
     request = {"serving_default": {"image_bytes": [b64(p.read_bytes()) for p in images]}}
-    new = fresh_signatures(workdir / "exports" / "images" / "2", request, tmp_path)
-    old = fresh_signatures(workdir / "exports" / "images" / "1", request, tmp_path)
+    new, old = fresh_signatures_of([(workdir / "exports" / "images" / "2", request),
+                                    (workdir / "exports" / "images" / "1", request)], tmp_path)
     new, old = new["calls"]["serving_default"], old["calls"]["serving_default"]
     assert new["top_k_labels"]["shape"] == [6, 2] and old["top_k_labels"]["shape"] == [6, 4]
     assert new["label"]["value"] == old["label"]["value"]

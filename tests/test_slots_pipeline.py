@@ -12,7 +12,7 @@ import pytest
 from helpers import (
     DATA,
     copy_workdir,
-    fresh_signatures,
+    fresh_signatures_of,
     set_args,
     subprocess_env,
     tfpipe,
@@ -228,10 +228,9 @@ def test_reexport_by_run_id_adds_the_top_intents(slots_run, tmp_path):
                   "--set", "serving.top_intents=3")
     assert proc.returncode == 0, proc.stderr[-3000:]
     texts = [ATIS_EXAMPLE, "show me flights to boston", ""]
-    new = fresh_signatures(workdir / "exports" / "slots" / "2",
-                           {"serving_default": {"text": texts}}, tmp_path)
-    old = fresh_signatures(workdir / "exports" / "slots" / "1",
-                           {"serving_default": {"text": texts}}, tmp_path)
+    request = {"serving_default": {"text": texts}}
+    new, old = fresh_signatures_of([(workdir / "exports" / "slots" / "2", request),
+                                    (workdir / "exports" / "slots" / "1", request)], tmp_path)
     new, old = new["calls"]["serving_default"], old["calls"]["serving_default"]
     assert "top_intents" not in old
     assert new["top_intents"]["shape"] == [3, 3]

@@ -16,8 +16,10 @@ from pipelines.speech.wavfile import read_wav, wav_bytes
 pytestmark = pytest.mark.slow
 
 SAMPLE = DATA / "speech" / "sample"
+# 28 epochs: the measured run scores test WER 0.10 and CER 0.02 (bars 0.6 and 0.25; an
+# untrained model scores 1.0 on both), as the 45 it once ran did with room to spare.
 TINY_SPEECH = [
-    "train.epochs=45",
+    "train.epochs=28",
     "train.batch_size=8",
     "train.learning_rate=0.005",
     "train.early_stopping_patience=0",

@@ -32,6 +32,11 @@ class AutoencoderModelConfig:
     filters: list[int] = dataclasses.field(default_factory=lambda: [32, 64])  # conv, stride 2
     depth: int = 0  # conv: 3x3 stride-1 layers after each stride-2 one (and in the decoder)
     reconstruction_loss: str = "mse"  # mse | bce (pixel cross-entropy); not the VAE's
+    # The anomaly score (not the VAE's: its score is the negative ELBO): relative_error,
+    # the squared error over the image's own detail (squared neighbouring-pixel differences),
+    # so simple images are not normal merely for being easy to rebuild | error, the
+    # squared error alone.
+    anomaly_score: str = "relative_error"
     # Pixels at or above this (0-1 scale) become 1, the rest 0, in training and serving;
     # 0 = off; < 0: 0.5 for the VAE with the Bernoulli decoder, off otherwise.
     binarize: float = -1.0

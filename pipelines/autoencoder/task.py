@@ -118,18 +118,14 @@ class AutoencoderTask(ImageFileRequests, Task):
         return self.images.source.files()
 
     def _normal_pixels(self, split: str) -> tuple[tf.data.Dataset, bool]:
-        """uint8 images of `split`'s normal classes (cached when they fit)."""
-        ids = tf.constant(self.normal_ids, tf.int32)
-
-        @tf.autograph.experimental.do_not_convert
-        def is_normal(image, label):
-            return tf.reduce_any(tf.equal(label, ids))
+        """uint8 images of `split`'s normal classes (cached when they fit); the other
+        classes' files are not even read."""
 
         @tf.autograph.experimental.do_not_convert
         def image_only(image, label):
             return image
 
-        ds = self.images.decoded(split).filter(is_normal).map(image_only)
+        ds = self.images.decoded(split, classes=self.normal_ids).map(image_only)
         if not self.images.drops_bad_files():
             # A known length lets Keras show progress and size the schedule.
             ds = ds.apply(tf.data.experimental.assert_cardinality(self.counts[split]))
@@ -166,7 +162,9 @@ class AutoencoderTask(ImageFileRequests, Task):
         stats.write_text(json.dumps({"image_size": list(self.image_size),
                                      "channels": self.channels}, indent=1), encoding="utf-8")
         scores = folder / "normal_scores.json"
-        scores.write_text(json.dumps({"scores": self.normal_scores}), encoding="utf-8")
+        scores.write_text(json.dumps({"scores": self.normal_scores,
+                                      "anomaly_score": self.config.model.anomaly_score}),
+                          encoding="utf-8")
         return [write_vocabulary(folder / "labels.txt", self.class_names), stats, scores]
 
     def load_assets(self, folder: Path) -> None:
@@ -175,6 +173,9 @@ class AutoencoderTask(ImageFileRequests, Task):
         self.image_size, self.channels = tuple(stats["image_size"]), int(stats["channels"])
         scores = json.loads((folder / "normal_scores.json").read_text(encoding="utf-8"))
         self.normal_scores = [float(s) for s in scores["scores"]]
+        # Models kept before `model.anomaly_score` existed scored (and set their threshold)
+        # by the plain error.
+        self.config.model.anomaly_score = scores.get("anomaly_score", "error")
 
     # -- model ------------------------------------------------------------------------
     def binarize(self) -> float:
@@ -190,7 +191,8 @@ class AutoencoderTask(ImageFileRequests, Task):
                 name=m.name, input_shape=(*self.image_size, self.channels), base=m.base,
                 code_size=m.code_size, hidden=tuple(m.hidden), filters=tuple(m.filters),
                 depth=m.depth,
-                reconstruction_loss=m.reconstruction_loss, binarize=self.binarize(),
+                reconstruction_loss=m.reconstruction_loss, anomaly_score=m.anomaly_score,
+                binarize=self.binarize(),
                 noise=m.noise, noise_stddev=m.noise_stddev, mask_rate=m.mask_rate,
                 sparsity=m.sparsity, sparsity_weight=m.sparsity_weight,
                 sparsity_target=m.sparsity_target, epochs_per_pair=m.epochs_per_pair,

@@ -59,15 +59,17 @@ class ImageSet:
         return (f"{self.source.root}: {len(self.source.class_names)} classes, {counts}; "
                 f"{self.image_size[0]}x{self.image_size[1]}x{self.channels}")
 
-    def decoded(self, split: str, parallel: bool = True) -> tf.data.Dataset:
-        """`(uint8 image, int32 label)` of `split`, decoded in parallel."""
+    def decoded(self, split: str, parallel: bool = True,
+                classes: Sequence[int] | None = None) -> tf.data.Dataset:
+        """`(uint8 image, int32 label)` of `split`, decoded in parallel; with `classes`, only
+        those class ids' images are read and decoded."""
         size, channels = self.image_size, self.channels
 
         @tf.autograph.experimental.do_not_convert  # plain graph code: nothing to convert
         def decode(data, label):
             return decode_image(data, size, channels), tf.cast(label, tf.int32)
 
-        ds = self.source.encoded(split, parallel).map(
+        ds = self.source.encoded(split, parallel, classes).map(
             decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not parallel or None)
         if self.drops_bad_files():
             ds = ds.ignore_errors(log_warning=True)  # unchecked files: drop what fails

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +34,25 @@ class ImageSource:
     folder_splits: dict[str, Split] | None = None
     tfrecord_files: dict[str, list[Path]] | None = None
 
-    def encoded(self, split: str, parallel: bool = True) -> tf.data.Dataset:
-        """`(encoded bytes, label)` of `split`, in a fixed order."""
+    def encoded(self, split: str, parallel: bool = True,
+                classes: Sequence[int] | None = None) -> tf.data.Dataset:
+        """`(encoded bytes, label)` of `split`, in a fixed order; with `classes`, only the
+        images of those class ids (chosen before any file is read)."""
         if self.tfrecord_files is not None:
             ds = tfrecord.encoded_dataset(self.tfrecord_files[split], parallel)
-            return ds.take(self.counts[split])
+            ds = ds.take(self.counts[split])
+            if classes is not None:
+                wanted = tf.constant(list(classes), tf.int64)
+                ds = ds.filter(lambda data, label: tf.reduce_any(
+                    tf.equal(tf.cast(label, tf.int64), wanted)))
+            return ds
         files = self.folder_splits[split]
-        ds = tf.data.Dataset.from_tensor_slices((files.paths, files.labels))
+        paths, labels = files.paths, np.asarray(files.labels, dtype=np.int64)
+        if classes is not None:
+            keep = np.isin(labels, list(classes))
+            paths = [path for path, kept in zip(paths, keep, strict=True) if kept]
+            labels = labels[keep]
+        ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), labels))
         return ds.map(_read, num_parallel_calls=tf.data.AUTOTUNE)
 
     def labels(self, split: str) -> np.ndarray:

@@ -24,6 +24,7 @@ from tfmodels.autoencoders.blocks import Corruption, unit_pixels
 
 RECONSTRUCTION_LOSSES = ("mse", "bce")
 SPARSITY = ("l1", "kl")
+ANOMALY_SCORES = ("relative_error", "error")
 
 
 class Autoencoder(keras.Model):
@@ -38,11 +39,15 @@ class Autoencoder(keras.Model):
     def __init__(self, encoder: keras.Model, decoder: keras.Model, *,
                  corruption: Corruption | None = None, reconstruction_loss: str = "mse",
                  sparsity: str = "", sparsity_weight: float = 0.0,
-                 sparsity_target: float = 0.05, binarize: float = 0.0, **kwargs):
+                 sparsity_target: float = 0.05, binarize: float = 0.0,
+                 anomaly_score: str = "relative_error", **kwargs):
         super().__init__(**kwargs)
         if reconstruction_loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(f"model.reconstruction_loss: unknown '{reconstruction_loss}' "
                              f"({', '.join(RECONSTRUCTION_LOSSES)})")
+        if anomaly_score not in ANOMALY_SCORES:
+            raise ValueError(f"model.anomaly_score: unknown '{anomaly_score}' "
+                             f"({', '.join(ANOMALY_SCORES)})")
         if sparsity and sparsity not in SPARSITY:
             raise ValueError(f"model.sparsity: unknown '{sparsity}' ({', '.join(SPARSITY)})")
         self.encoder = encoder
@@ -53,6 +58,7 @@ class Autoencoder(keras.Model):
         self.sparsity_weight = float(sparsity_weight)
         self.sparsity_target = float(sparsity_target)
         self.binarize = float(binarize)
+        self.anomaly_score = anomaly_score
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.sparsity_tracker = (keras.metrics.Mean(name="sparsity_penalty") if sparsity
                                  else None)
@@ -118,9 +124,13 @@ class Autoencoder(keras.Model):
         return self.decode(self.encode(x))
 
     def score(self, x) -> dict[str, tf.Tensor]:
-        """`anomaly_score` (the per-image mean squared error, pixels in [0, 1]),
-        `reconstruction` and `reconstruction_error` (the same error)."""
+        """`anomaly_score` (`relative_error`: the error over the image's own fine detail,
+        see `losses.relative_error`; `error`: the error alone), `reconstruction` and
+        `reconstruction_error` (the per-image mean squared error, pixels in [0, 1])."""
+        pixels = self.prepare(x)
         reconstruction = self.reconstruct(x)
-        error = losses.squared_error(self.prepare(x), reconstruction)
-        return {"anomaly_score": error, "reconstruction": reconstruction,
+        error = losses.squared_error(pixels, reconstruction)
+        score = (error if self.anomaly_score == "error"
+                 else losses.relative_error(pixels, reconstruction))
+        return {"anomaly_score": score, "reconstruction": reconstruction,
                 "reconstruction_error": error}

@@ -7,7 +7,12 @@ import dataclasses
 import keras
 import numpy as np
 
-from tfmodels.autoencoders.autoencoder import RECONSTRUCTION_LOSSES, SPARSITY, Autoencoder
+from tfmodels.autoencoders.autoencoder import (
+    ANOMALY_SCORES,
+    RECONSTRUCTION_LOSSES,
+    SPARSITY,
+    Autoencoder,
+)
 from tfmodels.autoencoders.blocks import BASES, Corruption, build_pairs, chain
 from tfmodels.autoencoders.stacked import StackedAutoencoder
 from tfmodels.autoencoders.vae import LIKELIHOODS, VariationalAutoencoder
@@ -28,6 +33,7 @@ class AutoencoderSpec:
     filters: tuple[int, ...] = (32, 64)  # stride-2 conv layers between pixels and code
     depth: int = 0  # conv: stride-1 conv layers after each stride-2 one (and in the decoder)
     reconstruction_loss: str = "mse"  # mse | bce (all but the VAE)
+    anomaly_score: str = "relative_error"  # relative_error | error (all but the VAE)
     binarize: float = 0.0  # > 0: pixels at or above this are 1, the rest 0
     noise: str = "gaussian"  # denoising: gaussian | masking
     noise_stddev: float = 0.5
@@ -46,7 +52,8 @@ class AutoencoderSpec:
                                   ("sparsity", self.sparsity, SPARSITY),
                                   ("decoder", self.likelihood, LIKELIHOODS),
                                   ("reconstruction_loss", self.reconstruction_loss,
-                                   RECONSTRUCTION_LOSSES)):
+                                   RECONSTRUCTION_LOSSES),
+                                  ("anomaly_score", self.anomaly_score, ANOMALY_SCORES)):
             if value not in known:
                 raise ValueError(f"model.{key}: unknown '{value}' ({', '.join(known)})")
         if self.depth < 0:
@@ -88,7 +95,8 @@ def build_autoencoder(spec: AutoencoderSpec) -> keras.Model:
             code_activation = "sigmoid" if spec.sparsity == "kl" else "relu"
         pairs = build_pairs(spec.layers, spec.input_shape, spec.code_size, spec.hidden,
                             spec.filters, code_activation=code_activation, depth=spec.depth)
-        common["reconstruction_loss"] = spec.reconstruction_loss
+        common.update(reconstruction_loss=spec.reconstruction_loss,
+                      anomaly_score=spec.anomaly_score)
         if spec.name == "stacked":
             model = StackedAutoencoder(pairs, epochs_per_pair=spec.epochs_per_pair,
                                        name="stacked_autoencoder", **common)

@@ -76,3 +76,24 @@ def kl_sparsity(code: tf.Tensor, target: float) -> tf.Tensor:
                             _EPSILON, 1 - _EPSILON)
     return tf.reduce_sum(target * tf.math.log(target / rate)
                          + (1 - target) * tf.math.log((1 - target) / (1 - rate)))
+
+
+def fine_detail(x: tf.Tensor) -> tf.Tensor:
+    """Mean squared difference between neighbouring pixels (across, plus down), per image:
+    how busy an image is, and so how much reconstruction error it carries before any model
+    sees it."""
+    x = tf.cast(x, tf.float32)
+    across = tf.reduce_mean(tf.square(x[:, :, 1:] - x[:, :, :-1]), axis=_pixels_axes(x))
+    down = tf.reduce_mean(tf.square(x[:, 1:] - x[:, :-1]), axis=_pixels_axes(x))
+    return across + down
+
+
+def relative_error(target: tf.Tensor, reconstruction: tf.Tensor,
+                   floor: float = 1e-4) -> tf.Tensor:
+    """`squared_error` over `fine_detail` (plus `floor`, for flat images): the error of an
+    image relative to what its own complexity explains. A plain error ranks simple
+    anomalies (a '1' among '8's, a plain sky among cars) as normal because they are easy to
+    rebuild for any model; the ratio asks how much worse the model does than the image's
+    busyness alone predicts (the input-complexity correction of Serra et al., ICLR 2020,
+    with the pixel differences in place of a compressor's bits)."""
+    return squared_error(target, reconstruction) / (fine_detail(target) + floor)
