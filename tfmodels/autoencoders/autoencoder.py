@@ -131,6 +131,6 @@ class Autoencoder(keras.Model):
         reconstruction = self.reconstruct(x)
         error = losses.squared_error(pixels, reconstruction)
         score = (error if self.anomaly_score == "error"
-                 else losses.relative_error(pixels, reconstruction))
+                 else losses.relative_error(error, pixels))
         return {"anomaly_score": score, "reconstruction": reconstruction,
                 "reconstruction_error": error}
