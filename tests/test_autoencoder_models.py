@@ -236,8 +236,15 @@ def test_relative_error_divides_the_error_by_the_image_s_own_fine_detail():
                                               anomaly_score="error"))
     plain.set_weights(model.get_weights())
     np.testing.assert_allclose(plain.score(x)["anomaly_score"], error, rtol=1e-5)
+    weaker = build_autoencoder(AutoencoderSpec("conv", (8, 8, 1), filters=(4,), code_size=3,
+                                               detail_power=0.75))
+    weaker.set_weights(model.get_weights())
+    np.testing.assert_allclose(weaker.score(x)["anomaly_score"],
+                               error / (detail + 1e-4) ** 0.75, rtol=1e-4)
     with pytest.raises(ValueError, match="model.anomaly_score: unknown 'psnr'"):
         AutoencoderSpec("conv", (8, 8, 1), anomaly_score="psnr")
+    with pytest.raises(ValueError, match="model.detail_power must be between 0 and 2"):
+        AutoencoderSpec("conv", (8, 8, 1), detail_power=-1)
 
 
 def test_anomaly_metrics_on_known_cases():

@@ -162,9 +162,10 @@ class AutoencoderTask(ImageFileRequests, Task):
         stats.write_text(json.dumps({"image_size": list(self.image_size),
                                      "channels": self.channels}, indent=1), encoding="utf-8")
         scores = folder / "normal_scores.json"
+        m = self.config.model
         scores.write_text(json.dumps({"scores": self.normal_scores,
-                                      "anomaly_score": self.config.model.anomaly_score}),
-                          encoding="utf-8")
+                                      "anomaly_score": m.anomaly_score,
+                                      "detail_power": m.detail_power}), encoding="utf-8")
         return [write_vocabulary(folder / "labels.txt", self.class_names), stats, scores]
 
     def load_assets(self, folder: Path) -> None:
@@ -176,6 +177,7 @@ class AutoencoderTask(ImageFileRequests, Task):
         # Models kept before `model.anomaly_score` existed scored (and set their threshold)
         # by the plain error.
         self.config.model.anomaly_score = scores.get("anomaly_score", "error")
+        self.config.model.detail_power = float(scores.get("detail_power", 1.0))
 
     # -- model ------------------------------------------------------------------------
     def binarize(self) -> float:
@@ -192,6 +194,7 @@ class AutoencoderTask(ImageFileRequests, Task):
                 code_size=m.code_size, hidden=tuple(m.hidden), filters=tuple(m.filters),
                 depth=m.depth,
                 reconstruction_loss=m.reconstruction_loss, anomaly_score=m.anomaly_score,
+                detail_power=m.detail_power,
                 binarize=self.binarize(),
                 noise=m.noise, noise_stddev=m.noise_stddev, mask_rate=m.mask_rate,
                 sparsity=m.sparsity, sparsity_weight=m.sparsity_weight,

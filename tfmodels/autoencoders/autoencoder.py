@@ -40,7 +40,8 @@ class Autoencoder(keras.Model):
                  corruption: Corruption | None = None, reconstruction_loss: str = "mse",
                  sparsity: str = "", sparsity_weight: float = 0.0,
                  sparsity_target: float = 0.05, binarize: float = 0.0,
-                 anomaly_score: str = "relative_error", **kwargs):
+                 anomaly_score: str = "relative_error", detail_power: float = 1.0,
+                 **kwargs):
         super().__init__(**kwargs)
         if reconstruction_loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(f"model.reconstruction_loss: unknown '{reconstruction_loss}' "
@@ -59,6 +60,7 @@ class Autoencoder(keras.Model):
         self.sparsity_target = float(sparsity_target)
         self.binarize = float(binarize)
         self.anomaly_score = anomaly_score
+        self.detail_power = float(detail_power)
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.sparsity_tracker = (keras.metrics.Mean(name="sparsity_penalty") if sparsity
                                  else None)
@@ -131,6 +133,6 @@ class Autoencoder(keras.Model):
         reconstruction = self.reconstruct(x)
         error = losses.squared_error(pixels, reconstruction)
         score = (error if self.anomaly_score == "error"
-                 else losses.relative_error(error, pixels))
+                 else losses.relative_error(error, pixels, power=self.detail_power))
         return {"anomaly_score": score, "reconstruction": reconstruction,
                 "reconstruction_error": error}

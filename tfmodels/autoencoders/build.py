@@ -34,6 +34,7 @@ class AutoencoderSpec:
     depth: int = 0  # conv: stride-1 conv layers after each stride-2 one (and in the decoder)
     reconstruction_loss: str = "mse"  # mse | bce (all but the VAE)
     anomaly_score: str = "relative_error"  # relative_error | error (all but the VAE)
+    detail_power: float = 1.0  # relative_error: error / detail ** detail_power
     binarize: float = 0.0  # > 0: pixels at or above this are 1, the rest 0
     noise: str = "gaussian"  # denoising: gaussian | masking
     noise_stddev: float = 0.5
@@ -56,6 +57,9 @@ class AutoencoderSpec:
                                   ("anomaly_score", self.anomaly_score, ANOMALY_SCORES)):
             if value not in known:
                 raise ValueError(f"model.{key}: unknown '{value}' ({', '.join(known)})")
+        if not 0 <= self.detail_power <= 2:
+            raise ValueError(f"model.detail_power must be between 0 and 2, got "
+                             f"{self.detail_power}")
         if self.depth < 0:
             raise ValueError(f"model.depth must be 0 or more, got {self.depth}")
         if self.code_size < 0 or (self.code_size == 0 and not self.convolutional_code_ok):
@@ -96,7 +100,7 @@ def build_autoencoder(spec: AutoencoderSpec) -> keras.Model:
         pairs = build_pairs(spec.layers, spec.input_shape, spec.code_size, spec.hidden,
                             spec.filters, code_activation=code_activation, depth=spec.depth)
         common.update(reconstruction_loss=spec.reconstruction_loss,
-                      anomaly_score=spec.anomaly_score)
+                      anomaly_score=spec.anomaly_score, detail_power=spec.detail_power)
         if spec.name == "stacked":
             model = StackedAutoencoder(pairs, epochs_per_pair=spec.epochs_per_pair,
                                        name="stacked_autoencoder", **common)

@@ -88,11 +88,16 @@ def fine_detail(x: tf.Tensor) -> tf.Tensor:
     return across + down
 
 
-def relative_error(error: tf.Tensor, target: tf.Tensor, floor: float = 1e-4) -> tf.Tensor:
+def relative_error(error: tf.Tensor, target: tf.Tensor, floor: float = 1e-4,
+                   power: float = 1.0) -> tf.Tensor:
     """A per-image `squared_error` over the image's `fine_detail` (plus `floor`, for flat
-    images): the error relative to what the image's own complexity explains. A plain error
-    ranks simple anomalies (a '1' among '8's, a plain sky among cars) as normal because they
-    are easy to rebuild for any model; the ratio asks how much worse the model does than the
-    image's busyness alone predicts (the input-complexity correction of Serra et al., ICLR
-    2020, with the pixel differences in place of a compressor's bits)."""
-    return error / (fine_detail(target) + floor)
+    images) to the `power`: the error relative to what the image's own complexity explains.
+
+    A plain error ranks simple anomalies (a '1' among '8's, a plain sky among cars) as
+    normal because they are easy to rebuild for any model; the ratio asks how much worse
+    the model does than the image's busyness alone predicts (the input-complexity
+    correction of Serra et al., ICLR 2020, with the pixel differences in place of a
+    compressor's bits). `power` weighs the detail against the error (in logs: log error -
+    power * log detail); below 1 it trusts the detail less, as for colour photographs,
+    whose fine detail is partly noise."""
+    return error / tf.pow(fine_detail(target) + floor, power)
