@@ -62,7 +62,7 @@ class ImageSet:
     def decoded(self, split: str, parallel: bool = True,
                 classes: Sequence[int] | None = None) -> tf.data.Dataset:
         """`(uint8 image, int32 label)` of `split`, decoded in parallel; with `classes`, only
-        those class ids' images are read and decoded."""
+        those class ids' images are decoded (see `ImageSource.encoded`)."""
         size, channels = self.image_size, self.channels
 
         @tf.autograph.experimental.do_not_convert  # plain graph code: nothing to convert

@@ -37,7 +37,8 @@ class ImageSource:
     def encoded(self, split: str, parallel: bool = True,
                 classes: Sequence[int] | None = None) -> tf.data.Dataset:
         """`(encoded bytes, label)` of `split`, in a fixed order; with `classes`, only the
-        images of those class ids (chosen before any file is read)."""
+        images of those class ids (folders: chosen before any file is read; TFRecords:
+        before any image is decoded)."""
         if self.tfrecord_files is not None:
             ds = tfrecord.encoded_dataset(self.tfrecord_files[split], parallel)
             ds = ds.take(self.counts[split])
@@ -47,12 +48,10 @@ class ImageSource:
                     tf.equal(tf.cast(label, tf.int64), wanted)))
             return ds
         files = self.folder_splits[split]
-        paths, labels = files.paths, np.asarray(files.labels, dtype=np.int64)
         if classes is not None:
-            keep = np.isin(labels, list(classes))
-            paths = [path for path, kept in zip(paths, keep, strict=True) if kept]
-            labels = labels[keep]
-        ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), labels))
+            files = files.subset(np.flatnonzero(np.isin(files.labels, list(classes))))
+        ds = tf.data.Dataset.from_tensor_slices((tf.constant(files.paths, tf.string),
+                                                 np.asarray(files.labels, dtype=np.int64)))
         return ds.map(_read, num_parallel_calls=tf.data.AUTOTUNE)
 
     def labels(self, split: str) -> np.ndarray:

@@ -114,7 +114,10 @@ class Autoencoder(keras.Model):
     # -- serving (inference mode) -----------------------------------------------------
     def encode(self, x) -> tf.Tensor:
         """Codes `[B, code_size]` (a convolutional code flattened)."""
-        code = tf.cast(self.encoder(self.prepare(x), training=False), tf.float32)
+        return self._flat_code(self.prepare(x))
+
+    def _flat_code(self, pixels) -> tf.Tensor:
+        code = tf.cast(self.encoder(pixels, training=False), tf.float32)
         return tf.reshape(code, [-1, self.code_size])
 
     def decode(self, code) -> tf.Tensor:
@@ -129,8 +132,8 @@ class Autoencoder(keras.Model):
         """`anomaly_score` (`relative_error`: the error over the image's own fine detail,
         see `losses.relative_error`; `error`: the error alone), `reconstruction` and
         `reconstruction_error` (the per-image mean squared error, pixels in [0, 1])."""
-        pixels = self.prepare(x)
-        reconstruction = self.reconstruct(x)
+        pixels = self.prepare(x)  # once: the error and the detail need them too
+        reconstruction = self.decode(self._flat_code(pixels))
         error = losses.squared_error(pixels, reconstruction)
         score = (error if self.anomaly_score == "error"
                  else losses.relative_error(error, pixels, power=self.detail_power))

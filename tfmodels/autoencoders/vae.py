@@ -57,7 +57,10 @@ class VariationalAutoencoder(keras.Model):
 
     def posterior(self, x, training=False) -> tuple[tf.Tensor, tf.Tensor]:
         """(mean, log variance) of q(z|x), float32."""
-        z_mean, z_log_var = self.encoder(self.prepare(x), training=training)
+        return self._posterior_of(self.prepare(x), training)
+
+    def _posterior_of(self, pixels, training=False) -> tuple[tf.Tensor, tf.Tensor]:
+        z_mean, z_log_var = self.encoder(pixels, training=training)
         return tf.cast(z_mean, tf.float32), tf.cast(z_log_var, tf.float32)
 
     def call(self, x, training=False):
@@ -109,7 +112,10 @@ class VariationalAutoencoder(keras.Model):
         """-ELBO per image, nats: -log p(x|z) averaged over `samples` fixed draws of z,
         plus the KL term in closed form."""
         target = self.prepare(x)
-        z_mean, z_log_var = self.posterior(x)
+        return self._negative_elbo_of(target, *self._posterior_of(target), samples, seed)
+
+    def _negative_elbo_of(self, target, z_mean, z_log_var, samples: int,
+                          seed=SERVING_SEED) -> tf.Tensor:
         size = self.code_size
         noise = tf.random.stateless_normal((samples, size), seed=seed)
         z = z_mean[:, None] + tf.exp(0.5 * z_log_var)[:, None] * noise[None]  # [B, S, D]
@@ -121,7 +127,9 @@ class VariationalAutoencoder(keras.Model):
     def score(self, x, samples: int = 1) -> dict[str, tf.Tensor]:
         """`anomaly_score` (the negative ELBO, nats), `reconstruction` (decoded from the
         posterior mean) and `reconstruction_error` (its mean squared error)."""
-        reconstruction = self.reconstruct(x)
-        return {"anomaly_score": self.negative_elbo(x, samples),
+        target = self.prepare(x)  # once, and the posterior once, for all three outputs
+        z_mean, z_log_var = self._posterior_of(target)
+        reconstruction = self.decode(z_mean)
+        return {"anomaly_score": self._negative_elbo_of(target, z_mean, z_log_var, samples),
                 "reconstruction": reconstruction,
-                "reconstruction_error": losses.squared_error(self.prepare(x), reconstruction)}
+                "reconstruction_error": losses.squared_error(target, reconstruction)}
