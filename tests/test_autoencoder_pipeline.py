@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 from helpers import DATA, b64, copy_workdir, fresh_signatures_of, tfpipe
 
 from pipelines.autoencoder.metrics import auroc, threshold_at
@@ -158,16 +159,18 @@ def test_kept_model_remembers_the_score_its_threshold_was_set_by(runs, tmp_path)
     """The threshold is a percentile of scores of one kind: a re-export scores the same way
     (relative error by default); a model kept before `model.anomaly_score` existed, whose
     scores say no kind, scores by the plain error it was calibrated with; the detail's power
-    is kept too."""
-    from pipelines.core.trained_model import load_trained_model
+    is kept too (in the kept config)."""
+    from pipelines.core.trained_model import CONFIG, load_trained_model
 
     folder = Path(shutil.copytree(runs[1]["conv"].model_dir, tmp_path / "conv"))
     kept = folder / "assets" / "normal_scores.json"
     scores = json.loads(kept.read_text())
-    assert scores["anomaly_score"] == "relative_error" and scores["detail_power"] == 1.0
+    config = yaml.safe_load((folder / CONFIG).read_text())
+    assert scores["anomaly_score"] == "relative_error" and config["model"]["detail_power"] == 1.0
     _, model, _ = load_trained_model(AutoencoderTask, folder)
     assert model.anomaly_score == "relative_error" and model.detail_power == 1.0
-    kept.write_text(json.dumps({**scores, "detail_power": 0.5}))
+    config["model"]["detail_power"] = 0.5
+    (folder / CONFIG).write_text(yaml.safe_dump(config))
     _, model, _ = load_trained_model(AutoencoderTask, folder)
     assert model.detail_power == 0.5
     kept.write_text(json.dumps({"scores": scores["scores"]}))

@@ -162,10 +162,9 @@ class AutoencoderTask(ImageFileRequests, Task):
         stats.write_text(json.dumps({"image_size": list(self.image_size),
                                      "channels": self.channels}, indent=1), encoding="utf-8")
         scores = folder / "normal_scores.json"
-        m = self.config.model
         scores.write_text(json.dumps({"scores": self.normal_scores,
-                                      "anomaly_score": m.anomaly_score,
-                                      "detail_power": m.detail_power}), encoding="utf-8")
+                                      "anomaly_score": self.config.model.anomaly_score}),
+                          encoding="utf-8")
         return [write_vocabulary(folder / "labels.txt", self.class_names), stats, scores]
 
     def load_assets(self, folder: Path) -> None:
@@ -175,9 +174,9 @@ class AutoencoderTask(ImageFileRequests, Task):
         scores = json.loads((folder / "normal_scores.json").read_text(encoding="utf-8"))
         self.normal_scores = [float(s) for s in scores["scores"]]
         # Models kept before `model.anomaly_score` existed scored (and set their threshold)
-        # by the plain error.
+        # by the plain error, though their kept config reads as the new default. (Their
+        # `model.detail_power` default, 1, is what they used: the kept config suffices.)
         self.config.model.anomaly_score = scores.get("anomaly_score", "error")
-        self.config.model.detail_power = float(scores.get("detail_power", 1.0))
 
     # -- model ------------------------------------------------------------------------
     def binarize(self) -> float:
