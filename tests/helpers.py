@@ -159,3 +159,15 @@ def copy_workdir(workdir: Path, target: Path) -> Path:
 
     shutil.copytree(workdir, target)
     return target
+
+
+def bfloat16_ops(export: Path) -> int:
+    """How many of a SavedModel's graph nodes compute in bfloat16 (their `T` attribute)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    bfloat16 = 14  # DataType DT_BFLOAT16
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((Path(export) / "saved_model.pb").read_bytes())
+    graph = proto.meta_graphs[0].graph_def
+    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+    return sum(1 for n in nodes if n.attr["T"].type == bfloat16)

@@ -1,10 +1,12 @@
 """The runner in-process: seeded runs repeat exactly; bad input fails clearly; exports are
 atomic and versions count up."""
 
+import json
+
 import keras
 import pytest
 import tensorflow as tf
-from helpers import DATA, TINY_SEGMENTATION, set_args, tfpipe
+from helpers import DATA, TINY_SEGMENTATION, bfloat16_ops, set_args, tfpipe
 
 from pipelines.core.export import export_version, latest_export, versions
 from pipelines.core.runner import load_task_config, run_pipeline
@@ -21,6 +23,23 @@ def test_same_seed_same_metrics(tmp_path):
         results.append(run_pipeline("segmentation", config, DATA, tmp_path / name))
     assert results[0].test_metrics == results[1].test_metrics
     assert results[0].export_dir is None
+
+
+@pytest.mark.slow
+def test_a_run_trains_in_its_precision_and_exports_in_the_serving_one(tmp_path):
+    """`export.mixed_precision` set: the run trains in float32 and its export computes in
+    bfloat16, segments text, and says so; the policy is float32 again afterwards."""
+    overrides = [*TINY_SEGMENTATION, "train.epochs=1", "data.lexicon=none",
+                 "export.mixed_precision=mixed_bfloat16", "export.warmup_requests=1"]
+    config = load_task_config("segmentation", None, overrides)
+    result = run_pipeline("segmentation", config, DATA, tmp_path)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    meta = json.loads((result.export_dir / "assets.extra" / "tfpipelines.json").read_text())
+    assert meta["mixed_precision"] == "mixed_bfloat16"
+    assert bfloat16_ops(result.export_dir) > 5
+    serve = tf.saved_model.load(str(result.export_dir)).signatures["serving_default"]
+    words = next(iter(serve(text=tf.constant(["我们在北京。", ""])).values())).numpy()
+    assert len(words) == 2
 
 
 def _tiny_serving() -> Serving:

@@ -146,11 +146,15 @@ def _tiny_models():
                                  units=16)
     gru = RNNAttentionTranslator(30, 25, cell="gru", attention="multiplicative",
                                  embedding=8, units=16)
+    # A deep encoder and a shallow decoder: the cached step runs its one decoder layer.
+    shallow = TransformerTranslator(30, 25, layers=3, decoder_layers=1, width=16, heads=2,
+                                    feedforward=32, max_source=12, max_target=12)
     source = tf.constant([[5, 6, 7, 8, 9, 0], [9, 10, 11, 0, 0, 0], [12, 0, 0, 0, 0, 0]])
     target = tf.constant([[START_ID, 5, 6, 7], [START_ID, 7, 8, 9], [START_ID, 9, 9, 9]])
-    for model in (transformer, rnn, gru):
+    for model in (transformer, rnn, gru, shallow):
         model({"source": source, "target": target})
-    return (transformer, rnn, gru), source, target
+    assert (len(shallow.encoders), len(shallow.decoders)) == (3, 1)
+    return (transformer, rnn, gru, shallow), source, target
 
 
 def test_beam_one_is_greedy_and_cached_steps_are_teacher_forcing():

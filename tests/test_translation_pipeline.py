@@ -4,10 +4,11 @@ input) in a fresh process through both signatures; batch prediction; what MLflow
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
-from helpers import DATA, fresh_signatures, set_args, tfpipe
+from helpers import DATA, bfloat16_ops, copy_workdir, fresh_signatures, set_args, tfpipe
 
 SAMPLE = DATA / "translation" / "sample"
 TINY = [
@@ -69,6 +70,31 @@ def test_export_translates_raw_text_in_a_fresh_process(transformer_run, tmp_path
         assert translations[4] == "" and scores[4] == 0.0
         assert translations[5] and len(translations[5].split()) <= 101
         assert all(s <= 0.0 for s in scores)
+
+
+def test_reexport_serves_in_bfloat16_what_trained_in_float32(transformer_run, tmp_path):
+    """`export.mixed_precision` at re-export: the same weights decode in bfloat16 (the
+    graph's arithmetic is bfloat16, the float32 export's is not) and still translate in a
+    fresh process; a misspelt policy fails before anything is exported."""
+    workdir = copy_workdir(transformer_run[0], tmp_path / "w")
+    proc = tfpipe("export", "translation", "--run", "translation", "--workdir", str(workdir),
+                  "--set", "export.mixed_precision=bfloat16")
+    assert proc.returncode != 0 and "export.mixed_precision: 'bfloat16'" in proc.stderr
+    proc = tfpipe("export", "translation", "--run", "translation", "--workdir", str(workdir),
+                  "--set", "export.mixed_precision=mixed_bfloat16")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exports = workdir / "exports" / "translation"
+    assert sorted(p.name for p in exports.iterdir()) == ["1", "2"]
+    meta = json.loads((exports / "2" / "assets.extra" / "tfpipelines.json").read_text())
+    assert meta["mixed_precision"] == "mixed_bfloat16"
+    assert bfloat16_ops(exports / "1") == 0 and bfloat16_ops(exports / "2") > 20
+    sources = (SAMPLE / "test.en").read_text(encoding="utf-8").splitlines()[:4]
+    references = (SAMPLE / "test.de").read_text(encoding="utf-8").splitlines()[:4]
+    out = fresh_signatures(exports / "2", {"serving_default": {"text": [*sources, ""]}},
+                           tmp_path)["calls"]["serving_default"]
+    translations = out["translation"]["value"]
+    assert sum(t == r for t, r in zip(translations, references, strict=False)) >= 3
+    assert translations[4] == ""
 
 
 def test_predict_writes_a_translation_per_line(transformer_run, tmp_path):

@@ -74,6 +74,10 @@ class ExportConfig:
     # log_to_mlflow: the version's source is the run's logged SavedModel).
     register: bool = False
     registered_model: str = ""  # its name; empty = the pipeline's name
+    # The serving graph's compute precision: empty = as trained (`train.mixed_precision`);
+    # else one of its values. A re-export can serve in bfloat16 what trained in float32
+    # (faster batched decoding on CPUs with AMX, slower where bfloat16 is emulated).
+    mixed_precision: str = ""
 
 
 @dataclasses.dataclass
@@ -211,7 +215,21 @@ def load_config(
     for text in overrides:
         key, value = parse_override(text)
         _apply(config, _nest(key, value))
+    _check_precisions(config)
     return config
+
+
+PRECISIONS = ("none", "auto", "mixed_float16", "mixed_bfloat16")
+
+
+def _check_precisions(config: PipelineConfig) -> None:
+    """A misspelt policy fails here, not at export after the training it follows."""
+    for key, value, allowed in (
+            ("train.mixed_precision", config.train.mixed_precision, PRECISIONS),
+            ("export.mixed_precision", config.export.mixed_precision, ("", *PRECISIONS))):
+        if value not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not one of "
+                              f"{', '.join(repr(a) for a in allowed)}")
 
 
 def to_dict(config: Any) -> dict[str, Any]:

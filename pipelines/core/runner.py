@@ -108,6 +108,25 @@ def setup_precision(policy: str) -> None:
     keras.mixed_precision.set_global_policy("float32" if policy == "none" else policy)
 
 
+def serving_precision(config: cfgmod.PipelineConfig) -> str:
+    """The precision an export computes in: `export.mixed_precision`, else the training's."""
+    return config.export.mixed_precision or config.train.mixed_precision
+
+
+def in_serving_precision(task, model, config: cfgmod.PipelineConfig):
+    """`model`, or the same weights in a model built under `export.mixed_precision` when
+    that differs from the training's (variables stay float32 under a mixed policy, so the
+    weights carry over as they are). Sets that policy: the caller sets the training's
+    back once exported."""
+    policy = serving_precision(config)
+    if policy == config.train.mixed_precision:
+        return model
+    setup_precision(policy)
+    served = task.build_model()
+    served.set_weights(model.get_weights())
+    return served
+
+
 def load_task_config(pipeline: str, config_file: str | Path | None,
                      overrides: list[str] | tuple[str, ...] = ()) -> Any:
     """`pipeline`'s typed config: defaults, the YAML file, then the overrides."""
@@ -394,13 +413,17 @@ def export(ctx: RunContext, model) -> Path:
     from pipelines.core.model_registry import register_export
 
     print(f"[{ctx.pipeline}] exporting SavedModel", flush=True)
-    export_dir = export_version(
-        ctx.task.signatures(model), ctx.workdir / "exports", ctx.pipeline,
-        warmup_inputs=ctx.task.warmup_inputs(),
-        warmup_count=ctx.config.export.warmup_requests,
-        serving_base_path=ctx.config.export.serving_base_path,
-        metadata=export_metadata_of(ctx.config, ctx.tracker.run_id),
-    )
+    try:
+        export_dir = export_version(
+            ctx.task.signatures(in_serving_precision(ctx.task, model, ctx.config)),
+            ctx.workdir / "exports", ctx.pipeline,
+            warmup_inputs=ctx.task.warmup_inputs(),
+            warmup_count=ctx.config.export.warmup_requests,
+            serving_base_path=ctx.config.export.serving_base_path,
+            metadata=export_metadata_of(ctx.config, ctx.tracker.run_id),
+        )
+    finally:
+        setup_precision(ctx.config.train.mixed_precision)
     ctx.tracker.set_tags({"export_dir": str(export_dir), "export_version": export_dir.name})
     if ctx.config.export.log_to_mlflow:
         ctx.tracker.log_artifacts(export_dir, SAVEDMODEL_ARTIFACT)
@@ -411,10 +434,12 @@ def export(ctx: RunContext, model) -> Path:
 
 
 def export_metadata_of(config: cfgmod.PipelineConfig, run_id: str | None) -> dict[str, Any]:
-    """Where an export came from, kept beside it: the run and its serving options."""
+    """Where an export came from, kept beside it: the run, its serving options and the
+    precision it computes in."""
     serving = getattr(config, "serving", None)
     return {"run_id": run_id, "run_name": config.run_name,
-            "serving": cfgmod.to_dict(serving) if serving is not None else {}}
+            "serving": cfgmod.to_dict(serving) if serving is not None else {},
+            "mixed_precision": serving_precision(config)}
 
 
 def _verbosity(value: str) -> int:

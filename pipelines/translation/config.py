@@ -34,6 +34,9 @@ class TranslationModel:
     name: str = "transformer"  # transformer | rnn_attention
     # transformer
     layers: int = 2
+    # Decoder layers; 0 = as many as `layers`. A deep encoder and a shallow decoder
+    # (Kasai et al., 2021) decode faster: each output token runs the decoder alone.
+    decoder_layers: int = 0
     width: int = 128
     heads: int = 4
     feedforward: int = 256
