@@ -39,6 +39,9 @@ def test_unknown_key_in_yaml_names_file_and_key(tmp_path):
     ("data.normalise=maybe", "data.normalise: expected true or false"),
     ("train.learning_rate=fast", "train.learning_rate: expected a number"),
     ("train=3", "train: expected a mapping"),
+    ("train.mixed_precision=float16",
+     "train.mixed_precision: 'float16' is not one of 'none', 'auto'"),
+    ("export.mixed_precision=bf16", "export.mixed_precision: 'bf16' is not one of '',"),
 ])
 def test_wrong_types_are_named(override, message):
     with pytest.raises(ConfigError, match=message):

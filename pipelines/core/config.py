@@ -11,7 +11,7 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -35,6 +35,11 @@ class ScheduleConfig:
     alpha: float = 0.0  # cosine, cosine_budget: final lr as a fraction of the base lr
 
 
+# Keras dtype policies by config name; `auto`: float16 on a GPU, bfloat16 on CPUs that have
+# it (`runner.keras_policy`).
+Precision = Literal["none", "auto", "mixed_float16", "mixed_bfloat16"]
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """How the runner trains; the same keys for every pipeline."""
@@ -56,7 +61,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop training after this much wall time; 0 = no limit
     seed: int = 42
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism
-    mixed_precision: str = "none"  # none | auto | mixed_float16 | mixed_bfloat16
+    mixed_precision: Precision = "none"
     jit_compile: bool = False
     steps_per_execution: int = 1
     verbose: str = "auto"  # auto | 0 | 1 | 2 (Keras progress output)
@@ -77,7 +82,7 @@ class ExportConfig:
     # The serving graph's compute precision: empty = as trained (`train.mixed_precision`);
     # else one of its values. A re-export can serve in bfloat16 what trained in float32
     # (faster batched decoding on CPUs with AMX, slower where bfloat16 is emulated).
-    mixed_precision: str = ""
+    mixed_precision: Literal["", Precision] = ""
 
 
 @dataclasses.dataclass
@@ -122,6 +127,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is typing.Literal:
+        allowed = typing.get_args(tp)
+        if value in allowed:
+            return value
+        raise ConfigError(f"{key}: {value!r} is not one of "
+                          f"{', '.join(repr(a) for a in allowed)}")
     if origin is list:
         (item_tp,) = typing.get_args(tp) or (Any,)
         if not isinstance(value, list | tuple):
@@ -215,21 +226,7 @@ def load_config(
     for text in overrides:
         key, value = parse_override(text)
         _apply(config, _nest(key, value))
-    _check_precisions(config)
     return config
-
-
-PRECISIONS = ("none", "auto", "mixed_float16", "mixed_bfloat16")
-
-
-def _check_precisions(config: PipelineConfig) -> None:
-    """A misspelt policy fails here, not at export after the training it follows."""
-    for key, value, allowed in (
-            ("train.mixed_precision", config.train.mixed_precision, PRECISIONS),
-            ("export.mixed_precision", config.export.mixed_precision, ("", *PRECISIONS))):
-        if value not in allowed:
-            raise ConfigError(f"{key}: {value!r} is not one of "
-                              f"{', '.join(repr(a) for a in allowed)}")
 
 
 def to_dict(config: Any) -> dict[str, Any]:

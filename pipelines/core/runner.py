@@ -17,6 +17,7 @@ own.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -94,37 +95,49 @@ def run_dir_for(workdir: Path, pipeline: str, run_name: str) -> Path:
     return Path(workdir) / "state" / pipeline / run_name
 
 
-def setup_precision(policy: str) -> None:
-    """Set Keras' global dtype policy; `auto`: float16 on a GPU, bfloat16 on CPUs that have it."""
-    import keras
+def keras_policy(policy: str) -> str:
+    """The Keras dtype policy a `mixed_precision` config value names; `auto`: float16 on a
+    GPU, bfloat16 on CPUs that have it."""
     import tensorflow as tf
 
     if policy == "auto":
         if tf.config.list_physical_devices("GPU"):
-            policy = "mixed_float16"
-        else:
-            flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-            policy = "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "none"
-    keras.mixed_precision.set_global_policy("float32" if policy == "none" else policy)
+            return "mixed_float16"
+        flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+        return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+    return "float32" if policy == "none" else policy
+
+
+def setup_precision(policy: str) -> None:
+    """Set Keras' global dtype policy from a `mixed_precision` config value."""
+    import keras
+
+    keras.mixed_precision.set_global_policy(keras_policy(policy))
 
 
 def serving_precision(config: cfgmod.PipelineConfig) -> str:
-    """The precision an export computes in: `export.mixed_precision`, else the training's."""
-    return config.export.mixed_precision or config.train.mixed_precision
+    """The Keras policy an export computes in: `export.mixed_precision`, else the training's."""
+    return keras_policy(config.export.mixed_precision or config.train.mixed_precision)
 
 
+@contextlib.contextmanager
 def in_serving_precision(task, model, config: cfgmod.PipelineConfig):
-    """`model`, or the same weights in a model built under `export.mixed_precision` when
-    that differs from the training's (variables stay float32 under a mixed policy, so the
-    weights carry over as they are). Sets that policy: the caller sets the training's
-    back once exported."""
-    policy = serving_precision(config)
-    if policy == config.train.mixed_precision:
-        return model
-    setup_precision(policy)
-    served = task.build_model()
-    served.set_weights(model.get_weights())
-    return served
+    """`model`, or, when `export.mixed_precision` resolves to another policy than the
+    training's, the same weights in a model built under it (variables stay float32 under a
+    mixed policy, so they carry over as they are), with that policy set while it is in use."""
+    import keras
+
+    policy, trained = serving_precision(config), keras_policy(config.train.mixed_precision)
+    if policy == trained:
+        yield model
+        return
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        served = task.build_model()
+        served.set_weights(model.get_weights())
+        yield served
+    finally:
+        keras.mixed_precision.set_global_policy(trained)
 
 
 def load_task_config(pipeline: str, config_file: str | Path | None,
@@ -413,17 +426,14 @@ def export(ctx: RunContext, model) -> Path:
     from pipelines.core.model_registry import register_export
 
     print(f"[{ctx.pipeline}] exporting SavedModel", flush=True)
-    try:
+    with in_serving_precision(ctx.task, model, ctx.config) as served:
         export_dir = export_version(
-            ctx.task.signatures(in_serving_precision(ctx.task, model, ctx.config)),
-            ctx.workdir / "exports", ctx.pipeline,
+            ctx.task.signatures(served), ctx.workdir / "exports", ctx.pipeline,
             warmup_inputs=ctx.task.warmup_inputs(),
             warmup_count=ctx.config.export.warmup_requests,
             serving_base_path=ctx.config.export.serving_base_path,
             metadata=export_metadata_of(ctx.config, ctx.tracker.run_id),
         )
-    finally:
-        setup_precision(ctx.config.train.mixed_precision)
     ctx.tracker.set_tags({"export_dir": str(export_dir), "export_version": export_dir.name})
     if ctx.config.export.log_to_mlflow:
         ctx.tracker.log_artifacts(export_dir, SAVEDMODEL_ARTIFACT)
@@ -435,7 +445,7 @@ def export(ctx: RunContext, model) -> Path:
 
 def export_metadata_of(config: cfgmod.PipelineConfig, run_id: str | None) -> dict[str, Any]:
     """Where an export came from, kept beside it: the run, its serving options and the
-    precision it computes in."""
+    Keras policy it computes in."""
     serving = getattr(config, "serving", None)
     return {"run_id": run_id, "run_name": config.run_name,
             "serving": cfgmod.to_dict(serving) if serving is not None else {},

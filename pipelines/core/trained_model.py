@@ -96,11 +96,13 @@ def load_config(task_cls, folder: Path, overrides: list[str] | tuple[str, ...] =
 
 def load_trained_model(task_cls, folder: Path, overrides: list[str] | tuple[str, ...] = ()):
     """(task, model, config) rebuilt from a kept model, no training data read."""
-    from pipelines.core.runner import serving_precision, setup_precision
+    import keras
+
+    from pipelines.core.runner import serving_precision
 
     folder = Path(folder)
     config = load_config(task_cls, folder, overrides)
-    setup_precision(serving_precision(config))
+    keras.mixed_precision.set_global_policy(serving_precision(config))
     task = task_cls(config, None)
     task.load_assets(folder / ASSETS)
     model = task.build_model()

@@ -167,7 +167,7 @@ class TranslationTask(Task):
         sizes = (len(self.source_vocabulary), len(self.target_vocabulary))
         if m.name == "transformer":
             model: Seq2Seq = TransformerTranslator(
-                *sizes, layers=m.layers, decoder_layers=m.decoder_layers or m.layers,
+                *sizes, layers=m.layers, decoder_layers=m.decoder_layers,
                 width=m.width, heads=m.heads,
                 feedforward=m.feedforward, dropout=m.dropout,
                 max_source=d.max_source_tokens + 1, max_target=d.max_target_tokens + 1,

@@ -21,7 +21,7 @@ class TransformerTranslator(Seq2Seq):
     def __init__(self, source_vocab: int, target_vocab: int, layers: int = 3, width: int = 256,
                  heads: int = 8, feedforward: int = 1024, dropout: float = 0.1,
                  max_source: int = 128, max_target: int = 128,
-                 decoder_layers: int | None = None, **kwargs):
+                 decoder_layers: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.heads, self.head_dim = heads, width // heads
         self.source_embedding = keras_hub.layers.TokenAndPositionEmbedding(
@@ -33,7 +33,7 @@ class TransformerTranslator(Seq2Seq):
             feedforward, heads, dropout=dropout, name=f"encoder_{i}") for i in range(layers)]
         self.decoders = [keras_hub.layers.TransformerDecoder(
             feedforward, heads, dropout=dropout, name=f"decoder_{i}")
-            for i in range(layers if decoder_layers is None else decoder_layers)]
+            for i in range(decoder_layers or layers)]  # 0: as many as the encoder
         self.logits = keras.layers.Dense(target_vocab, name="logits", dtype="float32")
 
     def encode(self, source, training=False):
