@@ -44,10 +44,20 @@ SHARES = {"one_class": 0.6, "vae": 0.2, "denoising": 0.2}
 # model keeps a wide code (16 numbers cannot hold a digit's detail: 18.7 -> 20.1 dB). Both
 # decay their rate over their time (the epochs cap set out of the way).
 PART_OVERRIDES = {
-    "vae": ["model.name=vae", "data.shift=1", "model.code_size=32", "model.depth=1",
-            "train.schedule.name=cosine_budget", "train.epochs=500"],
-    "denoising": ["model.name=denoising", "model.code_size=256",
-                  "train.schedule.name=cosine_budget", "train.epochs=500"],
+    "vae": [
+        "model.name=vae",
+        "data.shift=1",
+        "model.code_size=32",
+        "model.depth=1",
+        "train.schedule.name=cosine_budget",
+        "train.epochs=500",
+    ],
+    "denoising": [
+        "model.name=denoising",
+        "model.code_size=256",
+        "train.schedule.name=cosine_budget",
+        "train.epochs=500",
+    ],
 }
 FIRST_RUN_OVERHEAD_MINUTES = 0.5  # data, evaluation, plots and export, until one is measured
 SERVING_MINUTES = 0.5  # the serving timing after the parts
@@ -56,12 +66,20 @@ SERVING_BATCH = 256
 
 def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__)
-    p.add_argument("--dataset", choices=("mnist10k", "cifar10"), default="mnist10k",
-                   help="picks the recipe configs/autoencoder-DATASET.yaml (or give --config)")
-    p.add_argument("--parts", default=",".join(PARTS),
-                   help=f"comma-separated, of {', '.join(PARTS)}")
-    p.add_argument("--one-class-model", default="",
-                   help="model.name of the one-class runs (default: the recipe's)")
+    p.add_argument(
+        "--dataset",
+        choices=("mnist10k", "cifar10"),
+        default="mnist10k",
+        help="picks the recipe configs/autoencoder-DATASET.yaml (or give --config)",
+    )
+    p.add_argument(
+        "--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}"
+    )
+    p.add_argument(
+        "--one-class-model",
+        default="",
+        help="model.name of the one-class runs (default: the recipe's)",
+    )
     p.add_argument("--classes", default="", help="one-class: these classes only (comma list)")
     args = p.parse_args(argv)
     args.config = args.config or f"configs/autoencoder-{args.dataset}.yaml"
@@ -82,21 +100,31 @@ def main(argv: list[str] | None = None) -> int:
     # Checked once here; the runs below skip decoding every file again.
     images = ImageSet.open(base.data, common.data_dir(args), base.train.seed)
     print(f"[bench] {images.describe()}", flush=True)
-    report = {"benchmark": "autoencoders", "dataset": args.dataset, "config": args.config,
-              "minutes_budget": minutes, "parts": parts, "overrides": args.set}
+    report = {
+        "benchmark": "autoencoders",
+        "dataset": args.dataset,
+        "config": args.config,
+        "minutes_budget": minutes,
+        "parts": parts,
+        "overrides": args.set,
+    }
     runs = []  # every run's result
     args.overheads = []  # (exported, minutes outside training) of each run
     if not args.export:
+
         def budget(part: str) -> float:
             """The part's share of the minutes left (less the serving timing's), so time a
             part leaves unused goes to the parts after it."""
             left = minutes - (time.perf_counter() - started) / 60 - SERVING_MINUTES
-            later = parts[parts.index(part):]
+            later = parts[parts.index(part) :]
             return max(0.2, left * SHARES[part] / sum(SHARES[p] for p in later))
 
         if "one_class" in parts:
-            classes = ([c for c in args.classes.split(",") if c] if args.classes
-                       else images.source.class_names)
+            classes = (
+                [c for c in args.classes.split(",") if c]
+                if args.classes
+                else images.source.class_names
+            )
             figures_, results = one_class(args, classes, budget("one_class") / len(classes))
             report.update(figures_)
             runs += results
@@ -130,15 +158,25 @@ def run(args, name: str, minutes: float, overrides: list[str], export: bool = Tr
     # Minutes outside training, as runs of the same kind took (an export costs a minute on
     # CIFAR-10: the first run's overhead would starve the unexported ones after it).
     alike = [spent for exported, spent in args.overheads if exported == export]
-    overhead = max(alike or [spent for _, spent in args.overheads]
-                   or [FIRST_RUN_OVERHEAD_MINUTES])
+    overhead = max(alike or [spent for _, spent in args.overheads] or [FIRST_RUN_OVERHEAD_MINUTES])
     train_minutes = max(0.2, minutes - overhead)
-    config = load_task_config("autoencoder", args.config, [
-        *overrides, f"train.max_minutes={train_minutes:.3f}", "data.validate=false",
-        f"run_name={args.dataset}-{name}", f"export.enabled={str(export).lower()}",
-        *args.set])
-    print(f"[bench] {name}: {' '.join(overrides)} (training at most {train_minutes:.2f} min "
-          f"of its {minutes:.2f}-min share)", flush=True)
+    config = load_task_config(
+        "autoencoder",
+        args.config,
+        [
+            *overrides,
+            f"train.max_minutes={train_minutes:.3f}",
+            "data.validate=false",
+            f"run_name={args.dataset}-{name}",
+            f"export.enabled={str(export).lower()}",
+            *args.set,
+        ],
+    )
+    print(
+        f"[bench] {name}: {' '.join(overrides)} (training at most {train_minutes:.2f} min "
+        f"of its {minutes:.2f}-min share)",
+        flush=True,
+    )
     import keras
 
     keras.backend.clear_session()  # each run from a fresh Keras state, not the last one's
@@ -157,8 +195,13 @@ def one_class(args, classes: list[str], minutes: float) -> tuple[dict, list]:
     deadline = time.perf_counter() + minutes * len(classes) * 60
     for k, name in enumerate(classes):
         share = (deadline - time.perf_counter()) / 60 / (len(classes) - k)
-        result = run(args, f"one-class-{name}", share,
-                     [*model, f"data.normal_classes=[{name}]"], export=k == len(classes) - 1)
+        result = run(
+            args,
+            f"one-class-{name}",
+            share,
+            [*model, f"data.normal_classes=[{name}]"],
+            export=k == len(classes) - 1,
+        )
         results.append(result)
         aurocs[name] = round(result.test_metrics["auroc"], 4)
         precisions[name] = round(result.test_metrics["average_precision"], 4)
@@ -167,21 +210,22 @@ def one_class(args, classes: list[str], minutes: float) -> tuple[dict, list]:
         "one_class_model": args.one_class_model or "(recipe)",
         "one_class_auroc_mean": round(sum(aurocs.values()) / len(aurocs), 4),
         "one_class_auroc": aurocs,
-        "one_class_average_precision_mean": round(sum(precisions.values()) / len(precisions),
-                                                  4),
+        "one_class_average_precision_mean": round(sum(precisions.values()) / len(precisions), 4),
         **figures("one_class", results[-1]),  # the exported run's id and parameters
         "one_class_train_seconds": round(sum(r.train_seconds for r in results), 1),
-        "one_class_epochs": {name: r.epochs_run for name, r in zip(aurocs, results,
-                                                                     strict=True)},
+        "one_class_epochs": {name: r.epochs_run for name, r in zip(aurocs, results, strict=True)},
     }, results
 
 
 def figures(part: str, result) -> dict:
     """Training time, epochs and parameters of one run."""
     kept = json.loads((result.model_dir / "trained_model.json").read_text())
-    return {f"{part}_train_seconds": round(result.train_seconds, 1),
-            f"{part}_epochs": result.epochs_run, f"{part}_params": kept["params"],
-            f"{part}_mlflow_run_id": result.run_id}
+    return {
+        f"{part}_train_seconds": round(result.train_seconds, 1),
+        f"{part}_epochs": result.epochs_run,
+        f"{part}_params": kept["params"],
+        f"{part}_mlflow_run_id": result.run_id,
+    }
 
 
 def serving_speed(export_dir, test_images: list[bytes]) -> dict:
@@ -189,16 +233,22 @@ def serving_speed(export_dir, test_images: list[bytes]) -> dict:
     import tensorflow as tf
 
     signature = common.load_signature(export_dir)
-    batches = [tf.constant(test_images[i:i + SERVING_BATCH])
-               for i in range(0, len(test_images), SERVING_BATCH)][:8]
+    batches = [
+        tf.constant(test_images[i : i + SERVING_BATCH])
+        for i in range(0, len(test_images), SERVING_BATCH)
+    ][:8]
     timing = common.time_signature(
-        lambda b: signature(image_bytes=b)["anomaly_score"].numpy(), batches,
+        lambda b: signature(image_bytes=b)["anomaly_score"].numpy(),
+        batches,
         items=sum(int(b.shape[0]) for b in batches),
-        singles=[tf.constant([test_images[i % len(test_images)]]) for i in range(100)])
-    return {"serving_images_per_second": round(timing.items_per_second, 1),
-            **timing.latency_figures(),
-            "serving_export": str(export_dir),
-            "serving": common.export_metadata(export_dir).get("serving")}
+        singles=[tf.constant([test_images[i % len(test_images)]]) for i in range(100)],
+    )
+    return {
+        "serving_images_per_second": round(timing.items_per_second, 1),
+        **timing.latency_figures(),
+        "serving_export": str(export_dir),
+        "serving": common.export_metadata(export_dir).get("serving"),
+    }
 
 
 if __name__ == "__main__":

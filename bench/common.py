@@ -26,19 +26,30 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def parser(description: str, default_config: str | None = None) -> argparse.ArgumentParser:
     """The flags every benchmark takes (scripts add their own)."""
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=default_config,
-                   help="recipe (configs/*.yaml)" + (f"; default {default_config}"
-                                                     if default_config else ""))
+    p = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--config",
+        default=default_config,
+        help="recipe (configs/*.yaml)" + (f"; default {default_config}" if default_config else ""),
+    )
     p.add_argument("--data-dir", help="the shared corpora (default: $TFPIPE_DATA_DIR)")
     p.add_argument("--minutes", type=float, help="training time budget (train.max_minutes)")
     p.add_argument("--out", required=True, help="JSON file for the figures")
-    p.add_argument("--workdir", help="keep the run, its kept model and export here "
-                   "(default: a temporary folder, removed after)")
+    p.add_argument(
+        "--workdir",
+        help="keep the run, its kept model and export here "
+        "(default: a temporary folder, removed after)",
+    )
     p.add_argument("--export", help="skip training: measure this SavedModel")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe key (repeatable), e.g. --set serving.fused_lstm=false")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key (repeatable), e.g. --set serving.fused_lstm=false",
+    )
     p.add_argument("--verbose", action="store_true", help="TensorFlow's start-up output too")
     return p
 
@@ -65,8 +76,9 @@ def train(pipeline: str, config, args: argparse.Namespace):
     """`run_pipeline` in `--workdir` (or a temporary one); returns its `RunResult`."""
     from pipelines.core.runner import run_pipeline
 
-    workdir = Path(args.workdir) if args.workdir else Path(
-        tempfile.mkdtemp(prefix=f"bench-{pipeline}-"))
+    workdir = (
+        Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix=f"bench-{pipeline}-"))
+    )
     return run_pipeline(pipeline, config, data_dir(args), workdir)
 
 
@@ -103,12 +115,20 @@ class Timing:
 
     def latency_figures(self, digits: int = 2) -> dict[str, float]:
         """`latency_ms_p50` and `latency_ms_p90`, as every benchmark reports them."""
-        return {"latency_ms_p50": round(self.latency_ms_p50, digits),
-                "latency_ms_p90": round(self.latency_ms_p90, digits)}
+        return {
+            "latency_ms_p50": round(self.latency_ms_p50, digits),
+            "latency_ms_p90": round(self.latency_ms_p90, digits),
+        }
 
 
-def time_signature(call: Callable[[Any], Any], batches: Sequence[Any], items: float,
-                   singles: Sequence[Any], passes: int = 3, warmup: int = 20) -> Timing:
+def time_signature(
+    call: Callable[[Any], Any],
+    batches: Sequence[Any],
+    items: float,
+    singles: Sequence[Any],
+    passes: int = 3,
+    warmup: int = 20,
+) -> Timing:
     """Throughput over `batches` (`items` in all; the median of `passes` passes) and the
     latency of one-item requests `singles`, after warming both up. `call` takes one
     request and must return only once its outputs are computed (e.g. `.numpy()`)."""
@@ -125,9 +145,13 @@ def time_signature(call: Callable[[Any], Any], batches: Sequence[Any], items: fl
         started = time.perf_counter()
         call(request)
         latencies.append((time.perf_counter() - started) * 1000)
-    return Timing(items / statistics.median(seconds), statistics.median(latencies),
-                  statistics.quantiles(latencies, n=10)[-1] if len(latencies) > 1
-                  else latencies[0], passes, items)
+    return Timing(
+        items / statistics.median(seconds),
+        statistics.median(latencies),
+        statistics.quantiles(latencies, n=10)[-1] if len(latencies) > 1 else latencies[0],
+        passes,
+        items,
+    )
 
 
 def machine() -> dict[str, Any]:
@@ -158,8 +182,9 @@ def run_figures(result) -> dict[str, Any]:
     return {
         "train_seconds": round(result.train_seconds, 1),
         "epochs": result.epochs_run,
-        "train_examples_per_second": (round(result.train_examples_per_second, 1)
-                                      if result.train_examples_per_second else None),
+        "train_examples_per_second": (
+            round(result.train_examples_per_second, 1) if result.train_examples_per_second else None
+        ),
         "mlflow_run_id": result.run_id,
         "export_dir": str(result.export_dir),
     }

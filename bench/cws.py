@@ -54,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     gold = read_segmented(common.data_dir(args) / config.data.test)
     texts = ["".join(s) for s in gold]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    batches = [tf.constant([texts[i] for i in order[s:s + args.batch_size]])
-               for s in range(0, len(order), args.batch_size)]
+    batches = [
+        tf.constant([texts[i] for i in order[s : s + args.batch_size]])
+        for s in range(0, len(order), args.batch_size)
+    ]
     segmented = [s.decode() for b in batches for s in signature(text=b)["segmented"].numpy()]
     predicted: list[list[str]] = [[] for _ in texts]
     for index, line in zip(order, segmented, strict=True):
@@ -63,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     scores = word_prf(gold, predicted)
 
     timing = common.time_signature(
-        lambda b: signature(text=b)["segmented"].numpy(), batches,
-        items=sum(len(t) for t in texts), singles=[tf.constant([t]) for t in texts[:300]])
+        lambda b: signature(text=b)["segmented"].numpy(),
+        batches,
+        items=sum(len(t) for t in texts),
+        singles=[tf.constant([t]) for t in texts[:300]],
+    )
     jieba_f1, jieba_speed = jieba_baseline(gold, texts)
     report = {
         "benchmark": "cws",

@@ -34,10 +34,15 @@ from torch import nn
 
 def load(tar_path: str) -> tuple[np.ndarray, np.ndarray]:
     with tarfile.open(tar_path) as tar:
-        members = sorted((m for m in tar.getmembers() if m.name.endswith(".png")),
-                         key=lambda m: m.name)
-        images = np.stack([np.array(Image.open(io.BytesIO(tar.extractfile(m).read()))
-                                    .convert("L")) for m in members])
+        members = sorted(
+            (m for m in tar.getmembers() if m.name.endswith(".png")), key=lambda m: m.name
+        )
+        images = np.stack(
+            [
+                np.array(Image.open(io.BytesIO(tar.extractfile(m).read())).convert("L"))
+                for m in members
+            ]
+        )
     images = images.astype(np.float32)[:, None] / 255
     return images[:7600], images[8000:]
 
@@ -59,12 +64,21 @@ def conv_bn_relu(i: int, o: int) -> nn.Module:
 class AE256(nn.Module):
     def __init__(self, code: int = 256):
         super().__init__()
-        self.encoder = nn.Sequential(nn.Conv2d(1, 32, 3, 2, 1), nn.ReLU(),
-                                     nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(), nn.Flatten(),
-                                     nn.Linear(64 * 49, code))
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 32, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, 2, 1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(64 * 49, code),
+        )
         self.expand = nn.Linear(code, 64 * 49)
-        self.decoder = nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(64, 32, 3, 2, 1, 1),
-                                     nn.ReLU(), nn.ConvTranspose2d(32, 1, 3, 2, 1, 1))
+        self.decoder = nn.Sequential(
+            nn.ReLU(),
+            nn.ConvTranspose2d(64, 32, 3, 2, 1, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(32, 1, 3, 2, 1, 1),
+        )
 
     def forward(self, x):
         return self.decoder(self.expand(self.encoder(x)).view(-1, 64, 7, 7))
@@ -75,8 +89,9 @@ class UNet(nn.Module):
         super().__init__()
         self.down1 = nn.Sequential(conv_bn_relu(1, w), conv_bn_relu(w, w))
         self.down2 = nn.Sequential(conv_bn_relu(w, 2 * w), conv_bn_relu(2 * w, 2 * w))
-        self.middle = nn.Sequential(conv_bn_relu(2 * w, 4 * w), conv_bn_relu(4 * w, 4 * w),
-                                    conv_bn_relu(4 * w, 4 * w))
+        self.middle = nn.Sequential(
+            conv_bn_relu(2 * w, 4 * w), conv_bn_relu(4 * w, 4 * w), conv_bn_relu(4 * w, 4 * w)
+        )
         self.up2 = nn.ConvTranspose2d(4 * w, 2 * w, 2, 2)
         self.merge2 = nn.Sequential(conv_bn_relu(4 * w, 2 * w), conv_bn_relu(2 * w, 2 * w))
         self.up1 = nn.ConvTranspose2d(2 * w, w, 2, 2)
@@ -107,11 +122,19 @@ def shifted(x: torch.Tensor, k: int) -> torch.Tensor:
     if not k:
         return x
     i, j = np.random.randint(0, 2 * k + 1, 2)
-    return F.pad(x, (k, k, k, k))[:, :, i:i + 28, j:j + 28]
+    return F.pad(x, (k, k, k, k))[:, :, i : i + 28, j : j + 28]
 
 
-def train(name: str, model: nn.Module, data: dict, seconds: float = 0, epochs: int = 0,
-          shift: int = 0, batch: int = 64, rate: float = 2e-3) -> dict:
+def train(
+    name: str,
+    model: nn.Module,
+    data: dict,
+    seconds: float = 0,
+    epochs: int = 0,
+    shift: int = 0,
+    batch: int = 64,
+    rate: float = 2e-3,
+) -> dict:
     """Trains for `epochs` (or `seconds`), the rate decaying over that; test PSNR every 5."""
     train_x, test_x, test_noisy = data["train"], data["test"], data["test_noisy"]
     model = model.to(train_x.device)
@@ -120,8 +143,9 @@ def train(name: str, model: nn.Module, data: dict, seconds: float = 0, epochs: i
 
     def denoised(noisy):
         with torch.no_grad():
-            return torch.cat([torch.sigmoid(model(noisy[i:i + 500]))
-                              for i in range(0, len(noisy), 500)])
+            return torch.cat(
+                [torch.sigmoid(model(noisy[i : i + 500])) for i in range(0, len(noisy), 500)]
+            )
 
     def done() -> bool:
         return epoch >= epochs if epochs else time.time() - started >= seconds
@@ -133,7 +157,7 @@ def train(name: str, model: nn.Module, data: dict, seconds: float = 0, epochs: i
         model.train()
         order = torch.randperm(len(train_x), device=train_x.device)
         for start in range(0, len(train_x) - batch + 1, batch):
-            clean = shifted(train_x[order[start:start + batch]], shift)
+            clean = shifted(train_x[order[start : start + batch]], shift)
             loss = F.binary_cross_entropy_with_logits(model(corrupt(clean)), clean)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -142,12 +166,22 @@ def train(name: str, model: nn.Module, data: dict, seconds: float = 0, epochs: i
         if epoch % 5 == 0 or done():
             model.eval()
             seen = train_x[:2000]
-            history.append({"epoch": epoch, "seconds": round(time.time() - started, 1),
-                            "train_psnr": round(psnr(denoised(corrupt(seen)), seen), 2),
-                            "test_psnr": round(psnr(denoised(test_noisy), test_x), 2)})
+            history.append(
+                {
+                    "epoch": epoch,
+                    "seconds": round(time.time() - started, 1),
+                    "train_psnr": round(psnr(denoised(corrupt(seen)), seen), 2),
+                    "test_psnr": round(psnr(denoised(test_noisy), test_x), 2),
+                }
+            )
             print(name, history[-1], flush=True)
-    return {"name": name, "params": sum(p.numel() for p in model.parameters()),
-            "epochs": epoch, "test_psnr": history[-1]["test_psnr"], "history": history}
+    return {
+        "name": name,
+        "params": sum(p.numel() for p in model.parameters()),
+        "epochs": epoch,
+        "test_psnr": history[-1]["test_psnr"],
+        "history": history,
+    }
 
 
 def main() -> None:
@@ -162,17 +196,25 @@ def main() -> None:
     train_x, test_x = (torch.tensor(a, device=device) for a in load(args.tar))
     test_noisy = corrupt(test_x.cpu(), torch.Generator().manual_seed(123)).to(device)
     data = {"train": train_x, "test": test_x, "test_noisy": test_noisy}
-    report = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-              "noisy_psnr": round(psnr(test_noisy, test_x), 2), "runs": []}
+    report = {
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "noisy_psnr": round(psnr(test_noisy, test_x), 2),
+        "runs": [],
+    }
     if args.sweep == "ceiling":
-        runs = [("ae256", AE256(), 0), ("unet64", UNet(64), 0), ("unet64_shift2", UNet(64), 2),
-                ("dncnn17", DnCNN(), 0)]
+        runs = [
+            ("ae256", AE256(), 0),
+            ("unet64", UNet(64), 0),
+            ("unet64_shift2", UNet(64), 2),
+            ("dncnn17", DnCNN(), 0),
+        ]
         for name, model, shift in runs:
             report["runs"].append(train(name, model, data, seconds=args.seconds, shift=shift))
     else:
         for width, epochs in [(16, 30), (32, 30), (32, 15), (64, 15), (24, 45)]:
-            report["runs"].append(train(f"unet{width}_shift2_{epochs}ep", UNet(width), data,
-                                        epochs=epochs, shift=2))
+            report["runs"].append(
+                train(f"unet{width}_shift2_{epochs}ep", UNet(width), data, epochs=epochs, shift=2)
+            )
     print(json.dumps(report, indent=1))
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)

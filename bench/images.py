@@ -60,40 +60,52 @@ def main(argv: list[str] | None = None) -> int:
         images.append(data)
         labels.append(int(label))
     batch = args.serving_batch
-    batches = [tf.constant(images[i:i + batch]) for i in range(0, len(images), batch)]
+    batches = [tf.constant(images[i : i + batch]) for i in range(0, len(images), batch)]
     predicted = [int(c) for b in batches for c in signature(image_bytes=b)["class_id"].numpy()]
     accuracy = sum(a == b for a, b in zip(labels, predicted, strict=True)) / len(labels)
     timing = common.time_signature(
-        lambda b: signature(image_bytes=b)["label"].numpy(), batches[:8],
+        lambda b: signature(image_bytes=b)["label"].numpy(),
+        batches[:8],
         items=sum(int(b.shape[0]) for b in batches[:8]),
-        singles=[tf.constant([images[i % len(images)]]) for i in range(100)])
+        singles=[tf.constant([images[i % len(images)]]) for i in range(100)],
+    )
 
-    report = {"benchmark": "images", "config": args.config, "model": config.model.name,
-              "data": config.data.path, "test_accuracy": round(accuracy, 4)}
+    report = {
+        "benchmark": "images",
+        "config": args.config,
+        "model": config.model.name,
+        "data": config.data.path,
+        "test_accuracy": round(accuracy, 4),
+    }
     if result is not None:
         kept = json.loads((result.model_dir / "trained_model.json").read_text())
-        report.update({
-            "test_accuracy_runner": round(result.test_metrics["accuracy"], 4),
-            "params": kept["params"],
-            **common.run_figures(result),
-            # Training examples over wall time, validation and checkpoints included.
-            "train_images_per_second_end_to_end": round(
-                result.epochs_run * task.source.counts["train"] / result.train_seconds, 1),
-            "time_limited": result.epochs_run < config.train.epochs,
-        })
-    report.update({
-        "mixed_precision": keras.mixed_precision.global_policy().name,
-        "fused_batch_norm": config.model.fused_batch_norm,
-        "schedule": config.train.schedule.name,
-        "minutes_budget": config.train.max_minutes,
-        "input_images_per_second": round(input_speed),
-        "serving_images_per_second": round(timing.items_per_second, 1),
-        **timing.latency_figures(),
-        "train_images": task.source.counts["train"],
-        "test_images": len(labels),
-        "serving": common.export_metadata(export_dir).get("serving"),
-        "overrides": args.set,
-    })
+        report.update(
+            {
+                "test_accuracy_runner": round(result.test_metrics["accuracy"], 4),
+                "params": kept["params"],
+                **common.run_figures(result),
+                # Training examples over wall time, validation and checkpoints included.
+                "train_images_per_second_end_to_end": round(
+                    result.epochs_run * task.source.counts["train"] / result.train_seconds, 1
+                ),
+                "time_limited": result.epochs_run < config.train.epochs,
+            }
+        )
+    report.update(
+        {
+            "mixed_precision": keras.mixed_precision.global_policy().name,
+            "fused_batch_norm": config.model.fused_batch_norm,
+            "schedule": config.train.schedule.name,
+            "minutes_budget": config.train.max_minutes,
+            "input_images_per_second": round(input_speed),
+            "serving_images_per_second": round(timing.items_per_second, 1),
+            **timing.latency_figures(),
+            "train_images": task.source.counts["train"],
+            "test_images": len(labels),
+            "serving": common.export_metadata(export_dir).get("serving"),
+            "overrides": args.set,
+        }
+    )
     common.write_report(report, args.out, result)
     return 0
 

@@ -33,28 +33,36 @@ def main(argv: list[str] | None = None) -> int:
     split = config.data.test if (corpus / config.data.test).is_dir() else config.data.validation
     texts = [u.text for u in read_split(corpus / split)]
     signature = common.load_signature(export_dir)
-    batches = [tf.constant(texts[i:i + args.batch_size])
-               for i in range(0, len(texts), args.batch_size)]
+    batches = [
+        tf.constant(texts[i : i + args.batch_size]) for i in range(0, len(texts), args.batch_size)
+    ]
     timing = common.time_signature(
-        lambda b: signature(text=b)["slots"].numpy(), batches, items=len(texts),
-        singles=[tf.constant([t]) for t in texts[:300]])
+        lambda b: signature(text=b)["slots"].numpy(),
+        batches,
+        items=len(texts),
+        singles=[tf.constant([t]) for t in texts[:300]],
+    )
     report = {"benchmark": "slots", "corpus": config.data.corpus, "split": split}
     if result is not None:
         m = result.test_metrics
-        report.update({
-            "slot_f1": round(100 * m["slot_f1"], 2),
-            "intent_accuracy": round(100 * m["intent_accuracy"], 2),
-            "sentence_accuracy": round(100 * m["sentence_accuracy"], 2),
-            **common.run_figures(result),
-        })
-    report.update({
-        "utterances_per_second": round(timing.items_per_second, 1),
-        **timing.latency_figures(3),
-        "minutes_budget": config.train.max_minutes,
-        "serving": common.export_metadata(export_dir).get("serving"),
-        "config": args.config,
-        "overrides": args.set,
-    })
+        report.update(
+            {
+                "slot_f1": round(100 * m["slot_f1"], 2),
+                "intent_accuracy": round(100 * m["intent_accuracy"], 2),
+                "sentence_accuracy": round(100 * m["sentence_accuracy"], 2),
+                **common.run_figures(result),
+            }
+        )
+    report.update(
+        {
+            "utterances_per_second": round(timing.items_per_second, 1),
+            **timing.latency_figures(3),
+            "minutes_budget": config.train.max_minutes,
+            "serving": common.export_metadata(export_dir).get("serving"),
+            "config": args.config,
+            "overrides": args.set,
+        }
+    )
     common.write_report(report, args.out, result)
     return 0
 

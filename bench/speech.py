@@ -37,50 +37,68 @@ def main(argv: list[str] | None = None) -> int:
     def transcribe(utts) -> list[str]:
         out = []
         for i in range(0, len(utts), args.batch_size):
-            audio = tf.constant([u.path.read_bytes() for u in utts[i:i + args.batch_size]])
+            audio = tf.constant([u.path.read_bytes() for u in utts[i : i + args.batch_size]])
             out += [t.decode() for t in signature(audio=audio)["transcript"].numpy()]
         return out
 
     test = splits["test"]
     refs, hyps = [u.transcript for u in test], transcribe(test)
-    report = {"benchmark": "speech", "config": args.config,
-              "wer": round(100 * wer(refs, hyps), 3), "cer": round(100 * cer(refs, hyps), 3)}
+    report = {
+        "benchmark": "speech",
+        "config": args.config,
+        "wer": round(100 * wer(refs, hyps), 3),
+        "cer": round(100 * cer(refs, hyps), 3),
+    }
     if isolated:
-        report["digit_accuracy"] = round(100 * isolated_accuracy(
-            [u.transcript for u in isolated], transcribe(isolated)), 2)
+        report["digit_accuracy"] = round(
+            100 * isolated_accuracy([u.transcript for u in isolated], transcribe(isolated)), 2
+        )
     held_out = set(config.data.test_speakers)
     if held_out:
-        pairs = [(r, h) for u, r, h in zip(test, refs, hyps, strict=True)
-                 if u.extra.get("speaker") in held_out]
+        pairs = [
+            (r, h)
+            for u, r, h in zip(test, refs, hyps, strict=True)
+            if u.extra.get("speaker") in held_out
+        ]
         report["held_out_speakers"] = sorted(held_out)
-        report["wer_held_out_speakers"] = round(100 * wer(*map(list, zip(*pairs, strict=True))),
-                                                3)
+        report["wer_held_out_speakers"] = round(100 * wer(*map(list, zip(*pairs, strict=True))), 3)
     if result is not None:
         kept = json.loads((result.model_dir / "trained_model.json").read_text())
-        report.update({"params": kept["params"],
-                       **common.run_figures(result),
-                       "test_wer_runner": round(100 * result.test_metrics["wer"], 3)})
+        report.update(
+            {
+                "params": kept["params"],
+                **common.run_figures(result),
+                "test_wer_runner": round(100 * result.test_metrics["wer"], 3),
+            }
+        )
 
     # Batched as a serving batcher would: utterances of similar length together.
     by_length = sorted(test, key=lambda u: u.seconds)
-    batches = [tf.constant([u.path.read_bytes() for u in by_length[i:i + args.batch_size]])
-               for i in range(0, len(by_length), args.batch_size)]
+    batches = [
+        tf.constant([u.path.read_bytes() for u in by_length[i : i + args.batch_size]])
+        for i in range(0, len(by_length), args.batch_size)
+    ]
     # One 2-second utterance per call: the test utterances closest to 2 s.
     two_seconds = sorted(test, key=lambda u: abs(u.seconds - 2.0))[:100]
     timing = common.time_signature(
-        lambda b: signature(audio=b)["transcript"].numpy(), batches,
+        lambda b: signature(audio=b)["transcript"].numpy(),
+        batches,
         items=sum(u.seconds for u in test),
-        singles=[tf.constant([u.path.read_bytes()]) for u in two_seconds])
-    report.update({
-        "realtime_factor": round(timing.items_per_second, 1),
-        **timing.latency_figures(),
-        "latency_utterance_seconds": round(sum(u.seconds for u in two_seconds)
-                                           / len(two_seconds), 2),
-        "test_utterances": len(test),
-        "test_audio_seconds": round(sum(u.seconds for u in test), 1),
-        "serving": common.export_metadata(export_dir).get("serving"),
-        "overrides": args.set,
-    })
+        singles=[tf.constant([u.path.read_bytes()]) for u in two_seconds],
+    )
+    report.update(
+        {
+            "realtime_factor": round(timing.items_per_second, 1),
+            **timing.latency_figures(),
+            "latency_utterance_seconds": round(
+                sum(u.seconds for u in two_seconds) / len(two_seconds), 2
+            ),
+            "test_utterances": len(test),
+            "test_audio_seconds": round(sum(u.seconds for u in test), 1),
+            "serving": common.export_metadata(export_dir).get("serving"),
+            "overrides": args.set,
+        }
+    )
     common.write_report(report, args.out, result)
     return 0
 

@@ -21,14 +21,20 @@ import sys
 
 import common
 
-RECIPES = {"transformer": "configs/translation-multi30k-transformer.yaml",
-           "rnn_attention": "configs/translation-multi30k-rnn-attention.yaml"}
+RECIPES = {
+    "transformer": "configs/translation-multi30k-transformer.yaml",
+    "rnn_attention": "configs/translation-multi30k-rnn-attention.yaml",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__)
-    p.add_argument("--model", choices=sorted(RECIPES), default="transformer",
-                   help="which recipe (configs/translation-multi30k-*.yaml) unless --config")
+    p.add_argument(
+        "--model",
+        choices=sorted(RECIPES),
+        default="transformer",
+        help="which recipe (configs/translation-multi30k-*.yaml) unless --config",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="sentences per serving call")
     args = p.parse_args(argv)
     args.config = args.config or RECIPES[args.model]
@@ -48,40 +54,59 @@ def main(argv: list[str] | None = None) -> int:
 
     def answers(ranked: list[str]):
         for start in range(0, len(ranked), args.batch_size):
-            batches.append(tf.constant(ranked[start:start + args.batch_size]))
-            yield [t.decode("utf-8") for t in
-                   signature(text=batches[-1])["translation"].numpy()]
+            batches.append(tf.constant(ranked[start : start + args.batch_size]))
+            yield [t.decode("utf-8") for t in signature(text=batches[-1])["translation"].numpy()]
 
     hyps = in_length_order(test.sources, answers)
     scores = scored(test.targets, hyps)
-    report = {"benchmark": "translation", "config": args.config, "model": config.model.name,
-              "bleu": round(scores["bleu"][0], 2), "chrf": round(scores["chrf"][0], 2),
-              "bleu_signature": scores["bleu"][1], "chrf_signature": scores["chrf"][1]}
+    report = {
+        "benchmark": "translation",
+        "config": args.config,
+        "model": config.model.name,
+        "bleu": round(scores["bleu"][0], 2),
+        "chrf": round(scores["chrf"][0], 2),
+        "bleu_signature": scores["bleu"][1],
+        "chrf_signature": scores["chrf"][1],
+    }
     if result is not None:
         kept = json.loads((result.model_dir / "trained_model.json").read_text())
         sources, targets = result.task.ids["train"]
-        tokens_per_pair = float(np.mean([len(s) + len(t) + 1 for s, t in
-                                         zip(sources, targets, strict=True)]))
+        tokens_per_pair = float(
+            np.mean([len(s) + len(t) + 1 for s, t in zip(sources, targets, strict=True)])
+        )
         figures = common.run_figures(result)
         per_second = figures.get("train_examples_per_second")
-        report.update({
-            "params": kept["params"], **figures,
-            "train_tokens_per_second": (round(per_second * tokens_per_pair, 1)
-                                        if per_second else None),
-            "train_pairs": len(sources), "train_pairs_left_out": result.task.filtered["train"],
-            "test_bleu_runner": round(result.test_metrics["bleu"], 2)})
+        report.update(
+            {
+                "params": kept["params"],
+                **figures,
+                "train_tokens_per_second": (
+                    round(per_second * tokens_per_pair, 1) if per_second else None
+                ),
+                "train_pairs": len(sources),
+                "train_pairs_left_out": result.task.filtered["train"],
+                "test_bleu_runner": round(result.test_metrics["bleu"], 2),
+            }
+        )
     timing = common.time_signature(
-        lambda b: signature(text=b)["translation"].numpy(), batches, items=len(test),
-        singles=[tf.constant([s]) for s in test.sources[:200]])
-    report.update({
-        "sentences_per_second": round(timing.items_per_second, 1),
-        **timing.latency_figures(),
-        "test_sentences": len(test),
-        "examples": [{"source": test.sources[i], "reference": test.targets[i],
-                      "translation": hyps[i]} for i in range(3)],
-        "serving": common.export_metadata(export_dir).get("serving"),
-        "overrides": args.set,
-    })
+        lambda b: signature(text=b)["translation"].numpy(),
+        batches,
+        items=len(test),
+        singles=[tf.constant([s]) for s in test.sources[:200]],
+    )
+    report.update(
+        {
+            "sentences_per_second": round(timing.items_per_second, 1),
+            **timing.latency_figures(),
+            "test_sentences": len(test),
+            "examples": [
+                {"source": test.sources[i], "reference": test.targets[i], "translation": hyps[i]}
+                for i in range(3)
+            ],
+            "serving": common.export_metadata(export_dir).get("serving"),
+            "overrides": args.set,
+        }
+    )
     common.write_report(report, args.out, result)
     return 0
 

@@ -57,14 +57,22 @@ def _predict(args: argparse.Namespace) -> int:
     from pipelines.core.predict import predict_file
 
     if args.runner != "beam" and (args.beam_args or args.single_file):
-        raise ConfigError("Beam pipeline options (after --) and --single-file need "
-                          "--runner beam")
-    export_dir = Path(args.export) if args.export else latest_export(
-        Path(args.workdir) / "exports", args.pipeline)
+        raise ConfigError("Beam pipeline options (after --) and --single-file need --runner beam")
+    export_dir = (
+        Path(args.export)
+        if args.export
+        else latest_export(Path(args.workdir) / "exports", args.pipeline)
+    )
     if args.runner == "beam":
         return _predict_on_beam(args, export_dir)
-    count = predict_file(args.pipeline, Path(args.input), Path(args.output), export_dir,
-                         batch_size=args.batch_size, signature=args.signature)
+    count = predict_file(
+        args.pipeline,
+        Path(args.input),
+        Path(args.output),
+        export_dir,
+        batch_size=args.batch_size,
+        signature=args.signature,
+    )
     print(f"wrote {count} lines to {args.output} with {export_dir} ({args.signature})")
     return 0
 
@@ -80,13 +88,25 @@ def _predict_on_beam(args: argparse.Namespace, export_dir: Path) -> int:
             raise
         raise ConfigError('--runner beam needs Apache Beam: pip install -e ".[beam]"') from exc
 
-    result = predict_on_beam(args.pipeline, args.input, args.output, str(export_dir),
-                             batch_size=args.batch_size, signature=args.signature,
-                             single_file=args.single_file, beam_args=args.beam_args)
-    counts = ("" if result.answered is None else
-              f"{result.answered} lines answered, {result.failed} dead-lettered; ")
-    print(f"{counts}answers: {result.outputs}, dead letters: {result.errors} "
-          f"({export_dir}, {args.signature})")
+    result = predict_on_beam(
+        args.pipeline,
+        args.input,
+        args.output,
+        str(export_dir),
+        batch_size=args.batch_size,
+        signature=args.signature,
+        single_file=args.single_file,
+        beam_args=args.beam_args,
+    )
+    counts = (
+        ""
+        if result.answered is None
+        else f"{result.answered} lines answered, {result.failed} dead-lettered; "
+    )
+    print(
+        f"{counts}answers: {result.outputs}, dead letters: {result.errors} "
+        f"({export_dir}, {args.signature})"
+    )
     return 0
 
 
@@ -113,37 +133,62 @@ def _promote(args: argparse.Namespace) -> int:
 
     before = promote(args.name, args.version, args.alias, Path(args.workdir))
     moved = f"from version {before} " if before else ""
-    print(f"model '{args.name}': alias '{args.alias}' moved {moved}to version {args.version} "
-          f"(models:/{args.name}@{args.alias})")
+    print(
+        f"model '{args.name}': alias '{args.alias}' moved {moved}to version {args.version} "
+        f"(models:/{args.name}@{args.alias})"
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfpipe", description=__doc__)
-    parser.add_argument("--verbose", action="store_true",
-                        help=f"show TensorFlow's start-up and log output (or {VERBOSE_ENV}=1)")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help=f"show TensorFlow's start-up and log output (or {VERBOSE_ENV}=1)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="prepare data, train, evaluate, export, track")
     run.add_argument("pipeline", choices=sorted(PIPELINES))
     run.add_argument("--config", help="YAML config file")
-    run.add_argument("--set", action="append", metavar="KEY=VALUE",
-                     help="override a config key (repeatable), e.g. --set train.epochs=3")
+    run.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config key (repeatable), e.g. --set train.epochs=3",
+    )
     run.add_argument("--data-dir", help="data folder (default: $TFPIPE_DATA_DIR or bundled data/)")
     run.add_argument("--workdir", default="runs", help="MLflow store, checkpoints, exports")
-    run.add_argument("--local-workers", type=int, default=0, metavar="N",
-                     help="multi-worker training: N worker processes on 127.0.0.1 "
-                     "(the others' output in WORKDIR/logs/)")
+    run.add_argument(
+        "--local-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="multi-worker training: N worker processes on 127.0.0.1 "
+        "(the others' output in WORKDIR/logs/)",
+    )
     run.set_defaults(func=_run)
 
-    exp = sub.add_parser("export", help="export a finished run's kept model again, "
-                         "with changed serving options, without training")
+    exp = sub.add_parser(
+        "export",
+        help="export a finished run's kept model again, "
+        "with changed serving options, without training",
+    )
     exp.add_argument("pipeline", choices=sorted(PIPELINES))
-    exp.add_argument("--run", required=True, metavar="RUN_ID_OR_NAME",
-                     help="MLflow run id, run name (the newest finished run of that name), "
-                     "or a kept model folder")
-    exp.add_argument("--set", action="append", metavar="KEY=VALUE",
-                     help="change a serving.* or export.* key, e.g. --set serving.top_k=3")
+    exp.add_argument(
+        "--run",
+        required=True,
+        metavar="RUN_ID_OR_NAME",
+        help="MLflow run id, run name (the newest finished run of that name), "
+        "or a kept model folder",
+    )
+    exp.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="change a serving.* or export.* key, e.g. --set serving.top_k=3",
+    )
     exp.add_argument("--workdir", default="runs", help="MLflow store, state and exports")
     exp.set_defaults(func=_export)
 
@@ -154,34 +199,55 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--export", help="SavedModel folder (default: latest under the workdir)")
     pred.add_argument("--workdir", default="runs")
     pred.add_argument("--batch-size", type=int, default=256)
-    pred.add_argument("--signature", default="serving_default",
-                      help="which of the export's signatures to call")
-    pred.add_argument("--runner", choices=("local", "beam"), default="local",
-                      help="local: this process; beam: an Apache Beam job (RunInference)")
-    pred.add_argument("--single-file", action="store_true",
-                      help="beam: OUTPUT is one file sorted by line, as without Beam "
-                      "(instead of numbered shards)")
+    pred.add_argument(
+        "--signature", default="serving_default", help="which of the export's signatures to call"
+    )
+    pred.add_argument(
+        "--runner",
+        choices=("local", "beam"),
+        default="local",
+        help="local: this process; beam: an Apache Beam job (RunInference)",
+    )
+    pred.add_argument(
+        "--single-file",
+        action="store_true",
+        help="beam: OUTPUT is one file sorted by line, as without Beam "
+        "(instead of numbered shards)",
+    )
     pred.set_defaults(func=_predict, beam_args=[])
-    pred.epilog = ("With --runner beam, everything after -- is Beam's pipeline options, e.g. "
-                   "-- --runner=FlinkRunner (default: the DirectRunner).")
+    pred.epilog = (
+        "With --runner beam, everything after -- is Beam's pipeline options, e.g. "
+        "-- --runner=FlinkRunner (default: the DirectRunner)."
+    )
 
     data = sub.add_parser("data", help="data conversion tools")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     to_tfrecord = data_sub.add_parser(
-        "images-to-tfrecord", help="image folder (a subfolder per class) -> TFRecord shards")
+        "images-to-tfrecord", help="image folder (a subfolder per class) -> TFRecord shards"
+    )
     to_tfrecord.add_argument("src", help="image folder: train/ test/ [val/], a folder per class")
     to_tfrecord.add_argument("dst", help="output folder for the shards and meta.json")
     to_tfrecord.add_argument("--shard-mb", type=float, default=100.0, help="target shard size")
     to_tfrecord.add_argument("--on-bad-image", choices=("fail", "skip"), default="fail")
-    to_tfrecord.add_argument("--val-fraction", type=float, default=0.1,
-                             help="carved from train when there is no val/ folder")
-    to_tfrecord.add_argument("--test-fraction", type=float, default=0.2,
-                             help="carved from train when there is no test/ folder")
+    to_tfrecord.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="carved from train when there is no val/ folder",
+    )
+    to_tfrecord.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="carved from train when there is no test/ folder",
+    )
     to_tfrecord.set_defaults(func=_images_to_tfrecord)
     fsdd = data_sub.add_parser(
-        "fsdd-connected", add_help=False,
+        "fsdd-connected",
+        add_help=False,
         help="connected-digit utterances from FSDD recordings (SRC DST [--train N ...]; "
-        "--help for all)")
+        "--help for all)",
+    )
     fsdd.add_argument("fsdd_args", nargs=argparse.REMAINDER)
     fsdd.set_defaults(func=_fsdd_connected)
 
@@ -191,16 +257,21 @@ def build_parser() -> argparse.ArgumentParser:
     compare_arguments(compare)
     compare.set_defaults(func=_compare)
 
-    promote = sub.add_parser("promote", help="point a registered model's alias (production) "
-                             "at one of its versions")
-    promote.add_argument("name", metavar="PIPELINE",
-                         help="registered model: the pipeline's name unless "
-                         "export.registered_model named another")
-    promote.add_argument("version", metavar="VERSION",
-                         help="model version (tfpipe run/export print it)")
+    promote = sub.add_parser(
+        "promote", help="point a registered model's alias (production) at one of its versions"
+    )
+    promote.add_argument(
+        "name",
+        metavar="PIPELINE",
+        help="registered model: the pipeline's name unless export.registered_model named another",
+    )
+    promote.add_argument(
+        "version", metavar="VERSION", help="model version (tfpipe run/export print it)"
+    )
     promote.add_argument("--alias", default="production")
-    promote.add_argument("--workdir", default="runs", help="holds mlflow.db (or set "
-                         "MLFLOW_TRACKING_URI)")
+    promote.add_argument(
+        "--workdir", default="runs", help="holds mlflow.db (or set MLFLOW_TRACKING_URI)"
+    )
     promote.set_defaults(func=_promote)
     return parser
 
@@ -212,7 +283,7 @@ def _split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
     if command != "predict" or "--" not in argv:
         return argv, []
     cut = argv.index("--")
-    return argv[:cut], argv[cut + 1:]
+    return argv[:cut], argv[cut + 1 :]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,8 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     if beam_args:
         args.beam_args = beam_args
     verbose = args.verbose or verbose_from_env()
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     quiet_start(verbose)
     from pipelines.core.config import ConfigError
     from pipelines.core.textio import DataError

@@ -39,8 +39,9 @@ def segmentation_run(tmp_path_factory):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not trained.exists():
             shutil.rmtree(workdir, ignore_errors=True)
-            proc = tfpipe("run", "segmentation", "--workdir", str(workdir),
-                          *set_args(TINY_SEGMENTATION))
+            proc = tfpipe(
+                "run", "segmentation", "--workdir", str(workdir), *set_args(TINY_SEGMENTATION)
+            )
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
             trained.touch()
     return workdir

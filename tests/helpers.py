@@ -31,12 +31,17 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def tfpipe(*args: str, env: dict[str, str] | None = None, timeout: int = 600,
-           cwd: Path | None = None) -> subprocess.CompletedProcess:
+def tfpipe(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 600, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """Run the real CLI in a fresh process (`python -m pipelines`)."""
     return subprocess.run(
-        [sys.executable, "-m", "pipelines", *args], capture_output=True, text=True,
-        env=env or subprocess_env(), timeout=timeout, cwd=cwd or ROOT,
+        [sys.executable, "-m", "pipelines", *args],
+        capture_output=True,
+        text=True,
+        env=env or subprocess_env(),
+        timeout=timeout,
+        cwd=cwd or ROOT,
     )
 
 
@@ -58,13 +63,25 @@ def tiny_bert_preset(folder: Path, words: list[str], layers: int = 2, dim: int =
     tokenizer) written to `folder`: what `model.pretrained` reads, small enough for tests."""
     import keras_hub
 
-    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words,
-                  *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"),
-                  *"abcdefghijklmnopqrstuvwxyz0123456789'"]
+    vocabulary = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *words,
+        *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"),
+        *"abcdefghijklmnopqrstuvwxyz0123456789'",
+    ]
     vocabulary = list(dict.fromkeys(vocabulary))
     backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(vocabulary), num_layers=layers, num_heads=2, hidden_dim=dim,
-        intermediate_dim=2 * dim, max_sequence_length=64)
+        vocabulary_size=len(vocabulary),
+        num_layers=layers,
+        num_heads=2,
+        hidden_dim=dim,
+        intermediate_dim=2 * dim,
+        max_sequence_length=64,
+    )
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
     backbone.save_to_preset(str(folder))
     tokenizer.save_to_preset(str(folder))
@@ -137,9 +154,14 @@ def fresh_signatures_of(jobs: list[tuple[Path, dict]], cwd: Path) -> list[dict]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=cwd, delete=False) as f:
         # A file: requests can exceed a command line's limit.
         json.dump([[str(path), requests] for path, requests in jobs], f)
-    proc = subprocess.run([sys.executable, "-c", FRESH_SIGNATURES, f.name],
-                          cwd=cwd, capture_output=True, text=True, env=subprocess_env(),
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_SIGNATURES, f.name],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     assert all(r["project_imported"] is False for r in results)

@@ -30,8 +30,10 @@ def _postgres_tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:
         # Not a skip: CI's machine image has PostgreSQL 15, so a skip would hide a failure.
-        raise RuntimeError(f"PostgreSQL's {name} is not in {POSTGRES_BIN} or on PATH: "
-                           "install PostgreSQL 15 (apt-get install postgresql-15)")
+        raise RuntimeError(
+            f"PostgreSQL's {name} is not in {POSTGRES_BIN} or on PATH: "
+            "install PostgreSQL 15 (apt-get install postgresql-15)"
+        )
     return found
 
 
@@ -57,20 +59,57 @@ def postgres_cluster(database: str = "mlflow") -> Iterator[str]:
     port = free_ports(1)[0]
     started = False
     try:
-        _as_postgres([_postgres_tool("initdb"), "-D", str(data), "-U", POSTGRES_USER,
-                      "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
-        options = (f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off")
-        _as_postgres([_postgres_tool("pg_ctl"), "-D", str(data), "-o", options,
-                      "-l", str(folder / "server.log"), "-w", "-t", "60", "start"])
+        _as_postgres(
+            [
+                _postgres_tool("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                POSTGRES_USER,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]
+        )
+        options = (
+            f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
+        _as_postgres(
+            [
+                _postgres_tool("pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(folder / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
         started = True
-        _as_postgres([_postgres_tool("createdb"), "-h", "127.0.0.1", "-p", str(port),
-                      "-U", POSTGRES_USER, database])
+        _as_postgres(
+            [
+                _postgres_tool("createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                POSTGRES_USER,
+                database,
+            ]
+        )
         yield f"postgresql://{POSTGRES_USER}@127.0.0.1:{port}/{database}"
     finally:
         if started:
-            _as_postgres([_postgres_tool("pg_ctl"), "-D", str(data), "-m", "fast", "-w",
-                          "stop"])
+            _as_postgres([_postgres_tool("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -82,11 +121,25 @@ def mlflow_server(backend_store_uri: str, artifacts: Path) -> Iterator[str]:
     # A file, not a pipe: nobody reads the server's output while it runs.
     log = tempfile.TemporaryFile(mode="w+", prefix="mlflow-server-")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", backend_store_uri, "--artifacts-destination", str(artifacts),
-         "--workers", "1"],
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            backend_store_uri,
+            "--artifacts-destination",
+            str(artifacts),
+            "--workers",
+            "1",
+        ],
         # No job runner: its worker processes (GenAI evaluation jobs) only cost CPU here.
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env=subprocess_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
     )
     url = f"http://127.0.0.1:{port}"

@@ -53,8 +53,11 @@ def runs(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("autoencoder-runs")
     results = {}
     for name in MODEL_NAMES:
-        config = load_task_config("autoencoder", None, [
-            *TINY, *EXTRA.get(name, []), f"model.name={name}", f"run_name={name}"])
+        config = load_task_config(
+            "autoencoder",
+            None,
+            [*TINY, *EXTRA.get(name, []), f"model.name={name}", f"run_name={name}"],
+        )
         results[name] = run_pipeline("autoencoder", config, DATA, workdir)
     return workdir, results
 
@@ -64,8 +67,9 @@ def mlflow_runs(workdir):
 
     client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
     experiment = client.get_experiment_by_name("autoencoder")
-    return client, {r.data.tags["mlflow.runName"]: r
-                    for r in client.search_runs([experiment.experiment_id])}
+    return client, {
+        r.data.tags["mlflow.runName"]: r for r in client.search_runs([experiment.experiment_id])
+    }
 
 
 def kept_threshold(result, percentile: float = 95.0) -> float:
@@ -80,15 +84,23 @@ def test_every_model_trains_and_mlflow_records_metrics_plots_and_phases(runs):
     assert sorted(by_name) == sorted(MODEL_NAMES)
     for name, run in by_name.items():
         metrics = run.data.metrics
-        for key in ("test_auroc", "test_average_precision", "test_normal_flagged",
-                    "test_anomalous_flagged"):
+        for key in (
+            "test_auroc",
+            "test_average_precision",
+            "test_normal_flagged",
+            "test_anomalous_flagged",
+        ):
             assert 0.0 <= metrics[key] <= 1.0, (name, key)
         assert metrics["test_psnr"] > 0 and metrics["test_reconstruction_error"] > 0
         assert metrics["test_threshold"] == pytest.approx(kept_threshold(results[name]))
         assert "val_loss" in metrics and "val_psnr" in metrics
         plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-        assert {"plots/reconstructions.png", "plots/latent_space.png",
-                "plots/anomaly_scores.png", "plots/training_curves.png"} <= plots, name
+        assert {
+            "plots/reconstructions.png",
+            "plots/latent_space.png",
+            "plots/anomaly_scores.png",
+            "plots/training_curves.png",
+        } <= plots, name
     vae = by_name["vae"]
     assert vae.data.metrics["test_negative_elbo"] > 0 and "val_kl" in vae.data.metrics
     plots = {a.path for a in client.list_artifacts(vae.info.run_id, "plots")}
@@ -107,16 +119,28 @@ def test_every_signature_of_every_export_answers_in_a_fresh_process(runs, tmp_pa
     _, by_name = mlflow_runs(workdir)
     request = {"image_bytes": [b64(p.read_bytes()) for p in TEST_FILES]}
     codes = {"code": [[0.0] * 4, [0.5, -1.0, 1.5, 0.0]]}
-    jobs = [(results[name].export_dir, {"serving_default": request, "reconstruct": request,
-                                        "encode": request, "decode": codes})
-            for name in MODEL_NAMES]
+    jobs = [
+        (
+            results[name].export_dir,
+            {
+                "serving_default": request,
+                "reconstruct": request,
+                "encode": request,
+                "decode": codes,
+            },
+        )
+        for name in MODEL_NAMES
+    ]
     anomalous = np.array([p.parent.name != NORMAL for p in TEST_FILES])
     count = len(TEST_FILES)
     for name, out in zip(MODEL_NAMES, fresh_signatures_of(jobs, tmp_path), strict=True):
         assert out["signatures"] == SIGNATURES, name
-        assert out["inputs"] == {"decode": ["code"], "encode": ["image_bytes"],
-                                 "reconstruct": ["image_bytes"],
-                                 "serving_default": ["image_bytes"]}
+        assert out["inputs"] == {
+            "decode": ["code"],
+            "encode": ["image_bytes"],
+            "reconstruct": ["image_bytes"],
+            "serving_default": ["image_bytes"],
+        }
         assert sorted(out["warmup"]) == sorted(SIGNATURES * 2)
         default = out["calls"]["serving_default"]
         scores = np.array(default["anomaly_score"]["value"])
@@ -124,7 +148,8 @@ def test_every_signature_of_every_export_answers_in_a_fresh_process(runs, tmp_pa
         assert default["threshold"]["value"] == pytest.approx([threshold] * count)
         assert default["is_anomaly"]["value"] == [bool(s > threshold) for s in scores]
         assert auroc(scores, anomalous) == pytest.approx(
-            by_name[name].data.metrics["test_auroc"], abs=1e-6)
+            by_name[name].data.metrics["test_auroc"], abs=1e-6
+        )
         assert default["reconstruction"]["shape"] == [count]
         assert all(png[1:4] == "PNG" for png in default["reconstruction"]["value"])
         assert default["reconstruction_error"]["shape"] == [count]
@@ -139,8 +164,16 @@ def test_threshold_is_moved_at_reexport(runs, tmp_path):
     """`tfpipe export --set serving.threshold=...`: the new version flags by it, without
     the data; the version before is unchanged."""
     workdir = copy_workdir(runs[0], tmp_path / "w")
-    proc = tfpipe("export", "autoencoder", "--run", "conv", "--workdir", str(workdir),
-                  "--set", "serving.threshold=0.0")
+    proc = tfpipe(
+        "export",
+        "autoencoder",
+        "--run",
+        "conv",
+        "--workdir",
+        str(workdir),
+        "--set",
+        "serving.threshold=0.0",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     export = workdir / "exports" / "autoencoder" / str(len(MODEL_NAMES) + 1)
     meta = json.loads((export / "assets.extra" / "tfpipelines.json").read_text())
@@ -186,8 +219,18 @@ def test_predict_writes_path_score_and_flag_per_image(runs, tmp_path):
     listing = tmp_path / "images.txt"
     listing.write_text("".join(f"{p}\n" for p in TEST_FILES[:5]))
     out = tmp_path / "out.tsv"
-    proc = tfpipe("predict", "autoencoder", "--workdir", str(workdir), "--input", str(listing),
-                  "--output", str(out), "--export", str(results["vae"].export_dir))
+    proc = tfpipe(
+        "predict",
+        "autoencoder",
+        "--workdir",
+        str(workdir),
+        "--input",
+        str(listing),
+        "--output",
+        str(out),
+        "--export",
+        str(results["vae"].export_dir),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line.split("\t") for line in out.read_text().splitlines()]
     assert [r[0] for r in rows] == [str(p) for p in TEST_FILES[:5]]
@@ -200,17 +243,24 @@ def test_bytes_that_are_not_images_fail_the_request_clearly(runs):
     png = TEST_FILES[0].read_bytes()
     signature = tf.saved_model.load(str(runs[1]["conv"].export_dir)).signatures["encode"]
     assert signature(image_bytes=tf.constant([png]))["code"].shape == (1, 4)
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"image_bytes: element\(s\) \[1\] are not JPEG, PNG, GIF or BMP"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"image_bytes: element\(s\) \[1\] are not JPEG, PNG, GIF or BMP",
+    ):
         signature(image_bytes=tf.constant([png, b"<html>not an image</html>"]))
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["data.normal_classes=[circle, hexagon]"], "unknown class(es) hexagon"),
-    (["model.name=stacked", "train.epochs=4", "model.epochs_per_pair=2"],
-     "leaves no epoch for fine-tuning"),
-    (["model.name=sparse", "model.sparsity=l2"], "model.sparsity: unknown 'l2'"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data.normal_classes=[circle, hexagon]"], "unknown class(es) hexagon"),
+        (
+            ["model.name=stacked", "train.epochs=4", "model.epochs_per_pair=2"],
+            "leaves no epoch for fine-tuning",
+        ),
+        (["model.name=sparse", "model.sparsity=l2"], "model.sparsity: unknown 'l2'"),
+    ],
+)
 def test_configs_that_cannot_train_fail_before_training(overrides, message, tmp_path):
     task = AutoencoderTask(load_task_config("autoencoder", None, overrides), DATA)
     with pytest.raises(ConfigError, match=re.escape(message)):

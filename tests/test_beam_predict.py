@@ -33,11 +33,26 @@ def test_beam_writes_the_lines_plain_predict_writes(segmentation_run, tmp_path):
     source = tmp_path / "in.txt"
     source.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(SENTENCES * 40).encode("utf-8") + b"\n")
     plain, beam = tmp_path / "plain.txt", tmp_path / "beam" / "out.txt"
-    predict_file("segmentation", source, plain,
-                 latest_export(segmentation_run / "exports", "segmentation"))
-    proc = tfpipe("predict", "segmentation", "--input", str(source), "--output", str(beam),
-                  "--workdir", str(segmentation_run), "--runner", "beam", "--single-file",
-                  "--batch-size", "32", "--", "--direct_num_workers=2")
+    predict_file(
+        "segmentation", source, plain, latest_export(segmentation_run / "exports", "segmentation")
+    )
+    proc = tfpipe(
+        "predict",
+        "segmentation",
+        "--input",
+        str(source),
+        "--output",
+        str(beam),
+        "--workdir",
+        str(segmentation_run),
+        "--runner",
+        "beam",
+        "--single-file",
+        "--batch-size",
+        "32",
+        "--",
+        "--direct_num_workers=2",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "240 lines answered, 0 dead-lettered" in proc.stdout
     assert beam.read_bytes() == plain.read_bytes()
@@ -67,9 +82,14 @@ def test_a_line_that_is_not_utf8_goes_to_the_dead_letter_output(segmentation_run
     for number, answer in answers.items():
         line = lines[number - 1].decode("utf-8")
         assert answer.replace(" ", "") == _whitespace_free(line)
-    assert _errors(tmp_path / "out.errors") == [{
-        "file": str(source), "line": 3, "input": "他\\xff\\xfe",
-        "reason": "not valid UTF-8 (byte 0xff at offset 3)"}]
+    assert _errors(tmp_path / "out.errors") == [
+        {
+            "file": str(source),
+            "line": 3,
+            "input": "他\\xff\\xfe",
+            "reason": "not valid UTF-8 (byte 0xff at offset 3)",
+        }
+    ]
 
     with pytest.raises(KeyError, match="has no signature 'nope' .*serving_default"):
         predict_on_beam("segmentation", source, out, export, signature="nope")
@@ -79,15 +99,27 @@ def test_a_line_that_is_not_utf8_goes_to_the_dead_letter_output(segmentation_run
 def images_export(tmp_path_factory):
     """A LeNet trained for one epoch: enough to answer, which is all these tests need."""
     workdir = tmp_path_factory.mktemp("images-run")
-    proc = tfpipe("run", "images", "--workdir", str(workdir), "--set", "model.name=lenet",
-                  "--set", "train.epochs=1", "--set", "train.batch_size=8", "--set",
-                  "data.explain_images=0", "--set", "export.warmup_requests=1")
+    proc = tfpipe(
+        "run",
+        "images",
+        "--workdir",
+        str(workdir),
+        "--set",
+        "model.name=lenet",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.batch_size=8",
+        "--set",
+        "data.explain_images=0",
+        "--set",
+        "export.warmup_requests=1",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return latest_export(workdir / "exports", "images")
 
 
-def test_image_paths_that_cannot_be_read_or_decoded_are_dead_lettered(images_export,
-                                                                      tmp_path):
+def test_image_paths_that_cannot_be_read_or_decoded_are_dead_lettered(images_export, tmp_path):
     """Missing files, files that are not images and a truncated PNG (which only the graph's
     decoder finds) share batches with good images: those are answered as plain predict
     answers them, the bad ones each get their own reason."""
@@ -107,8 +139,9 @@ def test_image_paths_that_cannot_be_read_or_decoded_are_dead_lettered(images_exp
     source.write_text("\n".join(listing) + "\n")
     (tmp_path / "good.txt").write_text("".join(f"images/{n}\n" for n in names))
 
-    result = predict_on_beam("images", source, tmp_path / "labels.tsv", images_export,
-                             batch_size=4, single_file=True)
+    result = predict_on_beam(
+        "images", source, tmp_path / "labels.tsv", images_export, batch_size=4, single_file=True
+    )
     predict_file("images", tmp_path / "good.txt", tmp_path / "plain.tsv", images_export)
     plain = iter((tmp_path / "plain.tsv").read_text().splitlines())
     bad = {"images/missing.png", "images/page.jpg", "images/truncated.png"}
@@ -117,8 +150,7 @@ def test_image_paths_that_cannot_be_read_or_decoded_are_dead_lettered(images_exp
     assert (result.answered, result.failed) == (5, 3)
     reasons = {e["input"]: e["reason"] for e in _errors(tmp_path / "labels.tsv.errors")}
     assert reasons == {
-        "images/missing.png": f"{folder}/missing.png: cannot read image: "
-                              "No such file or directory",
+        "images/missing.png": f"{folder}/missing.png: cannot read image: No such file or directory",
         "images/page.jpg": f"{folder}/page.jpg: not a JPEG, PNG, GIF or BMP image",
         "images/truncated.png": "InvalidArgumentError: Invalid PNG data, size 100",
     }
@@ -128,15 +160,32 @@ def test_what_follows_the_double_dash_goes_to_beam():
     from pipelines.cli import _predict, _split_beam_args, build_parser
     from pipelines.core.config import ConfigError
 
-    argv, beam_args = _split_beam_args(["--verbose", "predict", "segmentation", "--input", "a",
-                                        "--output", "b", "--runner", "beam", "--",
-                                        "--runner=FlinkRunner", "--input=x"])
+    argv, beam_args = _split_beam_args(
+        [
+            "--verbose",
+            "predict",
+            "segmentation",
+            "--input",
+            "a",
+            "--output",
+            "b",
+            "--runner",
+            "beam",
+            "--",
+            "--runner=FlinkRunner",
+            "--input=x",
+        ]
+    )
     args = build_parser().parse_args(argv)
-    assert (args.runner, args.input, beam_args) == ("beam", "a", ["--runner=FlinkRunner",
-                                                                  "--input=x"])
+    assert (args.runner, args.input, beam_args) == (
+        "beam",
+        "a",
+        ["--runner=FlinkRunner", "--input=x"],
+    )
     other = ["data", "fsdd-connected", "src", "dst", "--", "--train", "5"]
     assert _split_beam_args(other) == (other, [])
-    args = build_parser().parse_args(["predict", "segmentation", "--input", "a", "--output",
-                                      "b", "--single-file"])
+    args = build_parser().parse_args(
+        ["predict", "segmentation", "--input", "a", "--output", "b", "--single-file"]
+    )
     with pytest.raises(ConfigError, match="need --runner beam"):
         _predict(args)

@@ -15,15 +15,23 @@ from pipelines.core.tracking import NotTracked, Tracker
 
 # Per pipeline: (main test metric, the other test metrics), and three runs' overrides.
 PIPELINES = {
-    "segmentation": (("test_f1",), ("test_precision", "test_recall"),
-                     # model.units=64 is the default: the same value in all three runs
-                     # would not be shown, but the others run with 48.
-                     [["model.units=64"], ["model.units=48"],
-                      ["model.units=48", "train.learning_rate=0.01"]]),
-    "slots": (("test_slot_f1",), ("test_intent_accuracy", "test_sentence_accuracy"),
-              [[], ["model.crf=true"], ["model.crf=true", "train.epochs=9"]]),
-    "images": (("test_accuracy",), (),
-               [[], ["model.name=lenet"], ["model.name=vgg11", "train.batch_size=64"]]),
+    "segmentation": (
+        ("test_f1",),
+        ("test_precision", "test_recall"),
+        # model.units=64 is the default: the same value in all three runs
+        # would not be shown, but the others run with 48.
+        [["model.units=64"], ["model.units=48"], ["model.units=48", "train.learning_rate=0.01"]],
+    ),
+    "slots": (
+        ("test_slot_f1",),
+        ("test_intent_accuracy", "test_sentence_accuracy"),
+        [[], ["model.crf=true"], ["model.crf=true", "train.epochs=9"]],
+    ),
+    "images": (
+        ("test_accuracy",),
+        (),
+        [[], ["model.name=lenet"], ["model.name=vgg11", "train.batch_size=64"]],
+    ),
 }
 
 
@@ -39,9 +47,14 @@ def track_runs(workdir: Path, pipeline: str) -> list[dict[str, float]]:
         tracker.set_tags({"pipeline": pipeline})
         tracker.log_params(cfgmod.flatten(cfgmod.to_dict(config)))
         tracker.log_metrics({"loss": 1.0 / (i + 1), "val_loss": 1.0}, step=1)
-        metrics = {main: 0.5 + 0.1 * i, **{m: 0.4 + 0.05 * i for m in others},
-                   "train_seconds": 60.0 * (i + 1), "epochs_run": 3,
-                   "train_examples_per_second": 1000.0 + i, "params": 12345 + i}
+        metrics = {
+            main: 0.5 + 0.1 * i,
+            **{m: 0.4 + 0.05 * i for m in others},
+            "train_seconds": 60.0 * (i + 1),
+            "epochs_run": 3,
+            "train_examples_per_second": 1000.0 + i,
+            "params": 12345 + i,
+        }
         if i == 2:  # what a benchmark adds
             metrics["bench_latency_ms_p50"] = 4.25
         tracker.log_metrics(metrics, step=0)
@@ -74,13 +87,22 @@ def test_table_shows_differing_params_and_every_figure(pipeline, stores, capsys,
     workdir, written = stores[0], stores[1][pipeline]
     (main,), others, overrides = PIPELINES[pipeline]
     plot = tmp_path / "plot.png"
-    header, rule, *rows, plot_line = compare(capsys, pipeline, "--workdir", str(workdir),
-                                              "--out", str(plot))
+    header, rule, *rows, plot_line = compare(
+        capsys, pipeline, "--workdir", str(workdir), "--out", str(plot)
+    )
     changed = sorted({o.split("=")[0] for extra in overrides for o in extra})
     columns = header.split()
     # Only the params that differ (run_name is the run column); then every figure.
-    assert columns == ["run", *changed, *sorted([main, *others]), "params", "epochs_run",
-                       "train_seconds", "bench_latency_ms_p50", "train_examples_per_second"]
+    assert columns == [
+        "run",
+        *changed,
+        *sorted([main, *others]),
+        "params",
+        "epochs_run",
+        "train_seconds",
+        "bench_latency_ms_p50",
+        "train_examples_per_second",
+    ]
     assert len(rows) == 3 and set(rule) == {"-", " "}
     for i, row in enumerate(rows):
         cells = dict(zip(columns, row.split(), strict=True))
@@ -101,26 +123,41 @@ def test_table_shows_differing_params_and_every_figure(pipeline, stores, capsys,
 
 def test_named_params_and_metric(stores, capsys, tmp_path):
     workdir, _ = stores
-    header, *_, plot_line = compare(capsys, "segmentation", "--workdir", str(workdir),
-                                    "--params", "train.epochs,model.units", "--metric",
-                                    "test_recall", "--out", str(tmp_path / "p.png"))
+    header, *_, plot_line = compare(
+        capsys,
+        "segmentation",
+        "--workdir",
+        str(workdir),
+        "--params",
+        "train.epochs,model.units",
+        "--metric",
+        "test_recall",
+        "--out",
+        str(tmp_path / "p.png"),
+    )
     assert header.split()[:3] == ["run", "train.epochs", "model.units"]
     assert plot_line.startswith("plot of test_recall against training time")
     default = workdir / "compare-images.png"
-    *_, plot_line = compare(capsys, "images", "--workdir", str(workdir), "--metric",
-                            "train_examples_per_second")
+    *_, plot_line = compare(
+        capsys, "images", "--workdir", str(workdir), "--metric", "train_examples_per_second"
+    )
     assert plot_line.endswith(str(default)) and default.stat().st_size > 5000
 
 
 def test_unknown_metric_and_param_are_clear_errors(stores):
     workdir, _ = stores
-    args = build_parser().parse_args(["compare", "slots", "--workdir", str(workdir),
-                                      "--metric", "test_f1"])
-    with pytest.raises(NotTracked, match=r"no metric 'test_f1' in the runs of 'slots' \(test "
-                       r"metrics: test_intent_accuracy, test_sentence_accuracy, test_slot_f1;"):
+    args = build_parser().parse_args(
+        ["compare", "slots", "--workdir", str(workdir), "--metric", "test_f1"]
+    )
+    with pytest.raises(
+        NotTracked,
+        match=r"no metric 'test_f1' in the runs of 'slots' \(test "
+        r"metrics: test_intent_accuracy, test_sentence_accuracy, test_slot_f1;",
+    ):
         args.func(args)
-    args = build_parser().parse_args(["compare", "slots", "--workdir", str(workdir),
-                                      "--params", "model.crf,model.unitz"])
+    args = build_parser().parse_args(
+        ["compare", "slots", "--workdir", str(workdir), "--params", "model.crf,model.unitz"]
+    )
     with pytest.raises(NotTracked, match=r"no param model.unitz in these runs \(params: "):
         args.func(args)
 
@@ -129,8 +166,10 @@ def test_unknown_metric_and_param_are_clear_errors(stores):
 def test_cli_error_names_the_available_metrics(stores):
     """Exit status 2 and the message, without KeyError's quotes."""
     workdir, _ = stores
-    proc = tfpipe("compare", "images", "--workdir", str(workdir), "--metric", "test_f1",
-                  env=subprocess_env())
+    proc = tfpipe(
+        "compare", "images", "--workdir", str(workdir), "--metric", "test_f1", env=subprocess_env()
+    )
     assert proc.returncode == 2
-    assert ("tfpipe: error: no metric 'test_f1' in the runs of 'images' (test metrics: "
-            "test_accuracy;") in proc.stderr
+    assert (
+        "tfpipe: error: no metric 'test_f1' in the runs of 'images' (test metrics: test_accuracy;"
+    ) in proc.stderr

@@ -10,9 +10,11 @@ from pipelines.segmentation.config import SegmentationConfig
 def test_defaults_then_yaml_then_overrides(tmp_path):
     path = tmp_path / "exp.yaml"
     path.write_text(
-        "train:\n  epochs: 7\n  schedule:\n    name: exponential\nmodel:\n  units: 16\n")
-    config = load_config(SegmentationConfig, path, ["train.epochs=9", "model.cell=gru",
-                                                    "train.learning_rate=1e-2"])
+        "train:\n  epochs: 7\n  schedule:\n    name: exponential\nmodel:\n  units: 16\n"
+    )
+    config = load_config(
+        SegmentationConfig, path, ["train.epochs=9", "model.cell=gru", "train.learning_rate=1e-2"]
+    )
     assert config.train.epochs == 9
     assert config.train.schedule.name == "exponential"
     assert config.model.units == 16
@@ -33,16 +35,21 @@ def test_unknown_key_in_yaml_names_file_and_key(tmp_path):
         load_config(SegmentationConfig, path)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.epochs=three", "train.epochs: expected an integer"),
-    ("train.epochs=1.5", "train.epochs: expected an integer"),
-    ("data.normalise=maybe", "data.normalise: expected true or false"),
-    ("train.learning_rate=fast", "train.learning_rate: expected a number"),
-    ("train=3", "train: expected a mapping"),
-    ("train.mixed_precision=float16",
-     "train.mixed_precision: 'float16' is not one of 'none', 'auto'"),
-    ("export.mixed_precision=bf16", "export.mixed_precision: 'bf16' is not one of '',"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epochs=three", "train.epochs: expected an integer"),
+        ("train.epochs=1.5", "train.epochs: expected an integer"),
+        ("data.normalise=maybe", "data.normalise: expected true or false"),
+        ("train.learning_rate=fast", "train.learning_rate: expected a number"),
+        ("train=3", "train: expected a mapping"),
+        (
+            "train.mixed_precision=float16",
+            "train.mixed_precision: 'float16' is not one of 'none', 'auto'",
+        ),
+        ("export.mixed_precision=bf16", "export.mixed_precision: 'bf16' is not one of '',"),
+    ],
+)
 def test_wrong_types_are_named(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(SegmentationConfig, None, [override])
@@ -55,8 +62,9 @@ def test_flatten_for_mlflow_params():
     assert all(not isinstance(v, dict) for v in flat.values())
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_example_configs_load_into_their_pipeline(path):
     """configs/*.yaml: each names its pipeline, and every key it sets exists in that
     pipeline's typed config with the value written."""

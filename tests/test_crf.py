@@ -26,8 +26,9 @@ def path_score(logits, transitions, path) -> float:
 
 def brute_nll(logits, transitions, gold) -> float:
     k = logits.shape[-1]
-    scores = [path_score(logits, transitions, p)
-              for p in itertools.product(range(k), repeat=len(gold))]
+    scores = [
+        path_score(logits, transitions, p) for p in itertools.product(range(k), repeat=len(gold))
+    ]
     return float(np.logaddexp.reduce(scores) - path_score(logits, transitions, gold))
 
 
@@ -40,10 +41,13 @@ def test_negative_log_likelihood_matches_brute_force(seed):
     tags = np.full((len(lengths), width), -1, np.int32)
     for row, n in enumerate(lengths):
         tags[row, :n] = rng.integers(0, k, n)
-    got = crf_negative_log_likelihood(tf.constant(logits), tf.constant(tags),
-                                      tf.constant(transitions)).numpy()
-    expected = [brute_nll(logits[r, :n], transitions, list(tags[r, :n])) if n else 0.0
-                for r, n in enumerate(lengths)]
+    got = crf_negative_log_likelihood(
+        tf.constant(logits), tf.constant(tags), tf.constant(transitions)
+    ).numpy()
+    expected = [
+        brute_nll(logits[r, :n], transitions, list(tags[r, :n])) if n else 0.0
+        for r, n in enumerate(lengths)
+    ]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
@@ -54,11 +58,16 @@ def test_viterbi_with_transitions_is_the_best_valid_path():
     for _ in range(5):
         logits = rng.normal(scale=2.0, size=(1, length, k)).astype(np.float32)
         transitions = rng.normal(size=(k + 1, k + 1)).astype(np.float32)
-        path = ConstrainedViterbi(allowed)(tf.constant(logits), tf.constant([length]),
-                                           tf.constant(transitions)).numpy()[0]
-        valid = [p for p in itertools.product(range(k), repeat=length)
-                 if allowed[k, p[0]] and allowed[p[-1], k]
-                 and all(allowed[a, b] for a, b in itertools.pairwise(p))]
+        path = ConstrainedViterbi(allowed)(
+            tf.constant(logits), tf.constant([length]), tf.constant(transitions)
+        ).numpy()[0]
+        valid = [
+            p
+            for p in itertools.product(range(k), repeat=length)
+            if allowed[k, p[0]]
+            and allowed[p[-1], k]
+            and all(allowed[a, b] for a, b in itertools.pairwise(p))
+        ]
         best = max(valid, key=lambda p: path_score(logits[0], transitions, p))
         assert list(path) == list(best)
 

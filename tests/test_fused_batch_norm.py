@@ -15,8 +15,12 @@ def pair(momentum: float = 0.9):
     fused_bn = FusedBatchNormalization(momentum=momentum, epsilon=1e-5)
     for layer in (keras_bn, fused_bn):
         layer.build((None, 6, 5, 4))
-    weights = [rng.normal(size=4).astype("float32") + 1, rng.normal(size=4).astype("float32"),
-               rng.normal(size=4).astype("float32"), rng.uniform(0.5, 2, 4).astype("float32")]
+    weights = [
+        rng.normal(size=4).astype("float32") + 1,
+        rng.normal(size=4).astype("float32"),
+        rng.normal(size=4).astype("float32"),
+        rng.uniform(0.5, 2, 4).astype("float32"),
+    ]
     keras_bn.set_weights(weights)
     fused_bn.set_weights(weights)
     return keras_bn, fused_bn
@@ -30,10 +34,12 @@ def test_matches_keras_batch_norm(training):
     got = fused_bn(x, training=training)
     np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-4, atol=1e-4)
     # Moving statistics move the same way (the variance within Bessel's n / (n - 1)).
-    np.testing.assert_allclose(np.asarray(fused_bn.moving_mean),
-                               np.asarray(keras_bn.moving_mean), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(fused_bn.moving_variance),
-                               np.asarray(keras_bn.moving_variance), rtol=2e-3)
+    np.testing.assert_allclose(
+        np.asarray(fused_bn.moving_mean), np.asarray(keras_bn.moving_mean), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.asarray(fused_bn.moving_variance), np.asarray(keras_bn.moving_variance), rtol=2e-3
+    )
     if training:
         assert not np.allclose(np.asarray(fused_bn.moving_mean), pair()[1].get_weights()[2])
 
@@ -79,8 +85,11 @@ def test_switching_the_kernel_off_runs_keras_own_ops():
             layer = FusedBatchNormalization()
         layer.build(x.shape)
         assert layer.fused is enabled
-        graph = tf.function(lambda v, layer=layer: layer(v, training=True)).get_concrete_function(
-            tf.TensorSpec(x.shape, tf.float32)).graph
+        graph = (
+            tf.function(lambda v, layer=layer: layer(v, training=True))
+            .get_concrete_function(tf.TensorSpec(x.shape, tf.float32))
+            .graph
+        )
         ops[enabled] = {op.type for op in graph.get_operations()}
     assert "FusedBatchNormV3" in ops[True] and "FusedBatchNormV3" not in ops[False]
     assert FusedBatchNormalization().fused  # the default outside the block

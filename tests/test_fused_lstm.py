@@ -9,8 +9,9 @@ from tfmodels.taggers.fused_lstm import FusedBiLSTM, with_fused_lstms
 
 def test_fused_model_matches_keras_on_masked_batches():
     keras.utils.set_random_seed(3)
-    spec = TaggerSpec(4, [EmbeddingSpec("char", 50, 8, ("chars",))], {"extra": 3}, layers=2,
-                      units=6)
+    spec = TaggerSpec(
+        4, [EmbeddingSpec("char", 50, 8, ("chars",))], {"extra": 3}, layers=2, units=6
+    )
     model = build_recurrent_tagger(spec)
     for weight in model.weights:  # large weights: saturating gates, big cell states
         weight.assign(np.random.default_rng(0).normal(0, 1.5, weight.shape))

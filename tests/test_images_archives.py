@@ -31,9 +31,14 @@ def image_bytes(value: int, fmt: str = "PNG") -> bytes:
 
 def class_tree(per_class: int = 3) -> dict[str, bytes]:
     """`set/{train,test}/{class}/i.{png,jpg}`: member name -> content."""
-    return {f"set/{split}/{kind}/{i}.{'png' if i % 2 else 'jpg'}":
-            image_bytes(i, "PNG" if i % 2 else "JPEG")
-            for split in ("train", "test") for kind in CLASSES for i in range(per_class)}
+    return {
+        f"set/{split}/{kind}/{i}.{'png' if i % 2 else 'jpg'}": image_bytes(
+            i, "PNG" if i % 2 else "JPEG"
+        )
+        for split in ("train", "test")
+        for kind in CLASSES
+        for i in range(per_class)
+    }
 
 
 def named_flat(count: int) -> dict[str, bytes]:
@@ -41,8 +46,9 @@ def named_flat(count: int) -> dict[str, bytes]:
     return {f"digits/images/{i:06d}-num{i % 3}.png": image_bytes(i) for i in range(count)}
 
 
-def write_archive(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None
-                  ) -> Path:
+def write_archive(
+    path: Path, members: dict[str, bytes], links: dict[str, str] | None = None
+) -> Path:
     """A .tar.gz/.tgz/.tar or .zip of `members` (and symlinks `links`, tar only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".zip":
@@ -88,7 +94,8 @@ def test_archive_is_extracted_and_its_lone_top_folder_is_the_root(tmp_path, name
 
 
 def test_second_open_reuses_the_cache_and_a_changed_archive_is_extracted_again(
-        tmp_path, tar_tool, capsys):
+    tmp_path, tar_tool, capsys
+):
     archive = write_archive(tmp_path / "set.tar.gz", class_tree())
     cache = str(tmp_path / "cache")
     root = archives.archive_root(archive, cache)
@@ -152,8 +159,9 @@ def test_members_escaping_the_folder_are_refused(tmp_path, tar_tool):
     archive = write_archive(tmp_path / "bad.tar.gz", members)
     with pytest.raises(ImageDataError, match=r"bad.tar.gz: member '\.\./evil.png'"):
         archives.archive_root(archive, str(cache))
-    link = write_archive(tmp_path / "link.tar", {"set/a.png": image_bytes(0)},
-                         links={"set/b.png": "/etc/passwd"})
+    link = write_archive(
+        tmp_path / "link.tar", {"set/a.png": image_bytes(0)}, links={"set/b.png": "/etc/passwd"}
+    )
     with pytest.raises(ImageDataError, match="link.tar: member 'set/b.png'"):
         archives.archive_root(link, str(cache))
     assert not (tmp_path / "deep" / "evil.png").exists()
@@ -161,8 +169,9 @@ def test_members_escaping_the_folder_are_refused(tmp_path, tar_tool):
 
 
 def test_zip_members_escaping_the_folder_are_refused(tmp_path):
-    archive = write_archive(tmp_path / "bad.zip", {"ok.png": image_bytes(0),
-                                                  "../../evil.png": image_bytes(1)})
+    archive = write_archive(
+        tmp_path / "bad.zip", {"ok.png": image_bytes(0), "../../evil.png": image_bytes(1)}
+    )
     with pytest.raises(ImageDataError, match=r"bad.zip: member '\.\./\.\./evil.png'"):
         archives.archive_root(archive, str(tmp_path / "cache"))
     assert not list((tmp_path / "cache").iterdir())

@@ -70,8 +70,11 @@ def test_any_size_is_resized_to_the_model_size():
 
 # -- folders and splits --------------------------------------------------------------------
 @settings(max_examples=30, deadline=None)
-@given(counts=st.lists(st.integers(1, 30), min_size=1, max_size=5),
-       fraction=st.floats(0.0, 0.9), seed=st.integers(0, 100))
+@given(
+    counts=st.lists(st.integers(1, 30), min_size=1, max_size=5),
+    fraction=st.floats(0.0, 0.9),
+    seed=st.integers(0, 100),
+)
 def test_carve_is_stratified_disjoint_and_complete(counts, fraction, seed):
     labels = np.concatenate([np.full(n, c) for c, n in enumerate(counts)])
     split = Split([f"f{i}" for i in range(len(labels))], labels)
@@ -115,8 +118,9 @@ def folder_with_bad_files(tmp_path):
     bad = {
         root / "train" / "circle" / "garbage.jpg": b"this is not an image at all",
         root / "train" / "cross" / "empty.png": b"",
-        root / "test" / "square" / "truncated.png":
-            (root / "test" / "square" / "1.png").read_bytes()[:40],
+        root / "test" / "square" / "truncated.png": (
+            root / "test" / "square" / "1.png"
+        ).read_bytes()[:40],
     }
     for path, content in bad.items():
         path.write_bytes(content)
@@ -149,8 +153,18 @@ def test_cli_run_on_bad_images_exits_with_the_path(folder_with_bad_files, tmp_pa
     from helpers import tfpipe
 
     root, _ = folder_with_bad_files
-    proc = tfpipe("run", "images", "--data-dir", str(root.parent), "--workdir",
-                  str(tmp_path / "w"), "--set", "data.path=imgs", "--set", "model.name=lenet")
+    proc = tfpipe(
+        "run",
+        "images",
+        "--data-dir",
+        str(root.parent),
+        "--workdir",
+        str(tmp_path / "w"),
+        "--set",
+        "data.path=imgs",
+        "--set",
+        "model.name=lenet",
+    )
     assert proc.returncode == 2
     assert "garbage.jpg" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -167,15 +181,20 @@ def test_tfrecord_round_trip_keeps_bytes_labels_and_geometry(tmp_path):
     assert records.class_names == folder.class_names
     assert records.counts == folder.counts
     for split in ("train", "validation", "test"):
-        expected = sorted((Path(p).read_bytes(), int(y)) for p, y in
-                          zip(folder.folder_splits[split].paths,
-                              folder.folder_splits[split].labels, strict=True))
+        expected = sorted(
+            (Path(p).read_bytes(), int(y))
+            for p, y in zip(
+                folder.folder_splits[split].paths, folder.folder_splits[split].labels, strict=True
+            )
+        )
         got = sorted((bytes(d), int(y)) for d, y in records.encoded(split).as_numpy_iterator())
         assert got == expected
         # Some classes only (the autoencoder's normal ones): the same images, the rest left out.
         for source in (folder, records):
-            some = sorted((bytes(d), int(y)) for d, y in
-                          source.encoded(split, classes=[0, 2]).as_numpy_iterator())
+            some = sorted(
+                (bytes(d), int(y))
+                for d, y in source.encoded(split, classes=[0, 2]).as_numpy_iterator()
+            )
             assert some == [(d, y) for d, y in expected if y in (0, 2)] and some
         assert not list(folder.encoded(split, classes=[]).as_numpy_iterator())
 
@@ -213,8 +232,12 @@ def test_random_pad_crop_translates_in_training_only():
     padded = np.pad(images, [(0, 0), (3, 3), (3, 3), (0, 0)])
     moved = 0
     for i in range(len(images)):
-        matches = [(dy, dx) for dy in range(7) for dx in range(7)
-                   if np.array_equal(out[i], padded[i, dy:dy + 10, dx:dx + 12])]
+        matches = [
+            (dy, dx)
+            for dy in range(7)
+            for dx in range(7)
+            if np.array_equal(out[i], padded[i, dy : dy + 10, dx : dx + 12])
+        ]
         assert matches, "each output must be a crop of the padded image"
         moved += matches[0] != (3, 3)
     assert moved > 0
@@ -233,8 +256,9 @@ def test_request_from_lines_reads_bytes_and_names_bad_files(tmp_path):
     shutil.rmtree(root)
 
 
-def test_unchecked_bad_files_are_dropped_in_the_pipeline_when_skipping(folder_with_bad_files,
-                                                                       tmp_path):
+def test_unchecked_bad_files_are_dropped_in_the_pipeline_when_skipping(
+    folder_with_bad_files, tmp_path
+):
     root, _ = folder_with_bad_files
     task = ImagesTask(ImagesTask.config_class(), root.parent)
     task.config.data.path = root.name
@@ -251,8 +275,9 @@ def test_cli_images_to_tfrecord(tmp_path):
     from helpers import tfpipe
 
     root = make_folder(tmp_path / "imgs", per_class=3)
-    proc = tfpipe("data", "images-to-tfrecord", str(root), str(tmp_path / "records"),
-                  "--val-fraction", "0.34")
+    proc = tfpipe(
+        "data", "images-to-tfrecord", str(root), str(tmp_path / "records"), "--val-fraction", "0.34"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "train: 6 images in 1 shard(s)" in proc.stdout
     assert "validation: 3 images" in proc.stdout and "test: 9 images" in proc.stdout

@@ -97,9 +97,12 @@ def test_run_learns_the_samples_and_tracks_everything(images_run):
     client, run = mlflow_run(workdir)
     assert run.data.params["model.name"] == "lenet"
     assert run.data.metrics["test_accuracy"] > 0.6  # 4 classes: chance is 0.25
-    rates = [m.value for m in sorted(client.get_metric_history(run.info.run_id,
-                                                               "learning_rate"),
-                                     key=lambda m: m.step)]
+    rates = [
+        m.value
+        for m in sorted(
+            client.get_metric_history(run.info.run_id, "learning_rate"), key=lambda m: m.step
+        )
+    ]
     assert len(rates) == EPOCHS
     # Exponential decay after the one-epoch warm-up: 0.003 * 0.5 ** (steps / 100).
     assert rates[0] == pytest.approx(0.003 * 0.5 ** (0 / 100), rel=0.05)
@@ -107,8 +110,12 @@ def test_run_learns_the_samples_and_tracks_everything(images_run):
     assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
     assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == EPOCHS
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert {"plots/explanations.png", "plots/confusion_matrix.png", "plots/misclassified.png",
-            "plots/training_curves.png"} <= plots
+    assert {
+        "plots/explanations.png",
+        "plots/confusion_matrix.png",
+        "plots/misclassified.png",
+        "plots/training_curves.png",
+    } <= plots
     assert "test_accuracy" in stdout
 
 
@@ -127,9 +134,14 @@ def test_export_answers_jpeg_and_png_in_a_fresh_process(images_run, tmp_path):
     workdir, _ = images_run
     _, run = mlflow_run(workdir)
     export = workdir / "exports" / "images" / "1"
-    proc = subprocess.run([sys.executable, "-c", FRESH_CHECK, str(export),
-                           str(DATA / "images" / "test")], cwd=tmp_path, capture_output=True,
-                          text=True, env=subprocess_env(), timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_CHECK, str(export), str(DATA / "images" / "test")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["project_imported"] is False
@@ -137,9 +149,13 @@ def test_export_answers_jpeg_and_png_in_a_fresh_process(images_run, tmp_path):
     assert result["outputs"]["label"] == ["string", [3]]
     assert result["outputs"]["top_k_labels"] == ["string", [3, 4]]  # top 5, 4 classes
     assert set(result["label"]) <= set(CLASSES)
-    for p, top_p, top_labels, label in zip(result["probability"],
-                                           result["top_k_probabilities"],
-                                           result["top_k_labels"], result["label"], strict=True):
+    for p, top_p, top_labels, label in zip(
+        result["probability"],
+        result["top_k_probabilities"],
+        result["top_k_labels"],
+        result["label"],
+        strict=True,
+    ):
         assert top_p == sorted(top_p, reverse=True) and top_p[0] == p
         assert abs(sum(top_p) - 1) < 1e-3  # all classes listed: they sum to one
         assert top_labels[0] == label and sorted(top_labels) == CLASSES
@@ -153,8 +169,16 @@ def test_predict_and_compare_commands(images_run, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text("\n".join(str(p) for p in images) + "\n")
     out = tmp_path / "out.tsv"
-    proc = tfpipe("predict", "images", "--workdir", str(workdir), "--input", str(listing),
-                  "--output", str(out))
+    proc = tfpipe(
+        "predict",
+        "images",
+        "--workdir",
+        str(workdir),
+        "--input",
+        str(listing),
+        "--output",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = out.read_text().splitlines()
     assert len(lines) == 5
@@ -167,8 +191,14 @@ def test_predict_and_compare_commands(images_run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     header, rule, row, plot_line = proc.stdout.splitlines()
     # One run: no param differs; the figures the runner logged.
-    assert header.split() == ["run", "test_accuracy", "params", "epochs_run", "train_seconds",
-                              "train_examples_per_second"]
+    assert header.split() == [
+        "run",
+        "test_accuracy",
+        "params",
+        "epochs_run",
+        "train_seconds",
+        "train_examples_per_second",
+    ]
     assert row.split()[0] == "images"
     _, run = mlflow_run(workdir)
     assert float(row.split()[1]) == pytest.approx(run.data.metrics["test_accuracy"], abs=1e-4)
@@ -232,8 +262,9 @@ def test_flip_test_time_augmentation_averages_image_and_mirror(tmp_path):
     task.config.serving.tta_flip = True
     task.prepare(tmp_path)
     model = task.build_model()
-    pixels = tf.cast(decode_image(tf.constant(jpeg), task.image_size, task.channels)[None],
-                     tf.float32)
+    pixels = tf.cast(
+        decode_image(tf.constant(jpeg), task.image_size, task.channels)[None], tf.float32
+    )
     plain = model(pixels, training=False).numpy()[0]
     mirrored = model(tf.image.flip_left_right(pixels), training=False).numpy()[0]
     out = task.serving_function(model)[0](tf.constant([jpeg]))
@@ -251,11 +282,9 @@ def test_two_signatures_are_exported_warmed_up_and_answer(images_run, tmp_path):
     jpeg = next((DATA / "images" / "test").rglob("*.jpg")).read_bytes()
     png = next((DATA / "images" / "test").rglob("*.png")).read_bytes()
     request = {"image_bytes": [b64(jpeg), b64(png)]}
-    result = fresh_signatures(export, {"serving_default": request, "embedding": request},
-                              tmp_path)
+    result = fresh_signatures(export, {"serving_default": request, "embedding": request}, tmp_path)
     assert result["signatures"] == ["embedding", "serving_default"]
-    assert result["inputs"] == {"embedding": ["image_bytes"],
-                                "serving_default": ["image_bytes"]}
+    assert result["inputs"] == {"embedding": ["image_bytes"], "serving_default": ["image_bytes"]}
     assert sorted(result["warmup"]) == ["embedding"] * 2 + ["serving_default"] * 2
     embedding = result["calls"]["embedding"]["embedding"]
     assert embedding["shape"][0] == 2 and embedding["shape"][1] > 8
@@ -265,13 +294,37 @@ def test_two_signatures_are_exported_warmed_up_and_answer(images_run, tmp_path):
     images = sorted((DATA / "images" / "test").rglob("*.*"))[:3]
     listing.write_text("\n".join(str(p) for p in images) + "\n")
     out = tmp_path / "embeddings.jsonl"
-    proc = tfpipe("predict", "images", "--workdir", str(workdir), "--input", str(listing),
-                  "--output", str(out), "--export", str(export), "--signature", "embedding")
+    proc = tfpipe(
+        "predict",
+        "images",
+        "--workdir",
+        str(workdir),
+        "--input",
+        str(listing),
+        "--output",
+        str(out),
+        "--export",
+        str(export),
+        "--signature",
+        "embedding",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 3 and len(rows[0]["embedding"]) == embedding["shape"][1]
-    wrong = tfpipe("predict", "images", "--workdir", str(workdir), "--input", str(listing),
-                   "--output", str(out), "--export", str(export), "--signature", "nope")
+    wrong = tfpipe(
+        "predict",
+        "images",
+        "--workdir",
+        str(workdir),
+        "--input",
+        str(listing),
+        "--output",
+        str(out),
+        "--export",
+        str(export),
+        "--signature",
+        "nope",
+    )
     assert wrong.returncode == 2 and "has no signature 'nope'" in wrong.stderr
 
 
@@ -280,13 +333,26 @@ def test_reexport_from_the_kept_model_folder_with_fewer_labels(images_run, tmp_p
     best label as the version the run exported."""
     workdir = copy_workdir(images_run[0], tmp_path / "w")
     kept = workdir / "state" / "images" / "images" / "model"
-    proc = tfpipe("export", "images", "--run", str(kept), "--workdir", str(workdir),
-                  "--set", "serving.top_k=2")
+    proc = tfpipe(
+        "export",
+        "images",
+        "--run",
+        str(kept),
+        "--workdir",
+        str(workdir),
+        "--set",
+        "serving.top_k=2",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     images = sorted((DATA / "images" / "test").rglob("*.*"))[:6]
     request = {"serving_default": {"image_bytes": [b64(p.read_bytes()) for p in images]}}
-    new, old = fresh_signatures_of([(workdir / "exports" / "images" / "2", request),
-                                    (workdir / "exports" / "images" / "1", request)], tmp_path)
+    new, old = fresh_signatures_of(
+        [
+            (workdir / "exports" / "images" / "2", request),
+            (workdir / "exports" / "images" / "1", request),
+        ],
+        tmp_path,
+    )
     new, old = new["calls"]["serving_default"], old["calls"]["serving_default"]
     assert new["top_k_labels"]["shape"] == [6, 2] and old["top_k_labels"]["shape"] == [6, 4]
     assert new["label"]["value"] == old["label"]["value"]

@@ -18,7 +18,8 @@ def test_equals_one_hot_crossentropy_with_smoothing(smoothing):
     probs = probabilities()
     labels = np.array([0, 4, 2, 2, 1, 3])
     expected = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)(
-        np.eye(5)[labels], probs)
+        np.eye(5)[labels], probs
+    )
     loss = SmoothedSparseCategoricalCrossentropy(smoothing)
     np.testing.assert_allclose(float(loss(labels, probs)), float(expected), rtol=1e-5)
     # Labels of shape (batch, 1), as Keras sometimes passes them.
@@ -29,7 +30,8 @@ def test_smoothing_changes_the_loss_and_zero_is_plain_crossentropy():
     probs, labels = probabilities(), np.array([0, 4, 2, 2, 1, 3])
     plain = float(keras.losses.SparseCategoricalCrossentropy()(labels, probs))
     assert float(SmoothedSparseCategoricalCrossentropy(0.0)(labels, probs)) == pytest.approx(
-        plain, rel=1e-5)
+        plain, rel=1e-5
+    )
     assert abs(float(SmoothedSparseCategoricalCrossentropy(0.2)(labels, probs)) - plain) > 1e-3
 
 
@@ -38,7 +40,8 @@ def test_from_logits_and_serialisation():
     labels = np.array([2, 0, 1, 1])
     loss = SmoothedSparseCategoricalCrossentropy(0.1, from_logits=True)
     expected = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)(
-        np.eye(3)[labels], logits)
+        np.eye(3)[labels], logits
+    )
     np.testing.assert_allclose(float(loss(labels, logits)), float(expected), rtol=1e-5)
     clone = keras.losses.deserialize(keras.losses.serialize(loss))
     assert isinstance(clone, SmoothedSparseCategoricalCrossentropy)

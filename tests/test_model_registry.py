@@ -28,8 +28,10 @@ def test_embedded_store_registers_and_moves_aliases(tmp_path, monkeypatch):
     off = ExportConfig()
     assert register_export(workdir, off, "slots", run_id, "savedmodel-v1", exports[0]) is None
     on = ExportConfig(register=True, registered_model="slot-filler")
-    assert [register_export(workdir, on, "slots", run_id, f"savedmodel-v{i + 1}", d)
-            for i, d in enumerate(exports)] == ["1", "2"]
+    assert [
+        register_export(workdir, on, "slots", run_id, f"savedmodel-v{i + 1}", d)
+        for i, d in enumerate(exports)
+    ] == ["1", "2"]
     assert promote("slot-filler", "1", "production", workdir) is None
     assert promote("slot-filler", "2", "production", workdir) == "1"
     with pytest.raises(NotTracked, match=r"'slot-filler' has no version 3 \(versions: 1, 2\)"):
@@ -39,8 +41,9 @@ def test_embedded_store_registers_and_moves_aliases(tmp_path, monkeypatch):
 
     # What a deployment does: the store named by MLFLOW_TRACKING_URI, the alias's version.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri(workdir))
-    got = mlflow.artifacts.download_artifacts("models:/slot-filler@production",
-                                              dst_path=str(tmp_path / "deployed"))
+    got = mlflow.artifacts.download_artifacts(
+        "models:/slot-filler@production", dst_path=str(tmp_path / "deployed")
+    )
     assert (tmp_path / "deployed" / "saved_model.pb").read_text() == "version 2", got
 
     no_artifact = ExportConfig(register=True, log_to_mlflow=False)

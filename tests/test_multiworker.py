@@ -43,8 +43,9 @@ def _test_f1(output: str) -> float:
 
 def test_two_local_workers_train_one_run(segmentation_run, tmp_path):
     two = tmp_path / "two"
-    proc = tfpipe("run", "segmentation", "--workdir", str(two), "--local-workers", "2",
-                  *set_args(TWO_WORKERS))
+    proc = tfpipe(
+        "run", "segmentation", "--workdir", str(two), "--local-workers", "2", *set_args(TWO_WORKERS)
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     worker_log = (two / "logs" / "worker-1.log").read_text()
     digests = dict(DIGEST.findall(proc.stdout) + DIGEST.findall(worker_log))
@@ -83,16 +84,36 @@ def test_killed_worker_rejoins_and_the_job_resumes(tmp_path):
     (still several steps per epoch, so the kill lands inside the second one)."""
     cluster = [f"127.0.0.1:{port}" for port in free_ports(2)]
     data = _small_corpus(tmp_path / "data", train_lines=200, test_lines=40)
-    command = [sys.executable, "-m", "pipelines", "run", "segmentation",
-               "--workdir", str(tmp_path), "--data-dir", str(data),
-               *set_args([*TWO_WORKERS, "train.epochs=2", "run_name=rejoin",
-                          "train.strategy=multiworker", "data.lexicon=none"])]
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines",
+        "run",
+        "segmentation",
+        "--workdir",
+        str(tmp_path),
+        "--data-dir",
+        str(data),
+        *set_args(
+            [
+                *TWO_WORKERS,
+                "train.epochs=2",
+                "run_name=rejoin",
+                "train.strategy=multiworker",
+                "data.lexicon=none",
+            ]
+        ),
+    ]
 
     def start(index: int, log):
-        env = subprocess_env(TF_CONFIG=tf_config(cluster, index),
-                             TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, text=True)
+        env = subprocess_env(
+            TF_CONFIG=tf_config(cluster, index),
+            TF_NUM_INTRAOP_THREADS="1",
+            TF_NUM_INTEROP_THREADS="1",
+        )
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
 
     checkpoint = tmp_path / "state" / "segmentation" / "rejoin" / "checkpoint"
     chief_log, worker_log = tmp_path / "chief.log", tmp_path / "worker.log"

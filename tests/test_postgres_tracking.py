@@ -43,10 +43,21 @@ def server(postgres, tmp_path_factory):
 def registered_run(server, tmp_path_factory):
     """One tiny segmentation run against the server, its export registered."""
     workdir = tmp_path_factory.mktemp("pg-run")
-    proc = tfpipe("run", "segmentation", "--workdir", str(workdir),
-                  *set_args([*TINY_SEGMENTATION, "data.lexicon=none", "run_name=on-postgres",
-                             "export.register=true"]),
-                  env=subprocess_env(MLFLOW_TRACKING_URI=server))
+    proc = tfpipe(
+        "run",
+        "segmentation",
+        "--workdir",
+        str(workdir),
+        *set_args(
+            [
+                *TINY_SEGMENTATION,
+                "data.lexicon=none",
+                "run_name=on-postgres",
+                "export.register=true",
+            ]
+        ),
+        env=subprocess_env(MLFLOW_TRACKING_URI=server),
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "registered" in proc.stdout and "version 1" in proc.stdout, proc.stdout[-2000:]
     return workdir
@@ -75,13 +86,16 @@ def test_run_is_tracked_in_postgres(postgres, server, registered_run, tmp_path):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "model", "plots", "savedmodel"} <= artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
-        "plots/training_curves.png"}
+        "plots/training_curves.png"
+    }
     kept = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
     assert {"model/weights.npz", "model/config.yaml", "model/assets"} <= kept
     assert "model/assets/chars.txt" in {
-        a.path for a in client.list_artifacts(run.info.run_id, "model/assets")}
+        a.path for a in client.list_artifacts(run.info.run_id, "model/assets")
+    }
     assert "savedmodel/saved_model.pb" in {
-        a.path for a in client.list_artifacts(run.info.run_id, "savedmodel")}
+        a.path for a in client.list_artifacts(run.info.run_id, "savedmodel")
+    }
     local = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))
     text = open(local, encoding="utf-8").read()
     assert "units: 32" in text and "lexicon: none" in text
@@ -90,16 +104,20 @@ def test_run_is_tracked_in_postgres(postgres, server, registered_run, tmp_path):
     with psycopg2.connect(postgres) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT name, status FROM runs WHERE run_uuid = %s", (run.info.run_id,))
         assert cursor.fetchall() == [("on-postgres", "FINISHED")]
-        cursor.execute("SELECT value FROM params WHERE run_uuid = %s AND key = 'model.units'",
-                       (run.info.run_id,))
+        cursor.execute(
+            "SELECT value FROM params WHERE run_uuid = %s AND key = 'model.units'",
+            (run.info.run_id,),
+        )
         assert cursor.fetchall() == [("32",)]
-        cursor.execute("SELECT value FROM latest_metrics WHERE run_uuid = %s AND "
-                       "key = 'test_f1'", (run.info.run_id,))
+        cursor.execute(
+            "SELECT value FROM latest_metrics WHERE run_uuid = %s AND key = 'test_f1'",
+            (run.info.run_id,),
+        )
         assert cursor.fetchone()[0] == pytest.approx(run.data.metrics["test_f1"])
-        cursor.execute("SELECT version, source, run_id FROM model_versions WHERE "
-                       "name = 'segmentation'")
-        assert cursor.fetchall() == [(1, f"runs:/{run.info.run_id}/savedmodel",
-                                      run.info.run_id)]
+        cursor.execute(
+            "SELECT version, source, run_id FROM model_versions WHERE name = 'segmentation'"
+        )
+        assert cursor.fetchall() == [(1, f"runs:/{run.info.run_id}/savedmodel", run.info.run_id)]
 
 
 def promote(capsys, *argv: str) -> str:
@@ -108,8 +126,9 @@ def promote(capsys, *argv: str) -> str:
     return capsys.readouterr().out.strip()
 
 
-def test_registry_promote_and_deployment_reads_production(server, registered_run, tmp_path,
-                                                          monkeypatch, capsys):
+def test_registry_promote_and_deployment_reads_production(
+    server, registered_run, tmp_path, monkeypatch, capsys
+):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(server)
@@ -121,9 +140,19 @@ def test_registry_promote_and_deployment_reads_production(server, registered_run
 
     env = subprocess_env(MLFLOW_TRACKING_URI=server)
     # A re-export with other serving options becomes version 2, from `savedmodel-v2/`.
-    proc = tfpipe("export", "segmentation", "--run", run.info.run_id, "--workdir",
-                  str(registered_run), "--set", "serving.separator=/", "--set",
-                  "export.register=true", env=env)
+    proc = tfpipe(
+        "export",
+        "segmentation",
+        "--run",
+        run.info.run_id,
+        "--workdir",
+        str(registered_run),
+        "--set",
+        "serving.separator=/",
+        "--set",
+        "export.register=true",
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     second = client.get_model_version("segmentation", "2")
     assert second.source == f"runs:/{run.info.run_id}/savedmodel-v2"
@@ -133,11 +162,15 @@ def test_registry_promote_and_deployment_reads_production(server, registered_run
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
     assert promote(capsys, "segmentation", "1", "--alias", "production") == (
         "model 'segmentation': alias 'production' moved to version 1 "
-        "(models:/segmentation@production)")
+        "(models:/segmentation@production)"
+    )
     assert "moved from version 1 to version 2" in promote(capsys, "segmentation", "2")
     assert client.get_model_version_by_alias("segmentation", "production").version == "2"
-    with pytest.raises(NotTracked, match=r"registered model 'segmentation' has no version "
-                       r"99 \(versions: 1, 2\)"):
+    with pytest.raises(
+        NotTracked,
+        match=r"registered model 'segmentation' has no version "
+        r"99 \(versions: 1, 2\)",
+    ):
         promote(capsys, "segmentation", "99")
     with pytest.raises(NotTracked, match="no registered model 'segmentaton'"):
         promote(capsys, "segmentaton", "1")
@@ -145,10 +178,18 @@ def test_registry_promote_and_deployment_reads_production(server, registered_run
 
     # What a deployment does: fetch models:/NAME@production (no project code), then serve it.
     target = tmp_path / "deployed"
-    fetch = ("import sys, mlflow.artifacts; print(mlflow.artifacts.download_artifacts("
-             "'models:/segmentation@production', dst_path=sys.argv[1]))")
-    proc = subprocess.run([sys.executable, "-c", fetch, str(target)], capture_output=True,
-                          text=True, env=env, timeout=300, cwd=tmp_path)
+    fetch = (
+        "import sys, mlflow.artifacts; print(mlflow.artifacts.download_artifacts("
+        "'models:/segmentation@production', dst_path=sys.argv[1]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", fetch, str(target)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (target / "saved_model.pb").exists()
     result = fresh_signatures(target, {"serving_default": {"text": [SENTENCE]}}, tmp_path)

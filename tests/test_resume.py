@@ -33,15 +33,32 @@ def test_kill_and_resume_under_a_time_budget(tmp_path):
     processes together, stays within the budget."""
     from mlflow.tracking import MlflowClient
 
-    args = ["run", "segmentation", "--workdir", str(tmp_path),
-            *set_args([*TINY_SEGMENTATION, "train.epochs=500", "data.lexicon=none",
-                       "run_name=resumable", "train.early_stopping_patience=0",
-                       "train.schedule.name=cosine_budget",
-                       f"train.max_minutes={BUDGET_MINUTES}", "train.learning_rate=0.01"])]
+    args = [
+        "run",
+        "segmentation",
+        "--workdir",
+        str(tmp_path),
+        *set_args(
+            [
+                *TINY_SEGMENTATION,
+                "train.epochs=500",
+                "data.lexicon=none",
+                "run_name=resumable",
+                "train.early_stopping_patience=0",
+                "train.schedule.name=cosine_budget",
+                f"train.max_minutes={BUDGET_MINUTES}",
+                "train.learning_rate=0.01",
+            ]
+        ),
+    ]
     checkpoint = tmp_path / "state" / "segmentation" / "resumable" / "checkpoint"
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines", *args], cwd=ROOT,
-                            env=subprocess_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", *args],
+        cwd=ROOT,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     killed_after = None
     while time.monotonic() < deadline and proc.poll() is None:
@@ -61,8 +78,9 @@ def test_kill_and_resume_under_a_time_budget(tmp_path):
     experiment = client.get_experiment_by_name("segmentation").experiment_id
     (run,) = client.search_runs([experiment])
     assert run.info.status == "RUNNING"  # killed: nobody closed it
-    before = sorted((p.step, p.value) for p in
-                    client.get_metric_history(run.info.run_id, "learning_rate"))
+    before = sorted(
+        (p.step, p.value) for p in client.get_metric_history(run.info.run_id, "learning_rate")
+    )
 
     second = tfpipe(*args)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
@@ -73,9 +91,10 @@ def test_kill_and_resume_under_a_time_budget(tmp_path):
     assert [r.info.run_id for r in runs] == [run.info.run_id]  # the same run, continued
     final = runs[0]
     assert final.info.status == "FINISHED"
-    rates = sorted((p.step, p.value) for p in
-                   client.get_metric_history(run.info.run_id, "learning_rate"))
-    assert rates[:len(before)] == before
+    rates = sorted(
+        (p.step, p.value) for p in client.get_metric_history(run.info.run_id, "learning_rate")
+    )
+    assert rates[: len(before)] == before
     steps = [s for s, _ in rates]
     assert steps == sorted(set(steps)) and steps[0] == 1  # one value per epoch, no repeats
     values = [v for _, v in rates]
@@ -115,8 +134,9 @@ def _model():
 
 
 def _callbacks(folder, scores, crash_after=None):
-    stopping = ResumableEarlyStopping(monitor="val_score", mode="max", patience=50,
-                                      restore_best_weights=True)
+    stopping = ResumableEarlyStopping(
+        monitor="val_score", mode="max", patience=50, restore_best_weights=True
+    )
     clock = TrainingClock(heartbeat=folder / "clock.json")
     listed = [_Scores(scores), stopping, clock, TrainingCheckpoint(folder, clock, stopping)]
     if crash_after:
@@ -149,8 +169,9 @@ def test_best_weights_and_clock_survive_a_restart(tmp_path):
     assert initial == 3
     assert int(model.optimizer.iterations.numpy()) == steps_at_crash
     assert clock.elapsed >= spent - 1e-6
-    history = model.fit(x, y, epochs=5, initial_epoch=initial, batch_size=8, verbose=0,
-                        callbacks=listed)
+    history = model.fit(
+        x, y, epochs=5, initial_epoch=initial, batch_size=8, verbose=0, callbacks=listed
+    )
     assert history.epoch == [3, 4]
     assert stopping.best_epoch == 1
     for got, want in zip(model.get_weights(), best[1], strict=True):

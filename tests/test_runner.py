@@ -15,8 +15,14 @@ from pipelines.core.task import Serving
 
 @pytest.mark.slow
 def test_same_seed_same_metrics(tmp_path):
-    overrides = [*TINY_SEGMENTATION, "train.epochs=2", "data.lexicon=none",
-                 "train.deterministic=true", "train.seed=7", "export.enabled=false"]
+    overrides = [
+        *TINY_SEGMENTATION,
+        "train.epochs=2",
+        "data.lexicon=none",
+        "train.deterministic=true",
+        "train.seed=7",
+        "export.enabled=false",
+    ]
     results = []
     for name in ("a", "b"):
         config = load_task_config("segmentation", None, [*overrides, f"run_name={name}"])
@@ -29,8 +35,13 @@ def test_same_seed_same_metrics(tmp_path):
 def test_a_run_trains_in_its_precision_and_exports_in_the_serving_one(tmp_path):
     """`export.mixed_precision` set: the run trains in float32 and its export computes in
     bfloat16, segments text, and says so; the policy is float32 again afterwards."""
-    overrides = [*TINY_SEGMENTATION, "train.epochs=1", "data.lexicon=none",
-                 "export.mixed_precision=mixed_bfloat16", "export.warmup_requests=1"]
+    overrides = [
+        *TINY_SEGMENTATION,
+        "train.epochs=1",
+        "data.lexicon=none",
+        "export.mixed_precision=mixed_bfloat16",
+        "export.warmup_requests=1",
+    ]
     config = load_task_config("segmentation", None, overrides)
     result = run_pipeline("segmentation", config, DATA, tmp_path)
     assert keras.mixed_precision.global_policy().name == "float32"
@@ -82,8 +93,14 @@ def test_bad_training_file_names_file_and_line(tmp_path):
     (data / "cws").mkdir(parents=True)
     (data / "cws" / "train.txt").write_bytes("中国  人民\n".encode() + b"\xc3\x28\n")
     (data / "cws" / "test.txt").write_text("中国  人民\n", encoding="utf-8")
-    proc = tfpipe("run", "segmentation", "--workdir", str(tmp_path / "w"), "--data-dir",
-                  str(data), *set_args(["data.train=cws/train.txt", "data.test=cws/test.txt"]))
+    proc = tfpipe(
+        "run",
+        "segmentation",
+        "--workdir",
+        str(tmp_path / "w"),
+        "--data-dir",
+        str(data),
+        *set_args(["data.train=cws/train.txt", "data.test=cws/test.txt"]),
+    )
     assert proc.returncode == 2
     assert "train.txt:2: not valid UTF-8" in proc.stderr
-

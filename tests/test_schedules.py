@@ -30,8 +30,9 @@ def test_exponential_follows_the_formula_after_warm_up():
 
 
 def test_budget_decay_is_paced_by_the_share_of_the_budget_spent():
-    schedule = build_schedule(ScheduleConfig(name="exponential_budget", decay_rate=0.01),
-                              0.2, total_steps=100)
+    schedule = build_schedule(
+        ScheduleConfig(name="exponential_budget", decay_rate=0.01), 0.2, total_steps=100
+    )
     budget = time_budget(schedule)
     assert isinstance(budget, TimeBudgetDecay)
     assert float(schedule(1000)) == pytest.approx(0.2)  # the step count does not matter
@@ -71,7 +72,13 @@ def test_time_limit_moves_the_budget_and_stops_training():
         def on_epoch_end(self, epoch, logs=None):
             seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
-    history = model.fit(x, y, batch_size=8, epochs=100, verbose=0,
-                        callbacks=[TrainingClock(1.5 / 60, schedule.budget_used), Slow(), Record()])
+    history = model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=100,
+        verbose=0,
+        callbacks=[TrainingClock(1.5 / 60, schedule.budget_used), Slow(), Record()],
+    )
     assert len(history.epoch) < 100  # stopped by the 1.5-second budget
     assert seen == sorted(seen, reverse=True) and seen[-1] < 0.1 * 0.2

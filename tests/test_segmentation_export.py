@@ -57,8 +57,14 @@ def test_export_layout_and_models_config(segmentation_run):
 
 def test_fresh_process_calls_serving_default(segmentation_run, tmp_path):
     version = segmentation_run / "exports" / "segmentation" / "1"
-    proc = subprocess.run([sys.executable, "-c", FRESH_CHECK, str(version)], cwd=tmp_path,
-                          capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_CHECK, str(version)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["project_imported"] is False
@@ -71,8 +77,10 @@ def test_fresh_process_calls_serving_default(segmentation_run, tmp_path):
     assert mixed.replace(" ", "") == "2001年abc😀"
     assert result["words_shape"][0] == 4
     assert len(result["warmup"]) == 3
-    assert all(name == "segmentation" and sig == "serving_default" and seg
-               for name, sig, seg in result["warmup"])
+    assert all(
+        name == "segmentation" and sig == "serving_default" and seg
+        for name, sig, seg in result["warmup"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,12 +97,20 @@ def _whitespace_free(text: str) -> str:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.one_of(
-    st.text(max_size=40),
-    st.text(alphabet="中国人民北京的了是在0123456789abcXYZ，。！？ \t\u3000😀🇨🇳", max_size=60),
-    st.just(""),
-    st.just("   \n\t"),
-), min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=40),
+            st.text(
+                alphabet="中国人民北京的了是在0123456789abcXYZ，。！？ \t\u3000😀🇨🇳", max_size=60
+            ),
+            st.just(""),
+            st.just("   \n\t"),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_words_spell_the_input_without_whitespace(serving_signature, texts):
     import tensorflow as tf
 
@@ -120,8 +136,18 @@ def test_predict_keeps_every_line_in_order(segmentation_run, tmp_path):
     source = tmp_path / "in.txt"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     target = tmp_path / "out" / "segmented.txt"
-    proc = tfpipe("predict", "segmentation", "--input", str(source), "--output", str(target),
-                  "--workdir", str(segmentation_run), "--batch-size", "64")
+    proc = tfpipe(
+        "predict",
+        "segmentation",
+        "--input",
+        str(source),
+        "--output",
+        str(target),
+        "--workdir",
+        str(segmentation_run),
+        "--batch-size",
+        "64",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     answers = target.read_text(encoding="utf-8").split("\n")
     assert answers[-1] == ""
@@ -134,15 +160,24 @@ def test_predict_keeps_every_line_in_order(segmentation_run, tmp_path):
 def test_predict_rejects_bad_utf8_naming_the_line(segmentation_run, tmp_path):
     source = tmp_path / "bad.txt"
     source.write_bytes(b"ok\n\xff\xfe\n")
-    proc = tfpipe("predict", "segmentation", "--input", str(source), "--output",
-                  str(tmp_path / "o.txt"), "--workdir", str(segmentation_run))
+    proc = tfpipe(
+        "predict",
+        "segmentation",
+        "--input",
+        str(source),
+        "--output",
+        str(tmp_path / "o.txt"),
+        "--workdir",
+        str(segmentation_run),
+    )
     assert proc.returncode == 2
     assert "bad.txt:2: not valid UTF-8" in proc.stderr
     assert not (tmp_path / "o.txt").exists()
 
 
-def test_reexport_by_run_name_with_a_changed_separator(segmentation_run, serving_signature,
-                                                       tmp_path, monkeypatch):
+def test_reexport_by_run_name_with_a_changed_separator(
+    segmentation_run, serving_signature, tmp_path, monkeypatch
+):
     """`tfpipe export --run NAME` writes version 2 from the kept model, without training:
     the same words as version 1 (the trained weights, not fresh ones; Keras' LSTM layers
     instead of the fused kernel), joined as `serving.separator` now says; the start is
@@ -150,8 +185,18 @@ def test_reexport_by_run_name_with_a_changed_separator(segmentation_run, serving
     import tensorflow as tf
 
     workdir = copy_workdir(segmentation_run, tmp_path / "w")
-    proc = tfpipe("export", "segmentation", "--run", "segmentation", "--workdir", str(workdir),
-                  "--set", "serving.separator=/", "--set", "serving.fused_lstm=false")
+    proc = tfpipe(
+        "export",
+        "segmentation",
+        "--run",
+        "segmentation",
+        "--workdir",
+        str(workdir),
+        "--set",
+        "serving.separator=/",
+        "--set",
+        "serving.fused_lstm=false",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     version = workdir / "exports" / "segmentation" / "2"
     assert f"export: {version}" in proc.stdout
@@ -163,8 +208,9 @@ def test_reexport_by_run_name_with_a_changed_separator(segmentation_run, serving
     result = fresh_signatures(version, {"serving_default": {"text": texts}}, tmp_path)
     out = result["calls"]["serving_default"]
     before = serving_signature(text=tf.constant(texts))["words"].numpy()
-    for row, old, segmented in zip(out["words"]["value"], before, out["segmented"]["value"],
-                                   strict=True):
+    for row, old, segmented in zip(
+        out["words"]["value"], before, out["segmented"]["value"], strict=True
+    ):
         words = [w for w in row if w]
         assert words == [w.decode() for w in old if w] and len(words) > 1
         assert segmented == "/".join(words)

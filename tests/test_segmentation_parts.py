@@ -57,8 +57,11 @@ def test_bmes_mask_forbids_invalid_sequences():
 
 def test_viterbi_repairs_greedy_invalid_tags():
     # Greedy argmax would read E, M, B (invalid everywhere); constrained decoding may not.
-    logits = np.log(np.array([[[0.1, 0.1, 0.7, 0.1], [0.1, 0.6, 0.2, 0.1],
-                               [0.5, 0.1, 0.1, 0.3]]], dtype=np.float32))
+    logits = np.log(
+        np.array(
+            [[[0.1, 0.1, 0.7, 0.1], [0.1, 0.6, 0.2, 0.1], [0.5, 0.1, 0.1, 0.3]]], dtype=np.float32
+        )
+    )
     path = ConstrainedViterbi(bmes_transitions())(logits, np.array([3])).numpy()[0].tolist()
     mask = bmes_transitions()
     sequence = [4, *path, 4]
@@ -121,13 +124,16 @@ def test_missing_file_is_named(tmp_path):
 
 
 def test_split_clauses_cuts_after_punctuation():
-    assert split_clauses(["我", "来", "，", "他", "走", "。"]) == [["我", "来", "，"],
-                                                               ["他", "走", "。"]]
+    assert split_clauses(["我", "来", "，", "他", "走", "。"]) == [
+        ["我", "来", "，"],
+        ["他", "走", "。"],
+    ]
 
 
 def test_preprocessor_lexicon_and_bigram_features():
-    pre = SegmentationPreprocessor(["中", "国", "人"], ["中国", "<s>中"], ["中国", "中国人"],
-                                   max_word=3)
+    pre = SegmentationPreprocessor(
+        ["中", "国", "人"], ["中国", "<s>中"], ["中国", "中国人"], max_word=3
+    )
     _, norm = split_units(tf.constant(["中国人", ""]), True)
     features = pre(norm)
     assert features["chars"].numpy().tolist() == [[2, 3, 4], [0, 0, 0]]
@@ -141,10 +147,13 @@ def test_preprocessor_lexicon_and_bigram_features():
 
 
 def test_user_lexicon_file(tmp_path):
-    (tmp_path / "words.txt").write_text("中国\n北京大学 100\n太长的一个词 5\nabc\n",
-                                        encoding="utf-8")
+    (tmp_path / "words.txt").write_text(
+        "中国\n北京大学 100\n太长的一个词 5\nabc\n", encoding="utf-8"
+    )
     assert load_lexicon("words.txt", tmp_path, 4) == {
-        "中国": 1.0, "北京大学": pytest.approx(math.log10(101) / 5)}
+        "中国": 1.0,
+        "北京大学": pytest.approx(math.log10(101) / 5),
+    }
     (tmp_path / "bad.txt").write_text("中国 many\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"bad.txt:1: expected"):
         load_lexicon("bad.txt", tmp_path, 4)

@@ -63,8 +63,7 @@ def test_per_type_scores_match_seqeval(data):
 
 def test_conlleval_chunking_of_invalid_sequences():
     # An I- after O or after another type starts a chunk, as conlleval reads it.
-    assert bio_spans(["O", "I-a", "I-a", "B-a", "I-b"]) == {("a", 1, 2), ("a", 3, 3),
-                                                             ("b", 4, 4)}
+    assert bio_spans(["O", "I-a", "I-a", "B-a", "I-b"]) == {("a", 1, 2), ("a", 3, 3), ("b", 4, 4)}
     assert bio_spans([]) == set()
 
 

@@ -38,8 +38,13 @@ def test_word_and_char_ids_with_normalisation_and_oov():
     assert chars.shape == (2, 5, 5)  # words truncated to max_word_chars
     char_vocab = f.char_lookup.get_vocabulary()
     # "albuquerque" -> a, l, b (unseen: OOV), u (unseen), q (unseen)
-    assert chars[1, 1].tolist() == [char_vocab.index("a"), char_vocab.index("l"), OOV_ID,
-                                    OOV_ID, OOV_ID]
+    assert chars[1, 1].tolist() == [
+        char_vocab.index("a"),
+        char_vocab.index("l"),
+        OOV_ID,
+        OOV_ID,
+        OOV_ID,
+    ]
     assert (chars[1, 2:] == PAD_ID).all()
 
 
@@ -58,8 +63,7 @@ def test_empty_inputs_still_give_one_position():
 
 
 def test_vocabulary_tokens_match_the_graph():
-    assert vocabulary_tokens(["Fly  to\tDallas 42 "], True, True) == [["fly", "to", "dallas",
-                                                                      "00"]]
+    assert vocabulary_tokens(["Fly  to\tDallas 42 "], True, True) == [["fly", "to", "dallas", "00"]]
 
 
 def test_char_cnn_ignores_padding():
@@ -84,17 +88,26 @@ def test_attention_pooling_masks_and_survives_empty_rows():
 @pytest.mark.parametrize("intent_context", [0, 4])
 def test_joint_tagger_heads_and_padding_independence(intent_context):
     spec = JointTaggerSpec(
-        TaggerSpec(num_tags=5, embeddings=[EmbeddingSpec("word", 20, 8, ("words",), 1.0)],
-                   layers=2, units=6, dropout=0.0, embedding_dropout=0.0),
-        num_intents=3, chars=CharEncoderSpec(vocab_size=12, dim=4, filters=5),
-        intent_context=intent_context)
+        TaggerSpec(
+            num_tags=5,
+            embeddings=[EmbeddingSpec("word", 20, 8, ("words",), 1.0)],
+            layers=2,
+            units=6,
+            dropout=0.0,
+            embedding_dropout=0.0,
+        ),
+        num_intents=3,
+        chars=CharEncoderSpec(vocab_size=12, dim=4, filters=5),
+        intent_context=intent_context,
+    )
     model = build_joint_tagger(spec)
     words = np.array([[3, 4, 5]], np.int32)
     chars = np.array([[[2, 3], [4, 0], [5, 6]]], np.int32)
     out = model({"words": words, "chars": chars})
     assert out["slots"].shape == (1, 3, 5) and out["intent"].shape == (1, 3)
-    padded = model({"words": np.pad(words, [[0, 0], [0, 2]]),
-                    "chars": np.pad(chars, [[0, 0], [0, 2], [0, 1]])})
+    padded = model(
+        {"words": np.pad(words, [[0, 0], [0, 2]]), "chars": np.pad(chars, [[0, 0], [0, 2], [0, 1]])}
+    )
     np.testing.assert_allclose(padded["slots"].numpy()[:, :3], out["slots"].numpy(), atol=1e-5)
     np.testing.assert_allclose(padded["intent"].numpy(), out["intent"].numpy(), atol=1e-5)
     assert ("intent_context" in [layer.name for layer in model.layers]) == bool(intent_context)
@@ -104,19 +117,25 @@ def test_fused_inference_model_matches_the_trained_one():
     from tfmodels.taggers.fused_lstm import with_fused_lstms
 
     spec = JointTaggerSpec(
-        TaggerSpec(num_tags=4, embeddings=[EmbeddingSpec("word", 20, 8, ("words",), 1.0)],
-                   layers=2, units=6),
-        num_intents=2, chars=CharEncoderSpec(vocab_size=12, dim=4, filters=5),
-        intent_context=3)
+        TaggerSpec(
+            num_tags=4,
+            embeddings=[EmbeddingSpec("word", 20, 8, ("words",), 1.0)],
+            layers=2,
+            units=6,
+        ),
+        num_intents=2,
+        chars=CharEncoderSpec(vocab_size=12, dim=4, filters=5),
+        intent_context=3,
+    )
     model = build_joint_tagger(spec)
-    inputs = {"words": np.array([[3, 4, 5, 0], [6, 0, 0, 0]], np.int32),
-              "chars": np.array([[[2, 3], [4, 0], [5, 6], [0, 0]]] * 2, np.int32)}
+    inputs = {
+        "words": np.array([[3, 4, 5, 0], [6, 0, 0, 0]], np.int32),
+        "chars": np.array([[[2, 3], [4, 0], [5, 6], [0, 0]]] * 2, np.int32),
+    }
     want, got = model(inputs), with_fused_lstms(model)(inputs)
     np.testing.assert_allclose(got["intent"].numpy(), want["intent"].numpy(), atol=1e-5)
-    np.testing.assert_allclose(got["slots"].numpy()[0, :3], want["slots"].numpy()[0, :3],
-                               atol=1e-5)
-    np.testing.assert_allclose(got["slots"].numpy()[1, :1], want["slots"].numpy()[1, :1],
-                               atol=1e-5)
+    np.testing.assert_allclose(got["slots"].numpy()[0, :3], want["slots"].numpy()[0, :3], atol=1e-5)
+    np.testing.assert_allclose(got["slots"].numpy()[1, :1], want["slots"].numpy()[1, :1], atol=1e-5)
 
 
 @pytest.mark.parametrize("crf", [False, True])
@@ -125,37 +144,51 @@ def test_ensemble_members_differ_and_average_as_documented(crf):
     from tfmodels.taggers.joint_tagger import average_members, build_joint_tagger_ensemble
 
     spec = JointTaggerSpec(
-        TaggerSpec(num_tags=4, embeddings=[EmbeddingSpec("word", 20, 8, ("words",), 1.0)],
-                   layers=1, units=6),
-        num_intents=3, chars=CharEncoderSpec(vocab_size=12, dim=4, filters=5), crf=crf)
+        TaggerSpec(
+            num_tags=4,
+            embeddings=[EmbeddingSpec("word", 20, 8, ("words",), 1.0)],
+            layers=1,
+            units=6,
+        ),
+        num_intents=3,
+        chars=CharEncoderSpec(vocab_size=12, dim=4, filters=5),
+        crf=crf,
+    )
     model = build_joint_tagger_ensemble(spec, members=2)
     assert sorted(model.output) == ["intent_0", "intent_1", "slots_0", "slots_1"]
-    inputs = {"words": np.array([[3, 4, 5, 0]], np.int32),
-              "chars": np.array([[[2, 3], [4, 0], [5, 6], [0, 0]]], np.int32)}
+    inputs = {
+        "words": np.array([[3, 4, 5, 0]], np.int32),
+        "chars": np.array([[[2, 3], [4, 0], [5, 6], [0, 0]]], np.int32),
+    }
     out = model(inputs)
     assert not np.allclose(out["slots_0"].numpy(), out["slots_1"].numpy())  # own weights
 
     # The fused inference copy reaches into the members and computes the same.
     fused = with_fused_lstms(model)
-    assert any(isinstance(layer, FusedBiLSTM) for member in fused.layers
-               if hasattr(member, "layers") for layer in member.layers)
+    assert any(
+        isinstance(layer, FusedBiLSTM)
+        for member in fused.layers
+        if hasattr(member, "layers")
+        for layer in member.layers
+    )
     fused_out = fused(inputs)
-    np.testing.assert_allclose(fused_out["slots_1"].numpy()[:, :3],
-                               out["slots_1"].numpy()[:, :3], atol=1e-5)
+    np.testing.assert_allclose(
+        fused_out["slots_1"].numpy()[:, :3], out["slots_1"].numpy()[:, :3], atol=1e-5
+    )
 
     rng = np.random.default_rng(0)
-    transitions = ([tf.constant(rng.normal(size=(5, 5)), tf.float32) for _ in range(2)]
-                   if crf else None)
+    transitions = (
+        [tf.constant(rng.normal(size=(5, 5)), tf.float32) for _ in range(2)] if crf else None
+    )
     keys = [("slots_0", "intent_0"), ("slots_1", "intent_1")]
     slots, intent, crf_transitions = average_members(out, keys, transitions=transitions)
     probs = [tf.nn.softmax(out[f"intent_{i}"]).numpy() for i in range(2)]
-    np.testing.assert_allclose(tf.nn.softmax(intent).numpy(), (probs[0] + probs[1]) / 2,
-                               atol=1e-5)
+    np.testing.assert_allclose(tf.nn.softmax(intent).numpy(), (probs[0] + probs[1]) / 2, atol=1e-5)
     if crf:
-        np.testing.assert_allclose(slots.numpy(), (out["slots_0"] + out["slots_1"]) / 2,
-                                   atol=1e-5)
-        np.testing.assert_allclose(crf_transitions.numpy(),
-                                   (transitions[0] + transitions[1]).numpy() / 2, atol=1e-6)
+        np.testing.assert_allclose(slots.numpy(), (out["slots_0"] + out["slots_1"]) / 2, atol=1e-5)
+        np.testing.assert_allclose(
+            crf_transitions.numpy(), (transitions[0] + transitions[1]).numpy() / 2, atol=1e-6
+        )
     else:
         logp = [tf.nn.log_softmax(out[f"slots_{i}"]).numpy() for i in range(2)]
         np.testing.assert_allclose(slots.numpy(), (logp[0] + logp[1]) / 2, atol=1e-5)
@@ -164,5 +197,6 @@ def test_ensemble_members_differ_and_average_as_documented(crf):
     # One sigmoid per intent (multi-intent): the averaged probability of each intent.
     _, multi, _ = average_members(out, keys, multi_label=True)
     sigmoids = [tf.sigmoid(out[f"intent_{i}"]).numpy() for i in range(2)]
-    np.testing.assert_allclose(tf.sigmoid(multi).numpy(), (sigmoids[0] + sigmoids[1]) / 2,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        tf.sigmoid(multi).numpy(), (sigmoids[0] + sigmoids[1]) / 2, atol=1e-5
+    )

@@ -77,9 +77,14 @@ def slots_run(tmp_path_factory):
 
 
 def fresh_call(version, texts, tmp_path):
-    proc = subprocess.run([sys.executable, "-c", FRESH_CHECK, str(version), json.dumps(texts)],
-                          cwd=tmp_path, capture_output=True, text=True, env=subprocess_env(),
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_CHECK, str(version), json.dumps(texts)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -96,8 +101,13 @@ def test_run_learns_the_sample(slots_run):
 def test_export_answers_in_a_fresh_process(slots_run, tmp_path):
     workdir, _ = slots_run
     version = workdir / "exports" / "slots" / "1"
-    texts = [ATIS_EXAMPLE, "", "   ", "Show me FARES from Xyzzyville to Qwertyton on Monday",
-             "zzz qqq 12345 ÄÖÜ"]
+    texts = [
+        ATIS_EXAMPLE,
+        "",
+        "   ",
+        "Show me FARES from Xyzzyville to Qwertyton on Monday",
+        "zzz qqq 12345 ÄÖÜ",
+    ]
     result = fresh_call(version, texts, tmp_path)
     assert result["project_imported"] is False
     assert result["inputs"] == {"text": "string"}
@@ -124,15 +134,31 @@ def test_crf_ensemble_with_multi_intent_trains_and_exports_valid_bio(tmp_path):
     """The other heads end to end: two CRF taggers trained side by side with one sigmoid
     per single intent, averaged in the export, which a fresh process calls."""
     workdir = tmp_path / "w"
-    proc = tfpipe("run", "slots", "--workdir", str(workdir),
-                  *set_args([*TINY_SLOTS, "train.epochs=4", "model.crf=true",
-                             "model.ensemble=2", "model.multi_intent=true"]))
+    proc = tfpipe(
+        "run",
+        "slots",
+        "--workdir",
+        str(workdir),
+        *set_args(
+            [
+                *TINY_SLOTS,
+                "train.epochs=4",
+                "model.crf=true",
+                "model.ensemble=2",
+                "model.multi_intent=true",
+            ]
+        ),
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     scores = dict(re.findall(r"^test_(\w+): ([0-9.]+)$", proc.stdout, re.M))
     assert float(scores["slot_f1"]) > 0.6, proc.stdout[-2000:]
     assert float(scores["intent_accuracy"]) > 0.8, proc.stdout[-2000:]
-    texts = [ATIS_EXAMPLE, "", "fares from denver to boston",
-             "list flights and fares from boston to denver"]
+    texts = [
+        ATIS_EXAMPLE,
+        "",
+        "fares from denver to boston",
+        "list flights and fares from boston to denver",
+    ]
     rows = fresh_call(workdir / "exports" / "slots" / "1", texts, tmp_path)["rows"]
     for text, row in zip(texts, rows, strict=True):
         n = len(text.split())
@@ -149,9 +175,20 @@ def test_pretrained_encoder_features_train_and_export_text_in_labels_out(tmp_pat
     in the exported graph, which a fresh process without keras-hub calls with raw text."""
     preset = tiny_bert_preset(tmp_path / "bert", ["flights", "from", "to", "boston", "denver"])
     workdir = tmp_path / "w"
-    proc = tfpipe("run", "slots", "--workdir", str(workdir),
-                  *set_args([*TINY_SLOTS, "train.epochs=4", f"model.pretrained={preset}",
-                             "model.pretrained_layers=1"]))
+    proc = tfpipe(
+        "run",
+        "slots",
+        "--workdir",
+        str(workdir),
+        *set_args(
+            [
+                *TINY_SLOTS,
+                "train.epochs=4",
+                f"model.pretrained={preset}",
+                "model.pretrained_layers=1",
+            ]
+        ),
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     scores = dict(re.findall(r"^test_(\w+): ([0-9.]+)$", proc.stdout, re.M))
     assert float(scores["slot_f1"]) > 0.5, proc.stdout[-2000:]
@@ -171,8 +208,18 @@ def test_predict_writes_one_line_per_input_line(slots_run, tmp_path):
     src = tmp_path / "seq.in"
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "pred.txt"
-    proc = tfpipe("predict", "slots", "--input", str(src), "--output", str(out),
-                  "--workdir", str(workdir), "--batch-size", "2")
+    proc = tfpipe(
+        "predict",
+        "slots",
+        "--input",
+        str(src),
+        "--output",
+        str(out),
+        "--workdir",
+        str(workdir),
+        "--batch-size",
+        "2",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     written = out.read_text(encoding="utf-8").split("\n")
     assert written[-1] == ""
@@ -209,8 +256,16 @@ def test_bad_corpus_fails_naming_file_and_line(tmp_path):
     (folder / "seq.in").write_text("fly to boston\nshow fares\n", encoding="utf-8")
     (folder / "seq.out").write_text("O O B-to\nO I-fare\n", encoding="utf-8")
     (folder / "label").write_text("flight\nairfare\n", encoding="utf-8")
-    proc = tfpipe("run", "slots", "--data-dir", str(tmp_path), "--workdir",
-                  str(tmp_path / "w"), "--set", "data.corpus=bad")
+    proc = tfpipe(
+        "run",
+        "slots",
+        "--data-dir",
+        str(tmp_path),
+        "--workdir",
+        str(tmp_path / "w"),
+        "--set",
+        "data.corpus=bad",
+    )
     assert proc.returncode == 2
     assert f"{folder / 'seq.out'}:2: tag 2 'I-fare' follows 'O'" in proc.stderr
 
@@ -224,21 +279,37 @@ def test_reexport_by_run_id_adds_the_top_intents(slots_run, tmp_path):
     workdir = copy_workdir(slots_run[0], tmp_path / "w")
     client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("slots").experiment_id])
-    proc = tfpipe("export", "slots", "--run", run.info.run_id, "--workdir", str(workdir),
-                  "--set", "serving.top_intents=3")
+    proc = tfpipe(
+        "export",
+        "slots",
+        "--run",
+        run.info.run_id,
+        "--workdir",
+        str(workdir),
+        "--set",
+        "serving.top_intents=3",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     texts = [ATIS_EXAMPLE, "show me flights to boston", ""]
     request = {"serving_default": {"text": texts}}
-    new, old = fresh_signatures_of([(workdir / "exports" / "slots" / "2", request),
-                                    (workdir / "exports" / "slots" / "1", request)], tmp_path)
+    new, old = fresh_signatures_of(
+        [
+            (workdir / "exports" / "slots" / "2", request),
+            (workdir / "exports" / "slots" / "1", request),
+        ],
+        tmp_path,
+    )
     new, old = new["calls"]["serving_default"], old["calls"]["serving_default"]
     assert "top_intents" not in old
     assert new["top_intents"]["shape"] == [3, 3]
     for key in ("slots", "intent", "entities"):
         assert new[key]["value"] == old[key]["value"]
-    for intents, probs, intent in zip(new["top_intents"]["value"],
-                                      new["top_intent_probabilities"]["value"],
-                                      new["intent"]["value"], strict=True):
+    for intents, probs, intent in zip(
+        new["top_intents"]["value"],
+        new["top_intent_probabilities"]["value"],
+        new["intent"]["value"],
+        strict=True,
+    ):
         assert intents[0] == intent and probs == sorted(probs, reverse=True)
     tags = client.get_run(run.info.run_id).data.tags
     assert tags["export_version"] == "2"

@@ -34,8 +34,13 @@ def test_reads_a_valid_split(tmp_path):
 
 
 def test_snips_style_trailing_spaces_and_missing_final_newline(tmp_path):
-    folder = write(tmp_path / "dev", [s + " " for s in GOOD_IN], [s + " " for s in GOOD_OUT],
-                   GOOD_LABEL, trailing_newline=False)
+    folder = write(
+        tmp_path / "dev",
+        [s + " " for s in GOOD_IN],
+        [s + " " for s in GOOD_OUT],
+        GOOD_LABEL,
+        trailing_newline=False,
+    )
     assert [u.words for u in read_split(folder)] == [tuple(s.split()) for s in GOOD_IN]
 
 
@@ -47,14 +52,17 @@ def test_word_and_tag_counts_differ(tmp_path):
         read_split(folder)
 
 
-@pytest.mark.parametrize(("bad", "message"), [
-    ("O I-airline O", "tag 2 'I-airline' follows 'O'"),
-    ("I-airline O O", "tag 1 'I-airline' follows the start"),
-    ("B-to I-airline O", "tag 2 'I-airline' follows 'B-to'"),
-    ("O X-airline O", "tag 2 'X-airline' is not O, B-type or I-type"),
-    ("O B- O", "tag 2 'B-' is not O, B-type or I-type"),
-    ("O airline O", "tag 2 'airline' is not O"),
-])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("O I-airline O", "tag 2 'I-airline' follows 'O'"),
+        ("I-airline O O", "tag 1 'I-airline' follows the start"),
+        ("B-to I-airline O", "tag 2 'I-airline' follows 'B-to'"),
+        ("O X-airline O", "tag 2 'X-airline' is not O, B-type or I-type"),
+        ("O B- O", "tag 2 'B-' is not O, B-type or I-type"),
+        ("O airline O", "tag 2 'airline' is not O"),
+    ],
+)
 def test_invalid_bio_names_file_line_and_tag(tmp_path, bad, message):
     out = list(GOOD_OUT)
     out[1] = bad

@@ -22,8 +22,9 @@ def tone(hz: float, seconds: float, rate: int = RATE, amplitude: float = 0.5) ->
 
 def riff(*chunks: tuple[bytes, bytes], form: bytes = b"WAVE") -> bytes:
     """A RIFF file of `(id, payload)` chunks, odd payloads padded as the format says."""
-    body = b"".join(cid + struct.pack("<I", len(data)) + data + b"\0" * (len(data) % 2)
-                    for cid, data in chunks)
+    body = b"".join(
+        cid + struct.pack("<I", len(data)) + data + b"\0" * (len(data) % 2) for cid, data in chunks
+    )
     return b"RIFF" + struct.pack("<I", 4 + len(body)) + form + body
 
 
@@ -34,8 +35,11 @@ def fmt(channels=1, rate=RATE, bits=16, code=1) -> bytes:
 
 def extensible_fmt(sub_code: int = 1) -> bytes:
     """WAVE_FORMAT_EXTENSIBLE, mono 16-bit, its real format code opening the GUID."""
-    return (fmt(code=0xFFFE) + struct.pack("<HHIH", 22, 16, 4, sub_code)
-            + b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71")
+    return (
+        fmt(code=0xFFFE)
+        + struct.pack("<HHIH", 22, 16, 4, sub_code)
+        + b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
+    )
 
 
 def pcm(samples: np.ndarray) -> bytes:
@@ -43,23 +47,34 @@ def pcm(samples: np.ndarray) -> bytes:
 
 
 def decode(items, **kwargs):
-    fn = tf.function(lambda b: decode_batch(b, RATE, **kwargs),
-                     input_signature=[tf.TensorSpec([None], tf.string)])
+    fn = tf.function(
+        lambda b: decode_batch(b, RATE, **kwargs),
+        input_signature=[tf.TensorSpec([None], tf.string)],
+    )
     waveforms, lengths, ok = fn(tf.constant(items, tf.string))
     return waveforms.numpy(), lengths.numpy(), ok.numpy()
 
 
 def test_bad_elements_do_not_fail_the_batch():
     good = wav_bytes(tone(440, 0.5), RATE)
-    items = [good, b"", b"not a wav at all", good[:20], good[:44], b"RIFF\xff\xff\xff\xffWAVE",
-             riff((b"fmt ", fmt(bits=8)), (b"data", b"\x80" * 100)),  # 8-bit
-             riff((b"fmt ", fmt(code=3, bits=32)), (b"data", b"\0" * 400)),  # float
-             riff((b"data", pcm(tone(440, 0.1))),),  # no fmt chunk
-             riff((b"fmt ", fmt()), (b"data", pcm(tone(440, 0.1))), form=b"AVI "),
-             riff((b"fmt ", fmt(channels=0)), (b"data", pcm(tone(440, 0.1)))),
-             riff((b"fmt ", fmt(rate=0)), (b"data", pcm(tone(440, 0.1)))),
-             riff((b"fmt ", extensible_fmt(sub_code=3)), (b"data", pcm(tone(440, 0.1)))),
-             good]
+    items = [
+        good,
+        b"",
+        b"not a wav at all",
+        good[:20],
+        good[:44],
+        b"RIFF\xff\xff\xff\xffWAVE",
+        riff((b"fmt ", fmt(bits=8)), (b"data", b"\x80" * 100)),  # 8-bit
+        riff((b"fmt ", fmt(code=3, bits=32)), (b"data", b"\0" * 400)),  # float
+        riff(
+            (b"data", pcm(tone(440, 0.1))),
+        ),  # no fmt chunk
+        riff((b"fmt ", fmt()), (b"data", pcm(tone(440, 0.1))), form=b"AVI "),
+        riff((b"fmt ", fmt(channels=0)), (b"data", pcm(tone(440, 0.1)))),
+        riff((b"fmt ", fmt(rate=0)), (b"data", pcm(tone(440, 0.1)))),
+        riff((b"fmt ", extensible_fmt(sub_code=3)), (b"data", pcm(tone(440, 0.1)))),
+        good,
+    ]
     waveforms, lengths, ok = decode(items)
     np.testing.assert_array_equal(ok, [True] + [False] * 12 + [True])
     np.testing.assert_array_equal(lengths, [4000] + [0] * 12 + [4000])
@@ -75,22 +90,33 @@ def test_a_batch_of_only_bad_elements_still_has_one_column():
 
 def test_chunks_before_data_and_truncated_data():
     samples = tone(300, 0.25)
-    listed = riff((b"fmt ", fmt()), (b"LIST", b"INFOISFT\x03\0\0\0ab\0"),
-                  (b"fact", b"\1\2\3"), (b"data", pcm(samples)))
+    listed = riff(
+        (b"fmt ", fmt()),
+        (b"LIST", b"INFOISFT\x03\0\0\0ab\0"),
+        (b"fact", b"\1\2\3"),
+        (b"data", pcm(samples)),
+    )
     extensible = riff((b"fmt ", extensible_fmt()), (b"data", pcm(samples)))
     cut = wav_bytes(samples, RATE)[:-101]  # data chunk says more than is there
     waveforms, lengths, ok = decode([listed, extensible, cut])
     assert ok.all()
     np.testing.assert_array_equal(lengths, [2000, 2000, 2000 - 51])
     for row in range(3):
-        np.testing.assert_allclose(waveforms[row, : lengths[row]], samples[: lengths[row]],
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            waveforms[row, : lengths[row]], samples[: lengths[row]], atol=1e-4
+        )
 
 
 def test_header_fields():
-    info = wav_info(tf.constant([wav_bytes(tone(440, 0.3, 16000), 16000),
-                                 riff((b"fmt ", fmt(channels=2)), (b"data", b"\0" * 40)),
-                                 b"RIFF"]))
+    info = wav_info(
+        tf.constant(
+            [
+                wav_bytes(tone(440, 0.3, 16000), 16000),
+                riff((b"fmt ", fmt(channels=2)), (b"data", b"\0" * 40)),
+                b"RIFF",
+            ]
+        )
+    )
     np.testing.assert_array_equal(info["ok"], [True, True, False])
     np.testing.assert_array_equal(info["sample_rate"], [16000, RATE, 0])
     np.testing.assert_array_equal(info["channels"], [1, 2, 0])
@@ -100,8 +126,9 @@ def test_header_fields():
 
 def test_channels_are_averaged():
     left, right = tone(440, 0.2), tone(1000, 0.2)
-    stereo = riff((b"fmt ", fmt(channels=2)),
-                  (b"data", pcm(np.stack([left, right], axis=1).reshape(-1))))
+    stereo = riff(
+        (b"fmt ", fmt(channels=2)), (b"data", pcm(np.stack([left, right], axis=1).reshape(-1)))
+    )
     waveforms, lengths, ok = decode([stereo, wav_bytes(left[:800], RATE)])
     assert ok.all() and list(lengths) == [1600, 800]
     np.testing.assert_allclose(waveforms[0], (left + right) / 2, atol=1e-4)
@@ -171,9 +198,9 @@ def test_pad_edges_places_each_waveform_between_fixed_low_noise():
     np.testing.assert_array_equal(padded[0, 5:8], waveforms.numpy()[0, :3])
     np.testing.assert_array_equal(padded[1, 5:9], waveforms.numpy()[1])
     for row, n, speech in ((padded[0], 3, slice(5, 8)), (padded[1], 4, slice(5, 9))):
-        edges = np.concatenate([row[:5], row[speech.stop:speech.stop + 5]])
+        edges = np.concatenate([row[:5], row[speech.stop : speech.stop + 5]])
         assert np.all(edges != 0) and np.abs(edges).max() < 0.01  # low noise, not silence
-        assert np.all(row[n + 10:] == 0)  # beyond the new length
+        assert np.all(row[n + 10 :] == 0)  # beyond the new length
     again, _ = pad_edges(waveforms, lengths, 5, 0.001)
     np.testing.assert_array_equal(padded, again.numpy())  # the same input, the same output
     same, same_lengths = pad_edges(waveforms, lengths, 0, 0.001)
@@ -204,12 +231,15 @@ def test_perturb_changes_speed_gain_and_noise_as_drawn_and_nothing_when_off():
     assert max(lengths) - min(lengths) > RATE * 0.05  # different seeds, different speeds
     again = perturb(tf.constant(tone), speed=0.1, seed=[3, 0]).numpy()
     assert len(again) == lengths[3]  # the same seed, the same draw
-    gains = [np.sqrt(np.mean(perturb(tf.constant(tone), gain_db=6.0, seed=[d, 0]).numpy() ** 2))
-             / np.sqrt(np.mean(tone ** 2)) for d in range(20)]
+    gains = [
+        np.sqrt(np.mean(perturb(tf.constant(tone), gain_db=6.0, seed=[d, 0]).numpy() ** 2))
+        / np.sqrt(np.mean(tone**2))
+        for d in range(20)
+    ]
     assert 10 ** (-6 / 20) - 1e-3 <= min(gains) and max(gains) <= 10 ** (6 / 20) + 1e-3
     assert max(gains) / min(gains) > 1.3
     noisy = perturb(tf.constant(tone), noise_snr_db=10.0, seed=[1, 0]).numpy()
-    snr = 10 * np.log10(np.mean(tone ** 2) / np.mean((noisy - tone) ** 2))
+    snr = 10 * np.log10(np.mean(tone**2) / np.mean((noisy - tone) ** 2))
     assert 9.0 <= snr <= 31.0
 
 

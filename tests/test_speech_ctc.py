@@ -35,15 +35,18 @@ def path_logits(paths: list[list[int]], classes: int, margin: float = 8.0) -> np
 
 @pytest.mark.parametrize("strategy", ["greedy", "beam_search"])
 def test_decoding_collapses_repeats_and_removes_blanks(strategy):
-    paths = [[1, 1, 0, 1, 2, 2, 0, 0],  # a a _ a b b _ _ -> a a b
-             [0, 3, 3, 3, 0, 0, 3, 0],  # _ c c c _ _ c _ -> c c
-             [0, 0, 0, 0, 0, 0, 0, 0],  # all blank -> nothing
-             [2, 1, 2, 1, 0, 0, 0, 0]]  # b a b a -> b a b a
+    paths = [
+        [1, 1, 0, 1, 2, 2, 0, 0],  # a a _ a b b _ _ -> a a b
+        [0, 3, 3, 3, 0, 0, 3, 0],  # _ c c c _ _ c _ -> c c
+        [0, 0, 0, 0, 0, 0, 0, 0],  # all blank -> nothing
+        [2, 1, 2, 1, 0, 0, 0, 0],
+    ]  # b a b a -> b a b a
     out = ctc_decode(path_logits(paths, 4), [8, 8, 8, 8], strategy=strategy, beam_width=8)
     assert out["ids"].dtype == tf.int32 and out["ids"].shape == (4, 4)
     np.testing.assert_array_equal(out["lengths"], [3, 2, 0, 4])
-    np.testing.assert_array_equal(out["ids"], [[1, 1, 2, -1], [3, 3, -1, -1],
-                                               [-1, -1, -1, -1], [2, 1, 2, 1]])
+    np.testing.assert_array_equal(
+        out["ids"], [[1, 1, 2, -1], [3, 3, -1, -1], [-1, -1, -1, -1], [2, 1, 2, 1]]
+    )
     assert np.all(out["confidence"].numpy() > 0.9)
 
 
@@ -98,8 +101,14 @@ def test_loss_matches_tensorflow_ctc_and_skips_unalignable_rows():
     with tf.GradientTape() as tape:
         tape.watch(logits)
         values = loss(labels, {"logits": logits, "logit_lengths": lengths})
-    expected = tf.nn.ctc_loss(tf.maximum(labels, 0)[:2], logits[:2], [3, 2], [6, 5],
-                              logits_time_major=False, blank_index=0)
+    expected = tf.nn.ctc_loss(
+        tf.maximum(labels, 0)[:2],
+        logits[:2],
+        [3, 2],
+        [6, 5],
+        logits_time_major=False,
+        blank_index=0,
+    )
     np.testing.assert_allclose(values[:2], expected, rtol=1e-5)
     assert float(values[2]) == 0.0
     gradient = tape.gradient(values, logits).numpy()
@@ -107,8 +116,9 @@ def test_loss_matches_tensorflow_ctc_and_skips_unalignable_rows():
 
 
 def test_output_lengths_follow_the_strides():
-    np.testing.assert_array_equal(output_lengths(tf.constant([0, 1, 7, 8, 9]), (2, 2)),
-                                  [0, 1, 2, 2, 3])
+    np.testing.assert_array_equal(
+        output_lengths(tf.constant([0, 1, 7, 8, 9]), (2, 2)), [0, 1, 2, 2, 3]
+    )
 
 
 SPECS = [
@@ -126,8 +136,7 @@ def test_model_lengths_and_batch_invariance(kwargs):
     features = rng.normal(size=(3, 37, 16)).astype(np.float32)
     features *= (np.arange(37)[None, :] < frames[:, None])[..., None]
     out = model({"features": features, "frame_lengths": frames})
-    np.testing.assert_array_equal(out["logit_lengths"],
-                                  output_lengths(frames, spec.time_strides))
+    np.testing.assert_array_equal(out["logit_lengths"], output_lengths(frames, spec.time_strides))
     assert out["logits"].shape[-1] == 5 and out["logits"].dtype == tf.float32
     n = int(out["logit_lengths"][1])
     alone = model({"features": features[1:2, :20], "frame_lengths": frames[1:2]})
@@ -151,8 +160,7 @@ def toy_batches(seed: int = 0):
         parts = [np.zeros(400)]
         for label in seq:
             t = np.arange(1600) / 8000
-            parts += [0.5 * np.sin(2 * np.pi * (400 if label == 1 else 2000) * t),
-                      np.zeros(800)]
+            parts += [0.5 * np.sin(2 * np.pi * (400 if label == 1 else 2000) * t), np.zeros(800)]
         waves.append(np.concatenate(parts).astype(np.float32))
         labels.append(seq)
     lengths = np.array([len(w) for w in waves], np.int32)
@@ -166,10 +174,21 @@ def toy_batches(seed: int = 0):
 
 def test_trains_with_plain_fit_and_survives_saving(tmp_path):
     keras.utils.set_random_seed(0)
-    spec = CTCModelSpec(num_classes=3, num_features=16, conv="1d", conv_filters=(16,),
-                        time_strides=(2,), layers=1, units=32, dropout=0.0)
-    model = build_ctc_model(spec, LogMelSpectrogram(8000, n_mels=16),
-                            SpecAugment(freq_masks=1, freq_width=2, time_masks=0, seed=0))
+    spec = CTCModelSpec(
+        num_classes=3,
+        num_features=16,
+        conv="1d",
+        conv_filters=(16,),
+        time_strides=(2,),
+        layers=1,
+        units=32,
+        dropout=0.0,
+    )
+    model = build_ctc_model(
+        spec,
+        LogMelSpectrogram(8000, n_mels=16),
+        SpecAugment(freq_masks=1, freq_width=2, time_masks=0, seed=0),
+    )
     model.compile(optimizer=keras.optimizers.Adam(1e-2, clipnorm=1.0))  # no loss: its own
     x, y = toy_batches()
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
@@ -184,8 +203,9 @@ def test_trains_with_plain_fit_and_survives_saving(tmp_path):
     restored = keras.models.load_model(tmp_path / "ctc.keras")
     again = restored(x, training=False)
     np.testing.assert_allclose(again["logits"], out["logits"], atol=1e-5)
-    assert restored.evaluate(data, verbose=0) == pytest.approx(model.evaluate(data, verbose=0),
-                                                                rel=1e-4)
+    assert restored.evaluate(data, verbose=0) == pytest.approx(
+        model.evaluate(data, verbose=0), rel=1e-4
+    )
 
 
 def test_vocabulary_encodes_and_decodes_chars_and_words():
@@ -196,8 +216,9 @@ def test_vocabulary_encodes_and_decodes_chars_and_words():
     spaced = tf.constant([[4, 1, 4, 4, 2, 4], [0, 3, -1, 9, -1, -1]])
     np.testing.assert_array_equal(chars.decode(spaced), [b"a b", b"c"])
     words = CTCVocabulary(["one", "two"], unit="word")
-    np.testing.assert_array_equal(words(tf.constant(["two one two", "three"])),
-                                  [[2, 1, 2], [-1, -1, -1]])
+    np.testing.assert_array_equal(
+        words(tf.constant(["two one two", "three"])), [[2, 1, 2], [-1, -1, -1]]
+    )
     np.testing.assert_array_equal(words.decode(tf.constant([[2, 1, -1]])), [b"two one"])
     with pytest.raises(ValueError, match="distinct"):
         CTCVocabulary(["a", "a"])
@@ -211,8 +232,6 @@ def test_snap_to_lexicon_picks_the_nearest_word():
     from tfmodels.speech import snap_to_lexicon
 
     lexicon = ["zero", "one", "two", "three", "four", "eight", "six"]
-    out = snap_to_lexicon(tf.constant(["thre eigh fouor", "", "one  two", "sixo", "zzz"]),
-                          lexicon)
-    assert [t.decode() for t in out.numpy()] == ["three eight four", "", "one two", "six",
-                                                 "zero"]
+    out = snap_to_lexicon(tf.constant(["thre eigh fouor", "", "one  two", "sixo", "zzz"]), lexicon)
+    assert [t.decode() for t in out.numpy()] == ["three eight four", "", "one two", "six", "zero"]
     assert snap_to_lexicon(tf.constant([], tf.string), lexicon).shape == (0,)

@@ -64,7 +64,11 @@ def test_config_round_trip():
     layer = LogMelSpectrogram(16000, frame_ms=20, step_ms=10, n_mels=64, max_hz=7000)
     clone = LogMelSpectrogram.from_config(layer.get_config())
     assert (clone.frame_length, clone.frame_step, clone.fft_length, clone.max_hz) == (
-        320, 160, 512, 7000.0)
+        320,
+        160,
+        512,
+        7000.0,
+    )
 
 
 def features_and_lengths():
@@ -81,8 +85,9 @@ def test_spec_augment_is_identity_outside_training():
 
 
 def test_spec_augment_masks_bands_and_runs_inside_each_utterance():
-    layer = SpecAugment(freq_masks=2, freq_width=10, time_masks=2, time_width=20,
-                        max_time_fraction=0.2, seed=3)
+    layer = SpecAugment(
+        freq_masks=2, freq_width=10, time_masks=2, time_width=20, max_time_fraction=0.2, seed=3
+    )
     features, lengths = features_and_lengths()
     masked = layer(features, lengths, training=True).numpy()
     assert masked.shape == features.shape

@@ -38,8 +38,11 @@ def recordings(tmp_path_factory) -> Path:
     folder.mkdir()
     for digit, speaker, index in itertools.product(range(10), SPEAKERS, INDICES):
         code = code_of(digit, speaker, index)
-        write_wav(folder / f"{digit}_{speaker}_{index}.wav",
-                  np.full(300 + code % 50, (code + 10) / 400), 8000)
+        write_wav(
+            folder / f"{digit}_{speaker}_{index}.wav",
+            np.full(300 + code % 50, (code + 10) / 400),
+            8000,
+        )
     return folder
 
 
@@ -48,8 +51,9 @@ def segments(path: Path) -> tuple[list[tuple[int, str, int]], list[int], list[in
     samples, _ = read_wav(path)
     levels = np.round(samples * 400).astype(int)
     runs = [(value, len(list(group))) for value, group in itertools.groupby(levels)]
-    table = {code_of(d, s, i): (d, s, i)
-             for d, s, i in itertools.product(range(10), SPEAKERS, INDICES)}
+    table = {
+        code_of(d, s, i): (d, s, i) for d, s, i in itertools.product(range(10), SPEAKERS, INDICES)
+    }
     used = [table[value - 10] for value, _ in runs if value]
     inner = [n for k, (value, n) in enumerate(runs) if not value and 0 < k < len(runs) - 1]
     ends = [n for k, (value, n) in enumerate(runs) if not value and k in (0, len(runs) - 1)]
@@ -63,8 +67,9 @@ def read_split(dst: Path, split: str):
 
 
 def test_splits_draw_from_their_own_recordings(recordings, tmp_path):
-    counts = build_connected(recordings.parent, tmp_path, train=40, dev=12, test=12,
-                             noise=0.0, seed=3)
+    counts = build_connected(
+        recordings.parent, tmp_path, train=40, dev=12, test=12, noise=0.0, seed=3
+    )
     assert counts == {"train": 40, "dev": 12, "test": 12, "test_digits": 150}
     used = {}
     for split in ("train", "dev", "test"):
@@ -140,8 +145,7 @@ def test_some_utterances_start_on_speech_and_some_pauses_are_exact_zeros(recordi
     bare = sum(w[0] != 0 and np.all(w[:20] == w[0]) for w in draws)  # a recording's level
     silent = sum(w[0] == 0 for w in draws)  # a lead-in of exact zeros
     assert 20 <= bare <= 90 and 10 <= silent <= 80  # about a quarter, a sixth of the starts
-    plain = DigitJoiner(train, max_digits=2, noise=0.01, seed=1, digital_silence=0.0,
-                        bare_edge=0.0)
+    plain = DigitJoiner(train, max_digits=2, noise=0.01, seed=1, digital_silence=0.0, bare_edge=0.0)
     starts = [plain.draw()[0][:20] for _ in range(50)]
     assert not any(w[0] == 0 or np.all(w == w[0]) for w in starts if len(w))
 
@@ -155,8 +159,25 @@ def test_bad_recordings_folder(tmp_path):
 
 
 def test_command_line(recordings, tmp_path, capsys):
-    assert main([str(recordings), str(tmp_path / "out"), "--train", "3", "--dev", "2",
-                 "--test", "2", "--max-digits", "2", "--test-speakers", "cy"]) == 0
+    assert (
+        main(
+            [
+                str(recordings),
+                str(tmp_path / "out"),
+                "--train",
+                "3",
+                "--dev",
+                "2",
+                "--test",
+                "2",
+                "--max-digits",
+                "2",
+                "--test-speakers",
+                "cy",
+            ]
+        )
+        == 0
+    )
     assert "train: 3" in capsys.readouterr().out
     assert len(read_split(tmp_path / "out", "train")) == 3
     with pytest.raises(SystemExit) as exit_info:
@@ -170,8 +191,9 @@ def test_isolated_train_adds_every_training_recording_alone(recordings, tmp_path
     between edges as connected draws have them; dev and test stay as they were."""
     plain, extra = tmp_path / "plain", tmp_path / "extra"
     build_connected(recordings, plain, train=20, dev=4, test=4, noise=0.0, seed=2)
-    counts = build_connected(recordings, extra, train=20, dev=4, test=4, noise=0.0, seed=2,
-                             isolated_train=True)
+    counts = build_connected(
+        recordings, extra, train=20, dev=4, test=4, noise=0.0, seed=2, isolated_train=True
+    )
     train_recordings = split_recordings(list_recordings(recordings), seed=2)["train"]
     assert counts["train"] == 20 + len(train_recordings) and counts["dev"] == 4
     for name in ("dev.tsv", "test.tsv", "test/00003.wav"):

@@ -47,8 +47,11 @@ BAD = [
     ("wavs/missing.wav\tone\tx", "missing file", r"audio file .*missing\.wav not found"),
     ("wavs/bad.wav\tone\tx", "bad wav", r".*bad\.wav is not a readable 16-bit PCM WAV"),
     ("wavs/a.wav\t   \tx", "empty transcript", r"empty transcript"),
-    ("wavs/a.wav\tone Two\tx", "out of vocabulary",
-     r"transcript has characters outside the vocabulary: 'T' \(U\+0054\)"),
+    (
+        "wavs/a.wav\tone Two\tx",
+        "out of vocabulary",
+        r"transcript has characters outside the vocabulary: 'T' \(U\+0054\)",
+    ),
     ("wavs/a.wav\tone", "bad row", r"2 fields, the header has 3"),
     ("\tone\tx", "bad row", r"empty path"),
 ]
@@ -72,8 +75,13 @@ def test_skip_mode_counts_problems_by_reason(tmp_path):
     path = corpus(tmp_path, [GOOD[0]] + [b[0] for b in BAD] + [GOOD[1], "wavs/bad.wav\tx\ty"])
     manifest = read_manifest(path, VOCAB, on_error="skip")
     assert [u.line for u in manifest.utterances] == [2, 9]
-    assert manifest.skipped == {"missing file": 1, "bad wav": 2, "empty transcript": 1,
-                                "out of vocabulary": 1, "bad row": 2}
+    assert manifest.skipped == {
+        "missing file": 1,
+        "bad wav": 2,
+        "empty transcript": 1,
+        "out of vocabulary": 1,
+        "bad row": 2,
+    }
     assert manifest.num_skipped == 7
 
 

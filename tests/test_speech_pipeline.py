@@ -60,11 +60,13 @@ def test_export_answers_wav_bytes_in_a_fresh_process(speech_run, tmp_path):
     samples, rate = read_wav(files[0])
     upsampled = np.interp(np.arange(len(samples) * 2) / 2, np.arange(len(samples)), samples)
     audio = [f.read_bytes() for f in files] + [
-        b"", b"RIFF\x00\x00garbage", wav_bytes(np.zeros(60 * rate, np.float32), rate),
-        wav_bytes(upsampled.astype(np.float32), 2 * rate)]
+        b"",
+        b"RIFF\x00\x00garbage",
+        wav_bytes(np.zeros(60 * rate, np.float32), rate),
+        wav_bytes(upsampled.astype(np.float32), 2 * rate),
+    ]
     request = {"audio": [b64(a) for a in audio]}
-    result = fresh_signatures(export, {"serving_default": request, "greedy": request},
-                              tmp_path)
+    result = fresh_signatures(export, {"serving_default": request, "greedy": request}, tmp_path)
     assert result["signatures"] == ["greedy", "serving_default"]
     assert sorted(result["warmup"]) == ["greedy"] * 2 + ["serving_default"] * 2
     for name in ("serving_default", "greedy"):
@@ -86,14 +88,30 @@ def test_predict_writes_a_transcript_per_file(speech_run, tmp_path):
     rows = (SAMPLE / "test.tsv").read_text().splitlines()[1:6]
     listing.write_text("\n".join(str(SAMPLE / r.split("\t")[0]) for r in rows) + "\n")
     out = tmp_path / "out.txt"
-    proc = tfpipe("predict", "speech", "--workdir", str(workdir), "--input", str(listing),
-                  "--output", str(out))
+    proc = tfpipe(
+        "predict",
+        "speech",
+        "--workdir",
+        str(workdir),
+        "--input",
+        str(listing),
+        "--output",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = out.read_text().split("\n")[:-1]
     assert len(lines) == 5 and any(lines)
     listing.write_text("missing.wav\n")
-    proc = tfpipe("predict", "speech", "--workdir", str(workdir), "--input", str(listing),
-                  "--output", str(out))
+    proc = tfpipe(
+        "predict",
+        "speech",
+        "--workdir",
+        str(workdir),
+        "--input",
+        str(listing),
+        "--output",
+        str(out),
+    )
     assert proc.returncode == 2 and "line 1:" in proc.stderr and "missing.wav" in proc.stderr
 
 
@@ -116,8 +134,16 @@ def test_bad_manifest_line_fails_the_run_naming_it(tmp_path):
     corpus.mkdir(parents=True)
     (corpus / "train.tsv").write_text("path\ttranscript\nnope.wav\tone\n", encoding="utf-8")
     (corpus / "test.tsv").write_text("path\ttranscript\nnope.wav\tone\n", encoding="utf-8")
-    proc = tfpipe("run", "speech", "--data-dir", str(tmp_path), "--workdir",
-                  str(tmp_path / "w"), "--set", "data.corpus=speech/bad")
+    proc = tfpipe(
+        "run",
+        "speech",
+        "--data-dir",
+        str(tmp_path),
+        "--workdir",
+        str(tmp_path / "w"),
+        "--set",
+        "data.corpus=speech/bad",
+    )
     assert proc.returncode == 2
     assert f"{corpus / 'train.tsv'}:2:" in proc.stderr
 
@@ -130,9 +156,22 @@ def test_fsdd_connected_data_tool(tmp_path):
     for digit in range(3):
         for index in (0, 5, 6, 7):
             (src / f"{digit}_ann_{index}.wav").write_bytes(
-                wav_bytes(rng.normal(0, 0.1, 2000).astype(np.float32), 8000))
-    proc = tfpipe("data", "fsdd-connected", str(src), str(tmp_path / "out"), "--train", "6",
-                  "--dev", "2", "--test", "2", "--max-digits", "3")
+                wav_bytes(rng.normal(0, 0.1, 2000).astype(np.float32), 8000)
+            )
+    proc = tfpipe(
+        "data",
+        "fsdd-connected",
+        str(src),
+        str(tmp_path / "out"),
+        "--train",
+        "6",
+        "--dev",
+        "2",
+        "--test",
+        "2",
+        "--max-digits",
+        "3",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name, rows in (("train", 6), ("dev", 2), ("test", 2), ("test_digits", 3)):
         lines = (tmp_path / "out" / f"{name}.tsv").read_text().splitlines()
@@ -143,21 +182,45 @@ def test_reexport_snaps_words_to_the_training_lexicon(speech_run, tmp_path):
     """`serving.snap_to_lexicon` at re-export: every output word is a training word (with
     `serving.pad_ms` on, recorded in the export's metadata)."""
     workdir = copy_workdir(speech_run[0], tmp_path / "w")
-    proc = tfpipe("export", "speech", "--run", "speech", "--workdir", str(workdir),
-                  "--set", "serving.snap_to_lexicon=true", "--set", "serving.decoder=greedy",
-                  "--set", "serving.pad_ms=100")
+    proc = tfpipe(
+        "export",
+        "speech",
+        "--run",
+        "speech",
+        "--workdir",
+        str(workdir),
+        "--set",
+        "serving.snap_to_lexicon=true",
+        "--set",
+        "serving.decoder=greedy",
+        "--set",
+        "serving.pad_ms=100",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     version = workdir / "exports" / "speech" / "2"
     metadata = json.loads((version / "assets.extra" / "tfpipelines.json").read_text())
     assert metadata["serving"]["pad_ms"] == 100
-    lexicon = set((workdir / "state" / "speech" / "speech" / "model" / "assets" /
-                   "words.txt").read_text().split())
-    assert lexicon == {"zero", "one", "two", "three", "four", "five", "six", "seven",
-                       "eight", "nine"}
+    lexicon = set(
+        (workdir / "state" / "speech" / "speech" / "model" / "assets" / "words.txt")
+        .read_text()
+        .split()
+    )
+    assert lexicon == {
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+    }
     rows = (SAMPLE / "test.tsv").read_text().splitlines()[1:]
     audio = [b64((SAMPLE / r.split("\t")[0]).read_bytes()) for r in rows]
-    result = fresh_signatures(version,
-                              {"serving_default": {"audio": audio}}, tmp_path)
-    words = {w for t in result["calls"]["serving_default"]["transcript"]["value"]
-             for w in t.split()}
+    result = fresh_signatures(version, {"serving_default": {"audio": audio}}, tmp_path)
+    words = {
+        w for t in result["calls"]["serving_default"]["transcript"]["value"] for w in t.split()
+    }
     assert words and words <= lexicon

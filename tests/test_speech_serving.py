@@ -23,19 +23,31 @@ from tfmodels.speech import (
 
 def test_exported_serving_graph_answers_every_element(tmp_path):
     vocab = CTCVocabulary(list("abc "), unit="char")
-    spec = CTCModelSpec(num_classes=vocab.num_classes, num_features=40, conv_filters=(8,),
-                        time_strides=(2,), freq_strides=(2,), layers=1, units=16)
+    spec = CTCModelSpec(
+        num_classes=vocab.num_classes,
+        num_features=40,
+        conv_filters=(8,),
+        time_strides=(2,),
+        freq_strides=(2,),
+        layers=1,
+        units=16,
+    )
     model = build_ctc_model(spec, LogMelSpectrogram(8000), SpecAugment(seed=0))
 
     def serve(wav: tf.Tensor) -> dict[str, tf.Tensor]:
         waveforms, lengths, ok = decode_batch(wav, 8000)
         out = model({"waveform": waveforms, "lengths": lengths}, training=False)
         best = ctc_decode(out["logits"], out["logit_lengths"], "beam_search", beam_width=4)
-        return {"transcript": tf.where(ok, vocab.decode(best["ids"]), ""),
-                "confidence": tf.where(ok, best["confidence"], 0.0), "ok": ok}
+        return {
+            "transcript": tf.where(ok, vocab.decode(best["ids"]), ""),
+            "confidence": tf.where(ok, best["confidence"], 0.0),
+            "ok": ok,
+        }
 
-    write_savedmodel(Serving(serve, {"wav": tf.TensorSpec([None], tf.string)},
-                             resources=[model, vocab]), tmp_path / "model")
+    write_savedmodel(
+        Serving(serve, {"wav": tf.TensorSpec([None], tf.string)}, resources=[model, vocab]),
+        tmp_path / "model",
+    )
     endpoint = tf.saved_model.load(str(tmp_path / "model")).signatures["serving_default"]
     good = wav_bytes(0.3 * np.sin(np.arange(8000) / 3.0), 8000)
     wide = wav_bytes(0.3 * np.sin(np.arange(16000) / 6.0), 16000)

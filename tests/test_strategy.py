@@ -18,10 +18,20 @@ def test_scaling_with_replicas():
 def test_mirrored_on_two_logical_cpus_learns(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    proc = tfpipe("run", "segmentation", "--workdir", str(tmp_path),
-                  *set_args([*TINY_SEGMENTATION, "data.lexicon=none",
-                             "train.strategy=mirrored",
-                             "train.cpu_replicas=2"]))
+    proc = tfpipe(
+        "run",
+        "segmentation",
+        "--workdir",
+        str(tmp_path),
+        *set_args(
+            [
+                *TINY_SEGMENTATION,
+                "data.lexicon=none",
+                "train.strategy=mirrored",
+                "train.cpu_replicas=2",
+            ]
+        ),
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "MirroredStrategy, 2 replica(s)" in proc.stdout
     f1 = float(re.search(r"test_f1: ([0-9.]+)", proc.stdout).group(1))

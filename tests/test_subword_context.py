@@ -13,8 +13,20 @@ from pipelines.slots.features import SubwordPieces, UtteranceFeatures
 from pipelines.slots.pretrained import load_subword_encoder
 from tfmodels.taggers.subword_context import LayerMix, SubwordEncoderLayers
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "fly", "to", "bal", "##ti", "##more", "o", "'",
-         "clock"]
+VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "fly",
+    "to",
+    "bal",
+    "##ti",
+    "##more",
+    "o",
+    "'",
+    "clock",
+]
 
 
 def pieces_of(texts, max_pieces=512, width=None):
@@ -36,8 +48,10 @@ def test_pieces_follow_cls_and_end_with_sep_and_first_piece_points_at_each_word(
 
 def test_empty_utterance_gives_cls_sep_and_padded_first_piece():
     pieces, first = pieces_of(["", "fly"], width=1)
-    assert [[VOCAB[i] for i in row if i] for row in pieces] == [["[CLS]", "[SEP]"],
-                                                                ["[CLS]", "fly", "[SEP]"]]
+    assert [[VOCAB[i] for i in row if i] for row in pieces] == [
+        ["[CLS]", "[SEP]"],
+        ["[CLS]", "fly", "[SEP]"],
+    ]
     assert first.tolist() == [[0], [1]]
 
 
@@ -85,8 +99,13 @@ def test_encoder_layers_are_each_layers_output_at_each_words_first_piece(preset)
     first = tf.constant([[1, 2, 3], [1, 0, 0]])
     out = encoder_layers(pieces, first).numpy()
     assert out.shape == (2, 3, 3, 16)
-    layers = loaded.encoder({"token_ids": pieces, "segment_ids": tf.zeros_like(pieces),
-                             "padding_mask": tf.cast(pieces != 0, tf.int32)})
+    layers = loaded.encoder(
+        {
+            "token_ids": pieces,
+            "segment_ids": tf.zeros_like(pieces),
+            "padding_mask": tf.cast(pieces != 0, tf.int32),
+        }
+    )
     for i, layer in enumerate(layers):
         expected = np.take_along_axis(layer.numpy(), first.numpy()[..., None], axis=1)
         np.testing.assert_allclose(out[:, :, i], expected, rtol=1e-5, atol=1e-5)

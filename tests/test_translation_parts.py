@@ -71,15 +71,17 @@ def test_empty_and_over_long_pairs_are_left_out_and_counted(tmp_path):
     for split in ("train", "val", "test"):
         _write(corpus, f"{split}.en", sources)
         _write(corpus, f"{split}.de", targets)
-    config = load_config(TranslationConfig, overrides=[
-        "data.corpus=translation/tiny", "data.max_source_tokens=20"])
+    config = load_config(
+        TranslationConfig, overrides=["data.corpus=translation/tiny", "data.max_source_tokens=20"]
+    )
     task = TranslationTask(config, tmp_path)
     task.prepare(tmp_path / "state")
     assert task.filtered == {"train": 3, "validation": 3}
     kept_sources, _ = task.ids["train"]
     assert len(kept_sources) == 2
-    decoded = task.source_tokenizer.detokenize(tf.ragged.constant(
-        [s.tolist() for s in kept_sources]).to_tensor())
+    decoded = task.source_tokenizer.detokenize(
+        tf.ragged.constant([s.tolist() for s in kept_sources]).to_tensor()
+    )
     assert [t.decode() for t in decoded.numpy()] == ["one dog", "four birds"]
 
 
@@ -110,12 +112,13 @@ def test_nothing_after_the_end_token_is_detokenized():
 def _scripted_step(vocab=8, prefer=5):
     """A step that says token 4 twice, then [END], then (if asked on) `prefer` loudly:
     what the decoders may not let through after [END]."""
+
     def step(tokens, static, state, index):
         script = tf.constant([4, 4, END_ID] + [prefer] * 20)
         target = tf.gather(script, tf.fill(tf.shape(tokens), index))
-        logits = 5.0 * tf.one_hot(target, vocab) + 0.01 * tf.cast(
-            tf.range(vocab), tf.float32)
+        logits = 5.0 * tf.one_hot(target, vocab) + 0.01 * tf.cast(tf.range(vocab), tf.float32)
         return logits, state + 1
+
     return step
 
 
@@ -140,15 +143,25 @@ def test_decoders_mask_after_end_and_keep_the_length_bound(decoder):
 
 def _tiny_models():
     tf.random.set_seed(3)
-    transformer = TransformerTranslator(30, 25, layers=2, width=16, heads=2, feedforward=32,
-                                        max_source=12, max_target=12)
-    rnn = RNNAttentionTranslator(30, 25, cell="lstm", attention="additive", embedding=8,
-                                 units=16)
-    gru = RNNAttentionTranslator(30, 25, cell="gru", attention="multiplicative",
-                                 embedding=8, units=16)
+    transformer = TransformerTranslator(
+        30, 25, layers=2, width=16, heads=2, feedforward=32, max_source=12, max_target=12
+    )
+    rnn = RNNAttentionTranslator(30, 25, cell="lstm", attention="additive", embedding=8, units=16)
+    gru = RNNAttentionTranslator(
+        30, 25, cell="gru", attention="multiplicative", embedding=8, units=16
+    )
     # A deep encoder and a shallow decoder: the cached step runs its one decoder layer.
-    shallow = TransformerTranslator(30, 25, layers=3, decoder_layers=1, width=16, heads=2,
-                                    feedforward=32, max_source=12, max_target=12)
+    shallow = TransformerTranslator(
+        30,
+        25,
+        layers=3,
+        decoder_layers=1,
+        width=16,
+        heads=2,
+        feedforward=32,
+        max_source=12,
+        max_target=12,
+    )
     source = tf.constant([[5, 6, 7, 8, 9, 0], [9, 10, 11, 0, 0, 0], [12, 0, 0, 0, 0, 0]])
     target = tf.constant([[START_ID, 5, 6, 7], [START_ID, 7, 8, 9], [START_ID, 9, 9, 9]])
     for model in (transformer, rnn, gru, shallow):
@@ -187,14 +200,16 @@ def test_early_stopping_changes_no_result_it_can_still_change():
     bounds = tf.constant([9, 7, 5])
     favour_end = tf.one_hot(END_ID, 25) * 2.0  # untrained models: make [END] likely
     for model in models:
+
         def step(tokens, static, state, index, model=model):
             logits, state = model.step(tokens, static, state, index)
             return logits + favour_end, state
 
         def run(alpha, stop, model=model, step=step):
             static, state = model.start(source)
-            return beam_search(step, static, state, bounds, START_ID, END_ID,
-                               beam_width=4, alpha=alpha, stop=stop)
+            return beam_search(
+                step, static, state, bounds, START_ID, END_ID, beam_width=4, alpha=alpha, stop=stop
+            )
 
         (early, early_scores), (full, full_scores) = run(0.0, "bound"), run(0.0, "none")
         width = early.shape[1]

@@ -20,11 +20,27 @@ TINY = [
     "eval.attention_plots=2",
     "export.warmup_requests=2",
 ]
-TINY_TRANSFORMER = [*TINY, "train.epochs=6", "eval.every_epochs=3", "model.layers=1",
-                    "model.width=32", "model.heads=2", "model.feedforward=64"]
-TINY_RNN = [*TINY, "model.name=rnn_attention", "train.epochs=6", "train.learning_rate=0.01",
-            "eval.every_epochs=0", "eval.attention_plots=1", "export.warmup_requests=1",
-            "model.attention=multiplicative", "model.embedding=32", "model.units=64"]
+TINY_TRANSFORMER = [
+    *TINY,
+    "train.epochs=6",
+    "eval.every_epochs=3",
+    "model.layers=1",
+    "model.width=32",
+    "model.heads=2",
+    "model.feedforward=64",
+]
+TINY_RNN = [
+    *TINY,
+    "model.name=rnn_attention",
+    "train.epochs=6",
+    "train.learning_rate=0.01",
+    "eval.every_epochs=0",
+    "eval.attention_plots=1",
+    "export.warmup_requests=1",
+    "model.attention=multiplicative",
+    "model.embedding=32",
+    "model.units=64",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -58,8 +74,7 @@ def test_export_translates_raw_text_in_a_fresh_process(transformer_run, tmp_path
     references = (SAMPLE / "test.de").read_text(encoding="utf-8").splitlines()[:4]
     long_input = " ".join(sources * 40)
     request = {"text": [*sources, "", long_input]}
-    result = fresh_signatures(export, {"serving_default": request, "greedy": request},
-                              tmp_path)
+    result = fresh_signatures(export, {"serving_default": request, "greedy": request}, tmp_path)
     assert result["signatures"] == ["greedy", "serving_default"]
     assert result["inputs"]["serving_default"] == ["text"]
     assert sorted(result["warmup"]) == ["greedy"] * 2 + ["serving_default"] * 2
@@ -77,11 +92,27 @@ def test_reexport_serves_in_bfloat16_what_trained_in_float32(transformer_run, tm
     graph's arithmetic is bfloat16, the float32 export's is not) and still translate in a
     fresh process; a misspelt policy fails before anything is exported."""
     workdir = copy_workdir(transformer_run[0], tmp_path / "w")
-    proc = tfpipe("export", "translation", "--run", "translation", "--workdir", str(workdir),
-                  "--set", "export.mixed_precision=bfloat16")
+    proc = tfpipe(
+        "export",
+        "translation",
+        "--run",
+        "translation",
+        "--workdir",
+        str(workdir),
+        "--set",
+        "export.mixed_precision=bfloat16",
+    )
     assert proc.returncode != 0 and "export.mixed_precision: 'bfloat16'" in proc.stderr
-    proc = tfpipe("export", "translation", "--run", "translation", "--workdir", str(workdir),
-                  "--set", "export.mixed_precision=mixed_bfloat16")
+    proc = tfpipe(
+        "export",
+        "translation",
+        "--run",
+        "translation",
+        "--workdir",
+        str(workdir),
+        "--set",
+        "export.mixed_precision=mixed_bfloat16",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     exports = workdir / "exports" / "translation"
     assert sorted(p.name for p in exports.iterdir()) == ["1", "2"]
@@ -90,8 +121,9 @@ def test_reexport_serves_in_bfloat16_what_trained_in_float32(transformer_run, tm
     assert bfloat16_ops(exports / "1") == 0 and bfloat16_ops(exports / "2") > 20
     sources = (SAMPLE / "test.en").read_text(encoding="utf-8").splitlines()[:4]
     references = (SAMPLE / "test.de").read_text(encoding="utf-8").splitlines()[:4]
-    out = fresh_signatures(exports / "2", {"serving_default": {"text": [*sources, ""]}},
-                           tmp_path)["calls"]["serving_default"]
+    out = fresh_signatures(exports / "2", {"serving_default": {"text": [*sources, ""]}}, tmp_path)[
+        "calls"
+    ]["serving_default"]
     translations = out["translation"]["value"]
     assert sum(t == r for t, r in zip(translations, references, strict=False)) >= 3
     assert translations[4] == ""
@@ -103,8 +135,16 @@ def test_predict_writes_a_translation_per_line(transformer_run, tmp_path):
     source = tmp_path / "src.txt"
     source.write_text("\n".join([lines[0], "", *lines[1:]]) + "\n", encoding="utf-8")
     out = tmp_path / "hyp.txt"
-    proc = tfpipe("predict", "translation", "--workdir", str(workdir), "--input", str(source),
-                  "--output", str(out))
+    proc = tfpipe(
+        "predict",
+        "translation",
+        "--workdir",
+        str(workdir),
+        "--input",
+        str(source),
+        "--output",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     hyps = out.read_text(encoding="utf-8").split("\n")[:-1]
     assert len(hyps) == 4 and hyps[1] == "" and all(hyps[i] for i in (0, 2, 3))

@@ -11,14 +11,39 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-CITIES = ["boston", "denver", "dallas", "atlanta", "seattle", "chicago", "phoenix", "miami",
-          "new york", "san francisco", "salt lake city", "las vegas", "kansas city", "houston",
-          "detroit", "portland", "orlando", "nashville"]
+CITIES = [
+    "boston",
+    "denver",
+    "dallas",
+    "atlanta",
+    "seattle",
+    "chicago",
+    "phoenix",
+    "miami",
+    "new york",
+    "san francisco",
+    "salt lake city",
+    "las vegas",
+    "kansas city",
+    "houston",
+    "detroit",
+    "portland",
+    "orlando",
+    "nashville",
+]
 UNSEEN_CITIES = ["albuquerque", "sacramento", "el paso", "tucson", "new orleans"]
 DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 MONTHS = ["january", "march", "may", "july", "september", "november", "december"]
-DAY_NUMBERS = ["first", "second", "third", "fifth", "tenth", "fifteenth", "twentieth",
-               "twenty first"]
+DAY_NUMBERS = [
+    "first",
+    "second",
+    "third",
+    "fifth",
+    "tenth",
+    "fifteenth",
+    "twentieth",
+    "twenty first",
+]
 PERIODS = ["morning", "afternoon", "evening", "night"]
 AIRLINES = ["delta", "united", "american airlines", "us air", "continental", "alaska airlines"]
 CLASSES = ["first class", "coach", "business class"]
@@ -38,8 +63,17 @@ def plain(words: str) -> list[tuple[str, str]]:
 
 def flight(rng: random.Random, cities: list[str]) -> tuple[list[tuple[str, str]], str]:
     src, dst = rng.sample(cities, 2)
-    out = plain(rng.choice(["show me flights", "i want to fly", "list flights",
-                            "i need a flight", "what flights are there"]))
+    out = plain(
+        rng.choice(
+            [
+                "show me flights",
+                "i want to fly",
+                "list flights",
+                "i need a flight",
+                "what flights are there",
+            ]
+        )
+    )
     out += plain("from") + span(src, "fromloc.city_name")
     out += plain("to") + span(dst, "toloc.city_name")
     r = rng.random()
@@ -75,8 +109,15 @@ def airfare(rng: random.Random, cities: list[str]) -> tuple[list[tuple[str, str]
 
 
 def ground(rng: random.Random, cities: list[str]) -> tuple[list[tuple[str, str]], str]:
-    out = plain(rng.choice(["what ground transportation is available in",
-                            "is there ground transportation in", "show me transportation in"]))
+    out = plain(
+        rng.choice(
+            [
+                "what ground transportation is available in",
+                "is there ground transportation in",
+                "show me transportation in",
+            ]
+        )
+    )
     out += span(rng.choice(cities), "city_name")
     if rng.random() < 0.4:
         out += plain("by") + span(rng.choice(TRANSPORT), "transport_type")
@@ -115,8 +156,15 @@ def abbreviation(rng: random.Random, cities: list[str]) -> tuple[list[tuple[str,
 def flight_and_fare(rng: random.Random, cities: list[str]) -> tuple[list[tuple[str, str]], str]:
     """Two intents in one question, labelled as ATIS labels them (`a#b`)."""
     src, dst = rng.sample(cities, 2)
-    out = plain(rng.choice(["show me flights and fares", "list flights and fares",
-                            "i need flight and fare information"]))
+    out = plain(
+        rng.choice(
+            [
+                "show me flights and fares",
+                "list flights and fares",
+                "i need flight and fare information",
+            ]
+        )
+    )
     out += plain("from") + span(src, "fromloc.city_name")
     out += plain("to") + span(dst, "toloc.city_name")
     if rng.random() < 0.4:
@@ -124,8 +172,15 @@ def flight_and_fare(rng: random.Random, cities: list[str]) -> tuple[list[tuple[s
     return out, "atis_flight#atis_airfare"
 
 
-TEMPLATES = [(flight, 10), (airfare, 5), (ground, 3), (airline, 3), (flight_time, 2),
-             (abbreviation, 1), (flight_and_fare, 2)]
+TEMPLATES = [
+    (flight, 10),
+    (airfare, 5),
+    (ground, 3),
+    (airline, 3),
+    (flight_time, 2),
+    (abbreviation, 1),
+    (flight_and_fare, 2),
+]
 
 
 def utterance(rng: random.Random, cities: list[str]) -> tuple[list[tuple[str, str]], str]:

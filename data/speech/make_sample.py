@@ -28,22 +28,37 @@ VOICES = {"low": (120.0, 0.96), "mid": (140.0, 1.0), "high": (165.0, 1.05)}  # p
 # Segments: ("v", weight, (F1 start, F1 end), (F2 start, F2 end)) voiced, or
 # ("n", weight, centre Hz, bandwidth Hz) noise; weights share the word's duration.
 PATTERNS = {
-    "zero": [("n", 0.25, 3200, 900), ("v", 0.4, (400, 500), (2000, 1300)),
-             ("v", 0.35, (500, 450), (1000, 850))],
+    "zero": [
+        ("n", 0.25, 3200, 900),
+        ("v", 0.4, (400, 500), (2000, 1300)),
+        ("v", 0.35, (500, 450), (1000, 850)),
+    ],
     "one": [("v", 0.4, (350, 600), (800, 1200)), ("v", 0.6, (600, 300), (1300, 1000))],
     "two": [("n", 0.15, 1600, 1200), ("v", 0.85, (300, 320), (1100, 850))],
-    "three": [("n", 0.28, 3500, 1000), ("v", 0.24, (450, 400), (1600, 2000)),
-              ("v", 0.24, (320, 300), (2300, 2350)), ("v", 0.24, (290, 270), (2500, 2600))],
+    "three": [
+        ("n", 0.28, 3500, 1000),
+        ("v", 0.24, (450, 400), (1600, 2000)),
+        ("v", 0.24, (320, 300), (2300, 2350)),
+        ("v", 0.24, (290, 270), (2500, 2600)),
+    ],
     "four": [("n", 0.3, 2300, 1800), ("v", 0.7, (550, 500), (850, 1250))],
-    "five": [("n", 0.25, 2100, 1400), ("v", 0.45, (750, 500), (1200, 2000)),
-             ("v", 0.3, (450, 420), (1500, 1400))],
-    "six": [("n", 0.35, 3500, 700), ("v", 0.3, (400, 420), (2000, 1900)),
-            ("n", 0.35, 3300, 900)],
-    "seven": [("n", 0.3, 3500, 700), ("v", 0.3, (550, 520), (1800, 1700)),
-              ("v", 0.4, (480, 300), (1500, 1100))],
+    "five": [
+        ("n", 0.25, 2100, 1400),
+        ("v", 0.45, (750, 500), (1200, 2000)),
+        ("v", 0.3, (450, 420), (1500, 1400)),
+    ],
+    "six": [("n", 0.35, 3500, 700), ("v", 0.3, (400, 420), (2000, 1900)), ("n", 0.35, 3300, 900)],
+    "seven": [
+        ("n", 0.3, 3500, 700),
+        ("v", 0.3, (550, 520), (1800, 1700)),
+        ("v", 0.4, (480, 300), (1500, 1100)),
+    ],
     "eight": [("v", 0.75, (520, 350), (1900, 2300)), ("n", 0.25, 2600, 800)],
-    "nine": [("v", 0.25, (280, 300), (1000, 1100)), ("v", 0.5, (750, 450), (1300, 2000)),
-             ("v", 0.25, (300, 280), (1000, 950))],
+    "nine": [
+        ("v", 0.25, (280, 300), (1000, 1100)),
+        ("v", 0.5, (750, 450), (1300, 2000)),
+        ("v", 0.25, (300, 280), (1000, 950)),
+    ],
 }
 
 
@@ -53,12 +68,13 @@ def fade(n: int, edge: int) -> np.ndarray:
     edge = min(edge, n // 2)
     if edge:
         ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, edge))
-        window[:edge], window[n - edge:] = ramp, ramp[::-1]
+        window[:edge], window[n - edge :] = ramp, ramp[::-1]
     return window
 
 
-def voiced(n: int, pitch: float, f1: tuple[float, float], f2: tuple[float, float],
-           rng: np.random.Generator) -> np.ndarray:
+def voiced(
+    n: int, pitch: float, f1: tuple[float, float], f2: tuple[float, float], rng: np.random.Generator
+) -> np.ndarray:
     """Harmonics of a slightly wavering pitch, each weighted by two gliding formant peaks."""
     t = np.linspace(0.0, 1.0, n)
     f0 = pitch * (1.0 + 0.03 * np.sin(2 * np.pi * rng.uniform(1, 3) * t) - 0.05 * t)
@@ -66,8 +82,10 @@ def voiced(n: int, pitch: float, f1: tuple[float, float], f2: tuple[float, float
     out = np.zeros(n)
     for k in range(1, int(3800 / pitch) + 1):
         freq = k * f0
-        gain = sum(a / (1.0 + ((freq - (lo + (hi - lo) * t)) / 120.0) ** 2)
-                   for a, (lo, hi) in ((1.0, f1), (0.6, f2)))
+        gain = sum(
+            a / (1.0 + ((freq - (lo + (hi - lo) * t)) / 120.0) ** 2)
+            for a, (lo, hi) in ((1.0, f1), (0.6, f2))
+        )
         out += gain * np.sin(k * phase) * (freq < 3900)
     return out / (np.abs(out).max() + 1e-9)
 

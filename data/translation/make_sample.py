@@ -11,12 +11,22 @@ import itertools
 import random
 from pathlib import Path
 
-SUBJECTS = {"the dog": "der Hund", "the cat": "die Katze", "a man": "ein Mann",
-            "a woman": "eine Frau", "the child": "das Kind"}
+SUBJECTS = {
+    "the dog": "der Hund",
+    "the cat": "die Katze",
+    "a man": "ein Mann",
+    "a woman": "eine Frau",
+    "the child": "das Kind",
+}
 VERBS = {"sees": "sieht", "likes": "mag", "finds": "findet", "carries": "trägt"}
 NUMBERS = {"two": "zwei", "three": "drei", "four": "vier", "five": "fünf", "six": "sechs"}
-OBJECTS = {"apples": "Äpfel", "balls": "Bälle", "books": "Bücher", "flowers": "Blumen",
-           "stones": "Steine"}
+OBJECTS = {
+    "apples": "Äpfel",
+    "balls": "Bälle",
+    "books": "Bücher",
+    "flowers": "Blumen",
+    "stones": "Steine",
+}
 ADJECTIVES = {"": "", "red": "rote", "big": "große", "old": "alte"}
 TIMES = {"": "", "today": "heute", "in the morning": "am Morgen", "at night": "nachts"}
 SPLITS = {"train": 700, "val": 60, "test": 60}
@@ -26,8 +36,9 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def pair(subject: str, verb: str, number: str, obj: str, adjective: str, time: str
-         ) -> tuple[str, str]:
+def pair(
+    subject: str, verb: str, number: str, obj: str, adjective: str, time: str
+) -> tuple[str, str]:
     en_obj = " ".join(w for w in (number, adjective, obj) if w)
     de_obj = " ".join(w for w in (NUMBERS[number], ADJECTIVES[adjective], OBJECTS[obj]) if w)
     en = f"{subject} {verb} {en_obj}" + (f" {time}" if time else "")
@@ -45,11 +56,12 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     start = 0
     for split, count in SPLITS.items():
-        pairs = [pair(*c) for c in combos[start:start + count]]
+        pairs = [pair(*c) for c in combos[start : start + count]]
         start += count
         for lang, side in (("en", 0), ("de", 1)):
-            (out / f"{split}.{lang}").write_text("".join(p[side] + "\n" for p in pairs),
-                                                 encoding="utf-8")
+            (out / f"{split}.{lang}").write_text(
+                "".join(p[side] + "\n" for p in pairs), encoding="utf-8"
+            )
 
 
 if __name__ == "__main__":

@@ -72,14 +72,18 @@ class AutoencoderServingConfig:
 
 
 def _autoencoder_train() -> TrainConfig:
-    return TrainConfig(epochs=60, batch_size=16, learning_rate=2e-3, optimizer="adam",
-                       schedule=ScheduleConfig(name="constant"))
+    return TrainConfig(
+        epochs=60,
+        batch_size=16,
+        learning_rate=2e-3,
+        optimizer="adam",
+        schedule=ScheduleConfig(name="constant"),
+    )
 
 
 @dataclasses.dataclass
 class AutoencoderConfig(PipelineConfig):
     data: AutoencoderDataConfig = dataclasses.field(default_factory=AutoencoderDataConfig)
     model: AutoencoderModelConfig = dataclasses.field(default_factory=AutoencoderModelConfig)
-    serving: AutoencoderServingConfig = dataclasses.field(
-        default_factory=AutoencoderServingConfig)
+    serving: AutoencoderServingConfig = dataclasses.field(default_factory=AutoencoderServingConfig)
     train: TrainConfig = dataclasses.field(default_factory=_autoencoder_train)

@@ -46,7 +46,7 @@ def average_precision(scores: np.ndarray, is_anomaly: np.ndarray) -> float:
 
 def psnr(mse: np.ndarray, peak: float = 1.0) -> np.ndarray:
     """Peak signal-to-noise ratio in dB of per-image mean squared errors (pixels 0-1)."""
-    return 10.0 * np.log10(peak ** 2 / np.maximum(np.asarray(mse, dtype=np.float64), 1e-10))
+    return 10.0 * np.log10(peak**2 / np.maximum(np.asarray(mse, dtype=np.float64), 1e-10))
 
 
 def threshold_at(scores: np.ndarray, percentile: float) -> float:

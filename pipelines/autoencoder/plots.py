@@ -21,13 +21,18 @@ def _show(ax, image: np.ndarray) -> None:
     ax.set_yticks([])
 
 
-def image_rows_png(rows: Sequence[tuple[str, np.ndarray]], path: Path, title: str,
-                   captions: Sequence[str] | None = None) -> Path:
+def image_rows_png(
+    rows: Sequence[tuple[str, np.ndarray]],
+    path: Path,
+    title: str,
+    captions: Sequence[str] | None = None,
+) -> Path:
     """One row of images (pixels in [0, 1]) per `(label, images)`, the label at its left;
     `captions` under the first row's images."""
     columns = max(len(images) for _, images in rows)
-    fig, axes = plt.subplots(len(rows), columns, squeeze=False,
-                             figsize=(1.3 * columns + 0.8, 1.4 * len(rows) + 0.6))
+    fig, axes = plt.subplots(
+        len(rows), columns, squeeze=False, figsize=(1.3 * columns + 0.8, 1.4 * len(rows) + 0.6)
+    )
     for r, (label, images) in enumerate(rows):
         for c in range(columns):
             ax = axes[r, c]
@@ -49,15 +54,16 @@ def project_2d(codes: np.ndarray) -> tuple[np.ndarray, str]:
     codes = np.asarray(codes, dtype=np.float64)
     if codes.shape[1] <= 2:
         padded = np.zeros((len(codes), 2))
-        padded[:, :codes.shape[1]] = codes
+        padded[:, : codes.shape[1]] = codes
         return padded, "code"
     centred = codes - codes.mean(axis=0)
     _, _, components = np.linalg.svd(centred, full_matrices=False)
     return centred @ components[:2].T, "first two principal components of the code"
 
 
-def latent_png(codes: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
-               path: Path, title: str) -> Path:
+def latent_png(
+    codes: np.ndarray, labels: np.ndarray, class_names: Sequence[str], path: Path, title: str
+) -> Path:
     """The codes in two dimensions, coloured by class."""
     points, how = project_2d(codes)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
@@ -65,8 +71,14 @@ def latent_png(codes: np.ndarray, labels: np.ndarray, class_names: Sequence[str]
     for index, name in enumerate(class_names):
         chosen = labels == index
         if chosen.any():
-            ax.scatter(points[chosen, 0], points[chosen, 1], s=8, alpha=0.7,
-                       color=cmap(index % cmap.N), label=name)
+            ax.scatter(
+                points[chosen, 0],
+                points[chosen, 1],
+                s=8,
+                alpha=0.7,
+                color=cmap(index % cmap.N),
+                label=name,
+            )
     ax.set_title(f"{title}\n({how})", fontsize=10)
     ax.legend(fontsize=7, markerscale=2, loc="best")
     ax.grid(alpha=0.3)
@@ -74,8 +86,9 @@ def latent_png(codes: np.ndarray, labels: np.ndarray, class_names: Sequence[str]
     return save_png(fig, path)
 
 
-def score_histogram_png(scores: np.ndarray, is_anomaly: np.ndarray | None,
-                        threshold: float, path: Path, title: str) -> Path:
+def score_histogram_png(
+    scores: np.ndarray, is_anomaly: np.ndarray | None, threshold: float, path: Path, title: str
+) -> Path:
     """Anomaly scores of normal and anomalous test images, and the threshold."""
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.histogram_bin_edges(scores, bins=40)

@@ -83,22 +83,30 @@ class AutoencoderTask(ImageFileRequests, Task):
         self.class_names = list(self.images.source.class_names)
         self.normal_ids = self._normal_ids()
         self.check_model_config()
-        self.counts = {split: int(np.isin(self.images.source.labels(split),
-                                          self.normal_ids).sum())
-                       for split in self.images.source.counts}
+        self.counts = {
+            split: int(np.isin(self.images.source.labels(split), self.normal_ids).sum())
+            for split in self.images.source.counts
+        }
         if not self.counts["train"]:
-            raise ImageDataError(f"{self.images.source.root}: no training images of the "
-                                 f"normal classes {data.normal_classes}")
+            raise ImageDataError(
+                f"{self.images.source.root}: no training images of the "
+                f"normal classes {data.normal_classes}"
+            )
         normal = ", ".join(data.normal_classes) or "every class"
-        print(f"[autoencoder] {self.images.describe()}; normal: {normal} "
-              f"({self.counts['train']} training images)", flush=True)
+        print(
+            f"[autoencoder] {self.images.describe()}; normal: {normal} "
+            f"({self.counts['train']} training images)",
+            flush=True,
+        )
 
     def _normal_ids(self) -> list[int]:
         wanted = self.config.data.normal_classes
         unknown = [c for c in wanted if c not in self.class_names]
         if unknown:
-            raise ConfigError(f"data.normal_classes: unknown class(es) {', '.join(unknown)} "
-                              f"(the classes: {', '.join(self.class_names)})")
+            raise ConfigError(
+                f"data.normal_classes: unknown class(es) {', '.join(unknown)} "
+                f"(the classes: {', '.join(self.class_names)})"
+            )
         return [i for i, c in enumerate(self.class_names) if not wanted or c in wanted]
 
     def check_config(self) -> None:
@@ -112,7 +120,8 @@ class AutoencoderTask(ImageFileRequests, Task):
         if spec.name == "stacked" and epochs <= spec.pairs * spec.epochs_per_pair:
             raise ConfigError(
                 f"model.name=stacked: train.epochs={epochs} leaves no epoch for fine-tuning "
-                f"after {spec.pairs} pairs x model.epochs_per_pair={spec.epochs_per_pair}")
+                f"after {spec.pairs} pairs x model.epochs_per_pair={spec.epochs_per_pair}"
+            )
 
     def data_files(self) -> list[Path]:
         return self.images.source.files()
@@ -137,21 +146,33 @@ class AutoencoderTask(ImageFileRequests, Task):
         count = self.counts["train"]
         train, cached = self._normal_pixels("train")
         buffer = self.config.data.shuffle_buffer or (count if cached else 10_000)
-        train = (train.shuffle(min(buffer, count), seed=self.config.train.seed,
-                               reshuffle_each_iteration=True)
-                 .batch(global_batch_size, drop_remainder=count >= global_batch_size,
-                        num_parallel_calls=tf.data.AUTOTUNE)
-                 .map(_to_unit, num_parallel_calls=tf.data.AUTOTUNE))
+        train = (
+            train.shuffle(
+                min(buffer, count), seed=self.config.train.seed, reshuffle_each_iteration=True
+            )
+            .batch(
+                global_batch_size,
+                drop_remainder=count >= global_batch_size,
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+            .map(_to_unit, num_parallel_calls=tf.data.AUTOTUNE)
+        )
         if self.config.data.shift > 0:
             shift = self.config.data.shift
-            train = map_with_seeds(train, lambda images, draw_seed: random_shift(
-                images, shift, draw_seed), self.config.train.seed)
+            train = map_with_seeds(
+                train,
+                lambda images, draw_seed: random_shift(images, shift, draw_seed),
+                self.config.train.seed,
+            )
         train = train.prefetch(tf.data.AUTOTUNE)
         val = None
         if self.counts["validation"]:
             val, _ = self._normal_pixels("validation")
-            val = (val.batch(global_batch_size).map(_to_unit, num_parallel_calls=tf.data.AUTOTUNE)
-                   .prefetch(tf.data.AUTOTUNE))
+            val = (
+                val.batch(global_batch_size)
+                .map(_to_unit, num_parallel_calls=tf.data.AUTOTUNE)
+                .prefetch(tf.data.AUTOTUNE)
+            )
         return train, val
 
     # -- what the model needs besides its weights ------------------------------------
@@ -159,12 +180,17 @@ class AutoencoderTask(ImageFileRequests, Task):
         """Class names, geometry, and the normal validation scores (the threshold's)."""
         folder.mkdir(parents=True, exist_ok=True)
         stats = folder / "image_stats.json"
-        stats.write_text(json.dumps({"image_size": list(self.image_size),
-                                     "channels": self.channels}, indent=1), encoding="utf-8")
+        stats.write_text(
+            json.dumps({"image_size": list(self.image_size), "channels": self.channels}, indent=1),
+            encoding="utf-8",
+        )
         scores = folder / "normal_scores.json"
-        scores.write_text(json.dumps({"scores": self.normal_scores,
-                                      "anomaly_score": self.config.model.anomaly_score}),
-                          encoding="utf-8")
+        scores.write_text(
+            json.dumps(
+                {"scores": self.normal_scores, "anomaly_score": self.config.model.anomaly_score}
+            ),
+            encoding="utf-8",
+        )
         return [write_vocabulary(folder / "labels.txt", self.class_names), stats, scores]
 
     def load_assets(self, folder: Path) -> None:
@@ -189,17 +215,28 @@ class AutoencoderTask(ImageFileRequests, Task):
         m = self.config.model
         try:
             return AutoencoderSpec(
-                name=m.name, input_shape=(*self.image_size, self.channels), base=m.base,
-                code_size=m.code_size, hidden=tuple(m.hidden), filters=tuple(m.filters),
+                name=m.name,
+                input_shape=(*self.image_size, self.channels),
+                base=m.base,
+                code_size=m.code_size,
+                hidden=tuple(m.hidden),
+                filters=tuple(m.filters),
                 depth=m.depth,
-                reconstruction_loss=m.reconstruction_loss, anomaly_score=m.anomaly_score,
+                reconstruction_loss=m.reconstruction_loss,
+                anomaly_score=m.anomaly_score,
                 detail_power=m.detail_power,
                 binarize=self.binarize(),
-                noise=m.noise, noise_stddev=m.noise_stddev, mask_rate=m.mask_rate,
-                sparsity=m.sparsity, sparsity_weight=m.sparsity_weight,
-                sparsity_target=m.sparsity_target, epochs_per_pair=m.epochs_per_pair,
-                likelihood=m.decoder, kl_warmup_steps=m.kl_warmup_steps,
-                seed=self.config.train.seed)
+                noise=m.noise,
+                noise_stddev=m.noise_stddev,
+                mask_rate=m.mask_rate,
+                sparsity=m.sparsity,
+                sparsity_weight=m.sparsity_weight,
+                sparsity_target=m.sparsity_target,
+                epochs_per_pair=m.epochs_per_pair,
+                likelihood=m.decoder,
+                kl_warmup_steps=m.kl_warmup_steps,
+                seed=self.config.train.seed,
+            )
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
 
@@ -221,8 +258,11 @@ class AutoencoderTask(ImageFileRequests, Task):
         out = self._serve(model, [d for d, n in zip(data, normal, strict=True) if n])
         self.normal_scores = [float(s) for s in out["anomaly_score"]]
         self._serving_fns.clear()  # the threshold is a constant of the serving graphs
-        print(f"[autoencoder] anomaly threshold {self.threshold():.6g} (from "
-              f"{len(self.normal_scores)} normal {split} images)", flush=True)
+        print(
+            f"[autoencoder] anomaly threshold {self.threshold():.6g} (from "
+            f"{len(self.normal_scores)} normal {split} images)",
+            flush=True,
+        )
 
     def threshold(self) -> float:
         """`serving.threshold`, else `serving.threshold_percentile` of the normal scores
@@ -247,10 +287,13 @@ class AutoencoderTask(ImageFileRequests, Task):
         def serve(image_bytes):
             scored = model.score(pixels_of(image_bytes), **score_args)
             score = scored["anomaly_score"]
-            return {"anomaly_score": score, "is_anomaly": score > threshold,
-                    "threshold": tf.fill(tf.shape(score), tf.constant(threshold, tf.float32)),
-                    "reconstruction": encode_pngs(scored["reconstruction"]),
-                    "reconstruction_error": scored["reconstruction_error"]}
+            return {
+                "anomaly_score": score,
+                "is_anomaly": score > threshold,
+                "threshold": tf.fill(tf.shape(score), tf.constant(threshold, tf.float32)),
+                "reconstruction": encode_pngs(scored["reconstruction"]),
+                "reconstruction_error": scored["reconstruction_error"],
+            }
 
         def reconstruct(image_bytes):
             pixels = model.reconstruct(pixels_of(image_bytes))
@@ -269,14 +312,20 @@ class AutoencoderTask(ImageFileRequests, Task):
         images = {"image_bytes": tf.TensorSpec([None], tf.string)}
         code_size = model.code_size
         rng = np.random.default_rng(0)
-        codes = [np.zeros(code_size, np.float32),
-                 *rng.standard_normal((4, code_size)).astype(np.float32)]
+        codes = [
+            np.zeros(code_size, np.float32),
+            *rng.standard_normal((4, code_size)).astype(np.float32),
+        ]
         return {
             DEFAULT_SIGNATURE: Serving(serve, images, [model]),
             RECONSTRUCT: Serving(reconstruct, images, [model]),
             ENCODE: Serving(encode, images, [model]),
-            DECODE: Serving(decode, {"code": tf.TensorSpec([None, code_size], tf.float32)},
-                            [model], warmup={"code": codes}),
+            DECODE: Serving(
+                decode,
+                {"code": tf.TensorSpec([None, code_size], tf.float32)},
+                [model],
+                warmup={"code": codes},
+            ),
         }
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
@@ -293,8 +342,13 @@ class AutoencoderTask(ImageFileRequests, Task):
             self._splits[split] = (data, np.asarray(labels, dtype=np.int64))
         return self._splits[split]
 
-    def _serve(self, model: keras.Model, data: Sequence[Any], signature: str = DEFAULT_SIGNATURE,
-               name: str = "image_bytes") -> dict[str, np.ndarray]:
+    def _serve(
+        self,
+        model: keras.Model,
+        data: Sequence[Any],
+        signature: str = DEFAULT_SIGNATURE,
+        name: str = "image_bytes",
+    ) -> dict[str, np.ndarray]:
         parts = list(self.serve_batches(model, {name: data}, signature))
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
 
@@ -307,8 +361,11 @@ class AutoencoderTask(ImageFileRequests, Task):
         data, labels = self._split(split)
         normal = np.isin(labels, self.normal_ids)
         if split != "test":  # validation: what training sees, the normal images
-            data, labels, normal = ([d for d, n in zip(data, normal, strict=True) if n],
-                                    labels[normal], normal[normal])
+            data, labels, normal = (
+                [d for d, n in zip(data, normal, strict=True) if n],
+                labels[normal],
+                normal[normal],
+            )
         if not len(data):
             raise ImageDataError(f"no images in the {split} split")
         out = self._serve(model, data)
@@ -332,8 +389,9 @@ class AutoencoderTask(ImageFileRequests, Task):
             metrics["average_precision"] = average_precision(scores, ~normal)
             metrics["anomalous_flagged"] = float(np.mean(flagged[~normal]))
         if self.config.model.name == "denoising" and normal.any():
-            metrics.update(self.denoising_psnr(model, [d for d, n in zip(data, normal,
-                                                                         strict=True) if n]))
+            metrics.update(
+                self.denoising_psnr(model, [d for d, n in zip(data, normal, strict=True) if n])
+            )
         return metrics
 
     def corruption(self) -> Corruption:
@@ -347,16 +405,19 @@ class AutoencoderTask(ImageFileRequests, Task):
         corrupt = self.corruption()
         noisy_psnr, denoised_psnr = [], []
         for start in range(0, len(data), EVAL_BATCH):
-            images = tf.constant(list(data[start:start + EVAL_BATCH]))
-            clean = model.prepare(tf.cast(decode_images(images, self.image_size,
-                                                        self.channels), tf.float32) / 255.0)
+            images = tf.constant(list(data[start : start + EVAL_BATCH]))
+            clean = model.prepare(
+                tf.cast(decode_images(images, self.image_size, self.channels), tf.float32) / 255.0
+            )
             noisy = _quantised(corrupt(clean, training=True))
             rebuilt = self._serve(model, list(encode_pngs(noisy).numpy()), RECONSTRUCT)
             clean = clean.numpy()
             noisy_psnr.append(psnr(_mse(noisy.numpy(), clean)))
             denoised_psnr.append(psnr(_mse(rebuilt["pixels"], clean)))
-        return {"noisy_psnr": float(np.mean(np.concatenate(noisy_psnr))),
-                "denoised_psnr": float(np.mean(np.concatenate(denoised_psnr)))}
+        return {
+            "noisy_psnr": float(np.mean(np.concatenate(noisy_psnr))),
+            "denoised_psnr": float(np.mean(np.concatenate(denoised_psnr))),
+        }
 
     # -- plots ------------------------------------------------------------------------
     def plots(self, model: keras.Model, out_dir: Path) -> list[Path]:
@@ -373,30 +434,53 @@ class AutoencoderTask(ImageFileRequests, Task):
         title = f"{model.name} ({self.config.model.name})"
         shown = plot_sample(normal, self.config.data.plot_images)
         pixels = model.prepare(self.images.images_at("test", shown).astype(np.float32) / 255.0)
-        captions = [f"{self.class_names[labels[i]]}{'' if normal[i] else ' (anomaly)'}\n"
-                    f"{scores[i]:.3g}" for i in shown]
+        captions = [
+            f"{self.class_names[labels[i]]}{'' if normal[i] else ' (anomaly)'}\n{scores[i]:.3g}"
+            for i in shown
+        ]
         rows = [("input", pixels.numpy())]
         if self.config.model.name == "denoising":
             noisy = _quantised(self.corruption()(pixels, training=True))
-            rows += [("corrupted", noisy.numpy()),
-                     ("rebuilt from corrupted", model.reconstruct(noisy).numpy())]
+            rows += [
+                ("corrupted", noisy.numpy()),
+                ("rebuilt from corrupted", model.reconstruct(noisy).numpy()),
+            ]
         rows.append(("reconstruction", model.reconstruct(pixels).numpy()))
-        paths = [image_rows_png(rows, out_dir / "reconstructions.png",
-                                f"{title}: test images and reconstructions (score under each)",
-                                captions)]
+        paths = [
+            image_rows_png(
+                rows,
+                out_dir / "reconstructions.png",
+                f"{title}: test images and reconstructions (score under each)",
+                captions,
+            )
+        ]
         data, _ = self._split("test")
         codes = self._serve(model, data[:LATENT_POINTS], ENCODE)["code"]
-        paths.append(latent_png(codes, labels[:LATENT_POINTS], self.class_names,
-                                out_dir / "latent_space.png", f"{title}: test images' codes"))
-        paths.append(score_histogram_png(
-            scores, None if normal.all() else ~normal, self.threshold(),
-            out_dir / "anomaly_scores.png", f"{title}: anomaly scores of the test images"))
+        paths.append(
+            latent_png(
+                codes,
+                labels[:LATENT_POINTS],
+                self.class_names,
+                out_dir / "latent_space.png",
+                f"{title}: test images' codes",
+            )
+        )
+        paths.append(
+            score_histogram_png(
+                scores,
+                None if normal.all() else ~normal,
+                self.threshold(),
+                out_dir / "anomaly_scores.png",
+                f"{title}: anomaly scores of the test images",
+            )
+        )
         if isinstance(model, VariationalAutoencoder):
             paths += self.vae_plots(model, codes, out_dir, title)
         return paths
 
-    def vae_plots(self, model: VariationalAutoencoder, codes: np.ndarray, out_dir: Path,
-                  title: str) -> list[Path]:
+    def vae_plots(
+        self, model: VariationalAutoencoder, codes: np.ndarray, out_dir: Path, title: str
+    ) -> list[Path]:
         """Images decoded from random normal codes, and from codes on straight lines
         between the posterior means of pairs of test images."""
         from pipelines.autoencoder.plots import image_rows_png
@@ -404,9 +488,16 @@ class AutoencoderTask(ImageFileRequests, Task):
         rng = np.random.default_rng(self.config.train.seed)
         samples = model.decode(rng.standard_normal((32, model.code_size)).astype(np.float32))
         samples = samples.numpy()
-        paths = [image_rows_png([(f"samples {i * 8 + 1}-{i * 8 + 8}", samples[i * 8:i * 8 + 8])
-                                 for i in range(4)], out_dir / "vae_samples.png",
-                                f"{title}: decoded random normal codes")]
+        paths = [
+            image_rows_png(
+                [
+                    (f"samples {i * 8 + 1}-{i * 8 + 8}", samples[i * 8 : i * 8 + 8])
+                    for i in range(4)
+                ],
+                out_dir / "vae_samples.png",
+                f"{title}: decoded random normal codes",
+            )
+        ]
         steps = np.linspace(0.0, 1.0, 9, dtype=np.float32)[:, None]
         rows = []
         for row in range(min(4, len(codes) // 2)):
@@ -414,24 +505,35 @@ class AutoencoderTask(ImageFileRequests, Task):
             path = (1 - steps) * start + steps * end
             rows.append((f"test {2 * row} to {2 * row + 1}", model.decode(path).numpy()))
         if rows:
-            paths.append(image_rows_png(rows, out_dir / "vae_interpolation.png",
-                                        f"{title}: decoded codes between two test images"))
+            paths.append(
+                image_rows_png(
+                    rows,
+                    out_dir / "vae_interpolation.png",
+                    f"{title}: decoded codes between two test images",
+                )
+            )
         return paths
 
     # -- batch prediction -------------------------------------------------------------
     @classmethod
-    def lines_from_response(cls, outputs: dict[str, np.ndarray],
-                            signature: str = DEFAULT_SIGNATURE,
-                            lines: Sequence[str] = ()) -> list[str]:
+    def lines_from_response(
+        cls,
+        outputs: dict[str, np.ndarray],
+        signature: str = DEFAULT_SIGNATURE,
+        lines: Sequence[str] = (),
+    ) -> list[str]:
         """`path<TAB>score<TAB>is_anomaly` (1 or 0) per image (the path as the input line
         gives it; without lines, `score<TAB>is_anomaly`); other signatures: a JSON object
         per image, PNG bytes in base64."""
         if signature == DEFAULT_SIGNATURE:
             paths = [f"{line.strip()}\t" for line in lines] or [""] * len(outputs["anomaly_score"])
-            return [f"{path}{score:.6g}\t{int(flag)}" for path, score, flag in
-                    zip(paths, outputs["anomaly_score"], outputs["is_anomaly"], strict=True)]
-        return json_lines({k: _base64(v) if v.dtype == object else v
-                           for k, v in outputs.items()})
+            return [
+                f"{path}{score:.6g}\t{int(flag)}"
+                for path, score, flag in zip(
+                    paths, outputs["anomaly_score"], outputs["is_anomaly"], strict=True
+                )
+            ]
+        return json_lines({k: _base64(v) if v.dtype == object else v for k, v in outputs.items()})
 
 
 def encode_pngs(pixels: tf.Tensor) -> tf.Tensor:
@@ -446,7 +548,7 @@ def plot_sample(normal: np.ndarray, count: int) -> np.ndarray:
     if not len(anomaly_ids):
         return normal_ids[:count]
     half = max(1, count // 2)
-    return np.concatenate([normal_ids[:count - half], anomaly_ids[:half]])
+    return np.concatenate([normal_ids[: count - half], anomaly_ids[:half]])
 
 
 @tf.autograph.experimental.do_not_convert
@@ -457,8 +559,9 @@ def _to_unit(images):
 def random_shift(images: tf.Tensor, pixels: int, seed: tf.Tensor) -> tf.Tensor:
     """Each image of `[B, H, W, C]` moved by up to `pixels` in each direction (zeros fill
     in), the moves drawn from the stateless `seed` (`[2]` int64)."""
-    offsets = tf.random.stateless_uniform([tf.shape(images)[0], 2], seed, 0, 2 * pixels + 1,
-                                          tf.int32)
+    offsets = tf.random.stateless_uniform(
+        [tf.shape(images)[0], 2], seed, 0, 2 * pixels + 1, tf.int32
+    )
     return pad_crop(images, pixels, offsets)
 
 
@@ -472,5 +575,6 @@ def _mse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _base64(values: np.ndarray) -> np.ndarray:
-    return np.array([base64.b64encode(bytes(v)).decode("ascii") for v in values.ravel()],
-                    dtype=object).reshape(values.shape)
+    return np.array(
+        [base64.b64encode(bytes(v)).decode("ascii") for v in values.ravel()], dtype=object
+    ).reshape(values.shape)

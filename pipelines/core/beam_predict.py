@@ -79,14 +79,16 @@ class DecodeLines(beam.DoFn):
             self.failed.inc()
             reason = f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
             yield beam.pvalue.TaggedOutput(
-                "errors", dead_letter(self.source, number,
-                                      raw.decode("utf-8", "backslashreplace"), reason))
+                "errors",
+                dead_letter(self.source, number, raw.decode("utf-8", "backslashreplace"), reason),
+            )
 
 
 def dead_letter(source: str, number: int, line: str, reason: str) -> str:
     """One line of the dead-letter output: JSON naming the file, line, input and reason."""
-    return json.dumps({"file": source, "line": number, "input": line, "reason": reason},
-                      ensure_ascii=False)
+    return json.dumps(
+        {"file": source, "line": number, "input": line, "reason": reason}, ensure_ascii=False
+    )
 
 
 class SignatureHandler(ModelHandler[str, Outcome, Any]):
@@ -96,8 +98,9 @@ class SignatureHandler(ModelHandler[str, Outcome, Any]):
     A batch that fails is retried line by line, so only the lines that fail themselves
     become error outcomes."""
 
-    def __init__(self, pipeline: str, export_dir: str, signature: str, base_dir: str,
-                 batch_size: int):
+    def __init__(
+        self, pipeline: str, export_dir: str, signature: str, base_dir: str, batch_size: int
+    ):
         super().__init__(min_batch_size=batch_size, max_batch_size=batch_size)
         self.pipeline = pipeline
         self.export_dir = export_dir
@@ -109,8 +112,9 @@ class SignatureHandler(ModelHandler[str, Outcome, Any]):
 
         return load_signature(Path(self.export_dir), self.signature)
 
-    def run_inference(self, batch: Sequence[str], model,
-                      inference_args: dict[str, Any] | None = None) -> list[Outcome]:
+    def run_inference(
+        self, batch: Sequence[str], model, inference_args: dict[str, Any] | None = None
+    ) -> list[Outcome]:
         try:
             answers = self._answer(batch, model)
         except Exception as exc:  # noqa: BLE001  (any failure: find the lines that cause it)
@@ -124,8 +128,9 @@ class SignatureHandler(ModelHandler[str, Outcome, Any]):
         from pipelines.core.predict import answer_lines
         from pipelines.core.registry import get_task_class
 
-        return answer_lines(get_task_class(self.pipeline), function, self.signature, lines,
-                            Path(self.base_dir))
+        return answer_lines(
+            get_task_class(self.pipeline), function, self.signature, lines, Path(self.base_dir)
+        )
 
     def get_metrics_namespace(self) -> str:
         return f"{NAMESPACE}_{self.pipeline}"
@@ -157,29 +162,43 @@ class SplitOutcomes(beam.DoFn):
         else:
             self.failed.inc()
             yield beam.pvalue.TaggedOutput(
-                "errors", dead_letter(self.source, number, outcome.line, outcome.error))
+                "errors", dead_letter(self.source, number, outcome.line, outcome.error)
+            )
 
 
-def build_pipeline(root: beam.Pipeline, pipeline: str, input_file: str, shards: str,
-                   errors: str, export_dir: str, batch_size: int, signature: str) -> None:
+def build_pipeline(
+    root: beam.Pipeline,
+    pipeline: str,
+    input_file: str,
+    shards: str,
+    errors: str,
+    export_dir: str,
+    batch_size: int,
+    signature: str,
+) -> None:
     """Read -> number -> decode -> RunInference (batched) -> sharded answers + dead letters."""
     base_dir = FileSystems.split(input_file)[0]  # image and WAV paths are relative to it
-    handler = KeyedModelHandler(SignatureHandler(pipeline, export_dir, signature, base_dir,
-                                                 batch_size))
-    decoded = (root
-               | "Input" >> beam.Create([input_file])
-               | "NumberLines" >> beam.FlatMap(numbered_lines)
-               | "Spread" >> beam.Reshuffle()
-               | "Decode" >> beam.ParDo(DecodeLines(input_file)).with_outputs(
-                   "errors", main="lines"))
-    split = (decoded.lines
-             | "Predict" >> RunInference(handler)
-             | "Split" >> beam.ParDo(SplitOutcomes(input_file)).with_outputs(
-                 "errors", main="answers"))
+    handler = KeyedModelHandler(
+        SignatureHandler(pipeline, export_dir, signature, base_dir, batch_size)
+    )
+    decoded = (
+        root
+        | "Input" >> beam.Create([input_file])
+        | "NumberLines" >> beam.FlatMap(numbered_lines)
+        | "Spread" >> beam.Reshuffle()
+        | "Decode" >> beam.ParDo(DecodeLines(input_file)).with_outputs("errors", main="lines")
+    )
+    split = (
+        decoded.lines
+        | "Predict" >> RunInference(handler)
+        | "Split" >> beam.ParDo(SplitOutcomes(input_file)).with_outputs("errors", main="answers")
+    )
     _ = split.answers | "WriteAnswers" >> beam.io.WriteToText(shards)
-    _ = ((decoded.errors, split.errors)
-         | "AllErrors" >> beam.Flatten()
-         | "WriteErrors" >> beam.io.WriteToText(errors, shard_name_template=""))
+    _ = (
+        (decoded.errors, split.errors)
+        | "AllErrors" >> beam.Flatten()
+        | "WriteErrors" >> beam.io.WriteToText(errors, shard_name_template="")
+    )
 
 
 def predict_on_beam(
@@ -206,15 +225,15 @@ def predict_on_beam(
     errors = output + ERRORS_SUFFIX
     FileSystems.delete(shard_files(shards))  # an earlier job's shards would mix in
     root = beam.Pipeline(options=PipelineOptions(list(beam_args)))
-    build_pipeline(root, pipeline, input_file, shards, errors, export_dir, batch_size,
-                   signature)
+    build_pipeline(root, pipeline, input_file, shards, errors, export_dir, batch_size, signature)
     result = root.run()
     result.wait_until_finish()
     answered, failed = (_counter(result, name) for name in ("answered", "failed"))
     if single_file:
         merge_sorted(shards, errors, output)
-    return BeamPredictResult(answered, failed, output if single_file else
-                             f"{output}-*-of-*", errors)
+    return BeamPredictResult(
+        answered, failed, output if single_file else f"{output}-*-of-*", errors
+    )
 
 
 def check_signature(export_dir: str, signature: str) -> None:
@@ -236,8 +255,9 @@ def _counter(result, name: str) -> int | None:
     from apache_beam.metrics.metric import MetricsFilter
 
     try:
-        found = result.metrics().query(
-            MetricsFilter().with_namespace(NAMESPACE).with_name(name))["counters"]
+        found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE).with_name(name))[
+            "counters"
+        ]
     except (NotImplementedError, AttributeError):  # runners that report no metrics
         return None
     values = [c.committed if c.committed is not None else c.attempted for c in found]

@@ -34,8 +34,7 @@ class TaskMetrics(keras.callbacks.Callback):
             return
         metrics = self.evaluate(self.model)
         logs.update({f"val_{k}": float(v) for k, v in metrics.items()})
-        print("  validation: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
-              flush=True)
+        print("  validation: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
 
 
 class LearningRateLogger(keras.callbacks.Callback):
@@ -62,8 +61,13 @@ class TrainingClock(keras.callbacks.Callback):
     a kill loses after the last checkpoint still counts against the budget.
     """
 
-    def __init__(self, minutes: float = 0.0, budget_used=None, heartbeat: Path | None = None,
-                 beat_seconds: float = 2.0):
+    def __init__(
+        self,
+        minutes: float = 0.0,
+        budget_used=None,
+        heartbeat: Path | None = None,
+        beat_seconds: float = 2.0,
+    ):
         super().__init__()
         self.seconds = minutes * 60
         self.budget_used = budget_used
@@ -166,8 +170,11 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         self._pending: tuple[dict[str, Any], list[np.ndarray] | None] | None = None
 
     def state(self) -> dict[str, Any]:
-        return {"best": None if self.best is None else float(self.best),
-                "best_epoch": int(self.best_epoch), "wait": int(self.wait)}
+        return {
+            "best": None if self.best is None else float(self.best),
+            "best_epoch": int(self.best_epoch),
+            "wait": int(self.wait),
+        }
 
     def improved_at(self, epoch: int) -> bool:
         """Whether `epoch` (0-based) set the best weights."""

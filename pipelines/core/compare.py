@@ -29,13 +29,26 @@ def load_runs(pipeline: str, workdir: Path) -> list[dict[str, Any]]:
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(pipeline)
     if experiment is None:
-        raise FileNotFoundError(f"no MLflow experiment '{pipeline}' at {uri} (run `tfpipe run "
-                                f"{pipeline}` first, or pass --workdir)")
-    runs = client.search_runs([experiment.experiment_id], filter_string="",
-                              order_by=["attributes.start_time ASC"], max_results=1000)
-    return [{"run_id": r.info.run_id, "run_name": r.info.run_name or r.info.run_id[:8],
-             "params": dict(r.data.params), "metrics": dict(r.data.metrics)}
-            for r in runs if r.info.status == "FINISHED"]
+        raise FileNotFoundError(
+            f"no MLflow experiment '{pipeline}' at {uri} (run `tfpipe run "
+            f"{pipeline}` first, or pass --workdir)"
+        )
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string="",
+        order_by=["attributes.start_time ASC"],
+        max_results=1000,
+    )
+    return [
+        {
+            "run_id": r.info.run_id,
+            "run_name": r.info.run_name or r.info.run_id[:8],
+            "params": dict(r.data.params),
+            "metrics": dict(r.data.metrics),
+        }
+        for r in runs
+        if r.info.status == "FINISHED"
+    ]
 
 
 def differing_params(runs: Sequence[dict[str, Any]], named: Sequence[str] = ()) -> list[str]:
@@ -47,11 +60,15 @@ def differing_params(runs: Sequence[dict[str, Any]], named: Sequence[str] = ()) 
     if named:
         unknown = [name for name in named if name not in known]
         if unknown:
-            raise NotTracked(f"no param {', '.join(unknown)} in these runs "
-                             f"(params: {', '.join(known)})")
+            raise NotTracked(
+                f"no param {', '.join(unknown)} in these runs (params: {', '.join(known)})"
+            )
         return list(named)
-    return [k for k in known if k not in HIDDEN_PARAMS
-            and len({run["params"].get(k) for run in runs}) > 1]
+    return [
+        k
+        for k in known
+        if k not in HIDDEN_PARAMS and len({run["params"].get(k) for run in runs}) > 1
+    ]
 
 
 def is_speed_figure(metric: str) -> bool:
@@ -76,12 +93,16 @@ def choose_metric(runs: Sequence[dict[str, Any]], pipeline: str, metric: str | N
     tests = [k for k in names if k.startswith("test_")]
     if metric:
         if metric not in names:
-            raise NotTracked(f"no metric '{metric}' in the runs of '{pipeline}' (test "
-                             f"metrics: {', '.join(tests) or 'none'}; all: {', '.join(names)})")
+            raise NotTracked(
+                f"no metric '{metric}' in the runs of '{pipeline}' (test "
+                f"metrics: {', '.join(tests) or 'none'}; all: {', '.join(names)})"
+            )
         return metric
     if not tests:
-        raise NotTracked(f"the runs of '{pipeline}' have no test_* metric; choose one "
-                         f"with --metric ({', '.join(names)})")
+        raise NotTracked(
+            f"the runs of '{pipeline}' have no test_* metric; choose one "
+            f"with --metric ({', '.join(names)})"
+        )
     main = f"test_{_task_monitor(pipeline).removeprefix('val_')}"
     return main if main in tests else tests[0]
 
@@ -106,19 +127,30 @@ def format_table(runs: Sequence[dict[str, Any]], params: Sequence[str]) -> str:
     """Plain text, one row per run: run name, the params given, then the metric columns."""
     metrics = metric_columns(runs)
     rows = [["run", *params, *metrics]]
-    rows += [[run["run_name"], *(_format(run["params"].get(p)) for p in params),
-              *(_format(run["metrics"].get(m), m) for m in metrics)] for run in runs]
+    rows += [
+        [
+            run["run_name"],
+            *(_format(run["params"].get(p)) for p in params),
+            *(_format(run["metrics"].get(m), m) for m in metrics),
+        ]
+        for run in runs
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     text_columns = 1 + len(params)
-    lines = ["  ".join(cell.ljust(w) if i < text_columns else cell.rjust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
-             for row in rows]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i < text_columns else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def metric_time_png(runs: Sequence[dict[str, Any]], metric: str, params: Sequence[str],
-                    path: Path) -> Path:
+def metric_time_png(
+    runs: Sequence[dict[str, Any]], metric: str, params: Sequence[str], path: Path
+) -> Path:
     """Scatter of `metric` against training minutes, each point labelled with its run name
     and the values of `params`."""
     import matplotlib.pyplot as plt
@@ -129,16 +161,24 @@ def metric_time_png(runs: Sequence[dict[str, Any]], metric: str, params: Sequenc
         values = ", ".join(f"{p}={run['params'].get(p, '-')}" for p in params[:3])
         return f"{run['run_name']} ({values})" if values else run["run_name"]
 
-    points = [(run["metrics"]["train_seconds"] / 60, run["metrics"][metric], label(run))
-              for run in runs if "train_seconds" in run["metrics"] and metric in run["metrics"]]
+    points = [
+        (run["metrics"]["train_seconds"] / 60, run["metrics"][metric], label(run))
+        for run in runs
+        if "train_seconds" in run["metrics"] and metric in run["metrics"]
+    ]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for minutes, value, text in points:
         ax.scatter(minutes, value, s=40)
-        ax.annotate(text, (minutes, value), textcoords="offset points", xytext=(5, 4),
-                    fontsize=8)
+        ax.annotate(text, (minutes, value), textcoords="offset points", xytext=(5, 4), fontsize=8)
     if not points:
-        ax.text(0.5, 0.5, f"no runs with {metric} and train_seconds", ha="center",
-                va="center", transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            f"no runs with {metric} and train_seconds",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
     ax.set_xlabel("training time (minutes)")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} against training time")
@@ -149,14 +189,21 @@ def metric_time_png(runs: Sequence[dict[str, Any]], metric: str, params: Sequenc
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pipeline", help="pipeline (= MLflow experiment) name, e.g. images")
-    parser.add_argument("--workdir", default="runs", help="holds mlflow.db (or set "
-                        "MLFLOW_TRACKING_URI)")
-    parser.add_argument("--metric", help="metric to plot (default: the test metric of the "
-                        "task's early-stopping monitor, else the first test_* metric)")
-    parser.add_argument("--params", help="comma-separated params to show (default: every "
-                        "param that differs between the runs)")
-    parser.add_argument("--out", "--plot", dest="out",
-                        help="PNG path (default: WORKDIR/compare-PIPELINE.png)")
+    parser.add_argument(
+        "--workdir", default="runs", help="holds mlflow.db (or set MLFLOW_TRACKING_URI)"
+    )
+    parser.add_argument(
+        "--metric",
+        help="metric to plot (default: the test metric of the "
+        "task's early-stopping monitor, else the first test_* metric)",
+    )
+    parser.add_argument(
+        "--params",
+        help="comma-separated params to show (default: every param that differs between the runs)",
+    )
+    parser.add_argument(
+        "--out", "--plot", dest="out", help="PNG path (default: WORKDIR/compare-PIPELINE.png)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:

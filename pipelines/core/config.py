@@ -131,8 +131,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         allowed = typing.get_args(tp)
         if value in allowed:
             return value
-        raise ConfigError(f"{key}: {value!r} is not one of "
-                          f"{', '.join(repr(a) for a in allowed)}")
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(repr(a) for a in allowed)}")
     if origin is list:
         (item_tp,) = typing.get_args(tp) or (Any,)
         if not isinstance(value, list | tuple):

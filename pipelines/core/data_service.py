@@ -29,8 +29,9 @@ def on_data_service(dataset: tf.data.Dataset, data: DataConfig, pipeline: str) -
     if not data.service:
         return dataset
     if data.service_mode not in MODES:
-        raise ConfigError(f"data.service_mode must be one of {', '.join(MODES)}, "
-                          f"not '{data.service_mode}'")
+        raise ConfigError(
+            f"data.service_mode must be one of {', '.join(MODES)}, not '{data.service_mode}'"
+        )
     ops = ops_of(dataset)
     python_ops = sorted(ops & PYTHON_OPS)
     if python_ops:
@@ -38,14 +39,19 @@ def on_data_service(dataset: tf.data.Dataset, data: DataConfig, pipeline: str) -
             f"data.service: the {pipeline} training data as configured runs Python "
             f"({', '.join(python_ops)}: a generator or py_function), which tf.data service "
             "workers cannot run; use an input that is all TensorFlow ops, or leave "
-            "data.service empty")
+            "data.service empty"
+        )
     if data.service_mode == "distributed_epoch" and SPLIT_BREAKERS & ops:
         raise ConfigError(
             f"data.service_mode=distributed_epoch: the {pipeline} training data asserts its "
             f"length ({', '.join(sorted(SPLIT_BREAKERS & ops))}), which no worker's share "
-            "of a split dataset has; set data.service_mode=parallel_epochs")
-    return dataset.apply(tf.data.experimental.service.distribute(
-        processing_mode=data.service_mode, service=data.service))
+            "of a split dataset has; set data.service_mode=parallel_epochs"
+        )
+    return dataset.apply(
+        tf.data.experimental.service.distribute(
+            processing_mode=data.service_mode, service=data.service
+        )
+    )
 
 
 def ops_of(dataset: tf.data.Dataset) -> set[str]:

@@ -47,8 +47,9 @@ def latest_export(exports_dir: Path, pipeline: str) -> Path:
     return exports_dir / pipeline / str(found[-1])
 
 
-def warmup_for(signatures: dict[str, Serving],
-               inputs: dict[str, list[Any]]) -> dict[str, dict[str, list[Any]]]:
+def warmup_for(
+    signatures: dict[str, Serving], inputs: dict[str, list[Any]]
+) -> dict[str, dict[str, list[Any]]]:
     """Warm-up inputs of each signature: its own `warmup`, else the task's inputs of the
     same names. A signature with neither is an error: TF Serving would load it cold."""
     out = {}
@@ -57,14 +58,16 @@ def warmup_for(signatures: dict[str, Serving],
         if chosen is None and all(k in inputs for k in serving.input_signature):
             chosen = {k: inputs[k] for k in serving.input_signature}
         if not chosen:
-            raise ValueError(f"signature '{name}': no warm-up inputs for "
-                             f"{sorted(serving.input_signature)}")
+            raise ValueError(
+                f"signature '{name}': no warm-up inputs for {sorted(serving.input_signature)}"
+            )
         out[name] = chosen
     return out
 
 
-def _warmup_records(inputs: dict[str, dict[str, list[Any]]], model_name: str,
-                    count: int) -> list[bytes]:
+def _warmup_records(
+    inputs: dict[str, dict[str, list[Any]]], model_name: str, count: int
+) -> list[bytes]:
     """`count` requests for each signature, as TF Serving's warm-up file holds them."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
@@ -73,14 +76,15 @@ def _warmup_records(inputs: dict[str, dict[str, list[Any]]], model_name: str,
         n = min(count, min(len(v) for v in values_by_input.values()))
         for i in range(n):
             request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
+            )
             for key, values in values_by_input.items():
                 value = values[i]
-                array = np.array([value], dtype=object if isinstance(value, str | bytes)
-                                 else None)
+                array = np.array([value], dtype=object if isinstance(value, str | bytes) else None)
                 request.inputs[key].CopyFrom(tf.make_tensor_proto(array))
             log_entry = prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request))
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
             records.append(log_entry.SerializeToString())
     return records
 
@@ -91,14 +95,12 @@ def write_savedmodel(signatures: dict[str, Serving] | Serving, path: Path) -> No
     if isinstance(signatures, Serving):
         signatures = {DEFAULT_SIGNATURE: signatures}
     if DEFAULT_SIGNATURE not in signatures:
-        raise ValueError(f"a task must serve '{DEFAULT_SIGNATURE}' "
-                         f"(got {sorted(signatures)})")
+        raise ValueError(f"a task must serve '{DEFAULT_SIGNATURE}' (got {sorted(signatures)})")
     if any(not getattr(r, "built", True) for s in signatures.values() for r in s.resources):
         # Layers that only the serving graph calls (a model rebuilt for re-export has never
         # run it): one trace builds them, as Keras wants before it tracks them.
         for serving in signatures.values():
-            tf.function(_endpoint(serving)).get_concrete_function(
-                *serving.input_signature.values())
+            tf.function(_endpoint(serving)).get_concrete_function(*serving.input_signature.values())
     archive = keras.export.ExportArchive()
     tracked: set[int] = set()
     for serving in signatures.values():
@@ -107,8 +109,9 @@ def write_savedmodel(signatures: dict[str, Serving] | Serving, path: Path) -> No
                 tracked.add(id(resource))
                 archive.track(resource)
     for name, serving in signatures.items():
-        archive.add_endpoint(name, _endpoint(serving),
-                             input_signature=list(serving.input_signature.values()))
+        archive.add_endpoint(
+            name, _endpoint(serving), input_signature=list(serving.input_signature.values())
+        )
         _keep_one_trace(archive, name)
     archive.write_out(str(path), verbose=False)
 
@@ -132,7 +135,8 @@ def _endpoint(serving: Serving):
 
     # Positional parameters named as the inputs: they become TF Serving's request keys.
     endpoint.__signature__ = inspect.Signature(
-        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
+    )
     return endpoint
 
 
@@ -160,9 +164,14 @@ def export_version(
         write_savedmodel(signatures, tmp / "model")
         extra = tmp / "model" / "assets.extra"
         extra.mkdir(parents=True, exist_ok=True)
-        (extra / METADATA_FILE).write_text(json.dumps(
-            {"pipeline": pipeline, "signatures": sorted(signatures), **(metadata or {})},
-            indent=1, default=str), encoding="utf-8")
+        (extra / METADATA_FILE).write_text(
+            json.dumps(
+                {"pipeline": pipeline, "signatures": sorted(signatures), **(metadata or {})},
+                indent=1,
+                default=str,
+            ),
+            encoding="utf-8",
+        )
         if warmup:
             with tf.io.TFRecordWriter(str(extra / WARMUP_FILE)) as writer:
                 for record in _warmup_records(warmup, pipeline, warmup_count):

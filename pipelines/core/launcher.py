@@ -34,16 +34,20 @@ def free_ports(count: int) -> list[int]:
 
 def tf_config(cluster: list[str], index: int) -> str:
     """The TF_CONFIG of worker `index` of `cluster` (host:port of every worker)."""
-    return json.dumps({"cluster": {"worker": cluster},
-                       "task": {"type": "worker", "index": index}})
+    return json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})
 
 
 def worker_env(cluster: list[str], index: int) -> dict[str, str]:
     """Environment of one local worker: its TF_CONFIG and its share of the CPU threads."""
     threads = str(max(1, (os.cpu_count() or 1) // len(cluster)))
-    return {**os.environ, "TF_CONFIG": tf_config(cluster, index), "PYTHONUNBUFFERED": "1",
-            "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads,
-            "OMP_NUM_THREADS": threads}
+    return {
+        **os.environ,
+        "TF_CONFIG": tf_config(cluster, index),
+        "PYTHONUNBUFFERED": "1",
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": threads,
+        "OMP_NUM_THREADS": threads,
+    }
 
 
 def launch_local(run_args: list[str], workers: int, workdir: Path) -> int:
@@ -53,8 +57,15 @@ def launch_local(run_args: list[str], workers: int, workdir: Path) -> int:
     cluster = [f"127.0.0.1:{port}" for port in free_ports(workers)]
     logs = Path(workdir) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pipelines", "run", *run_args,
-               "--set", "train.strategy=multiworker"]
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines",
+        "run",
+        *run_args,
+        "--set",
+        "train.strategy=multiworker",
+    ]
     procs: list[subprocess.Popen] = []
     files = []
     try:
@@ -62,8 +73,14 @@ def launch_local(run_args: list[str], workers: int, workdir: Path) -> int:
             log_file = logs / f"worker-{index}.log"
             files.append(open(log_file, "w", encoding="utf-8"))  # noqa: SIM115
             out = None if index == 0 else files[-1]
-            procs.append(subprocess.Popen(command, env=worker_env(cluster, index),
-                                          stdout=out, stderr=subprocess.STDOUT if out else None))
+            procs.append(
+                subprocess.Popen(
+                    command,
+                    env=worker_env(cluster, index),
+                    stdout=out,
+                    stderr=subprocess.STDOUT if out else None,
+                )
+            )
             if index:
                 print(f"[launcher] worker {index}: log in {log_file}", flush=True)
         return _supervise(procs)
@@ -80,8 +97,11 @@ def _supervise(procs: list[subprocess.Popen]) -> int:
         for index, proc in enumerate(procs):
             code = proc.poll()
             if code not in (None, 0):
-                print(f"[launcher] worker {index} failed (exit code {code}); "
-                      "stopping the others", file=sys.stderr, flush=True)
+                print(
+                    f"[launcher] worker {index} failed (exit code {code}); stopping the others",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return code if index == 0 else (chief.poll() or code)
         if chief.poll() == 0:
             return 0

@@ -16,5 +16,11 @@ def span_prf(gold: Iterable[set[Hashable]], pred: Iterable[set[Hashable]]) -> di
     precision = correct / n_pred if n_pred else 0.0
     recall = correct / n_gold if n_gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1,
-            "correct": correct, "gold": n_gold, "predicted": n_pred}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "correct": correct,
+        "gold": n_gold,
+        "predicted": n_pred,
+    }

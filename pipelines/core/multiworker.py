@@ -37,8 +37,12 @@ import numpy as np
 import tensorflow as tf
 
 #: Errors a collective raises when a peer died or the cluster was torn down.
-PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.AbortedError,
-                 tf.errors.DeadlineExceededError, tf.errors.CancelledError)
+PEER_FAILURES = (
+    tf.errors.UnavailableError,
+    tf.errors.AbortedError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.CancelledError,
+)
 #: How many times a worker re-executes itself after a lost peer (counted in its env).
 REJOINS_ENV = "TFPIPE_REJOINS"
 MAX_REJOINS = 5
@@ -110,22 +114,34 @@ def rejoin(error: BaseException) -> None:
     the cluster anew and resumes from the last checkpoint; gives up after MAX_REJOINS."""
     done = int(os.environ.get(REJOINS_ENV, "0"))
     if done >= MAX_REJOINS:
-        raise RuntimeError(f"multi-worker training lost a peer {done + 1} times; "
-                           "giving up") from error
+        raise RuntimeError(
+            f"multi-worker training lost a peer {done + 1} times; giving up"
+        ) from error
     os.environ[REJOINS_ENV] = str(done + 1)
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    print(f"[multiworker] lost a peer ({type(error).__name__}: {first_line[:200]}); "
-          f"rejoining the cluster (attempt {done + 1} of {MAX_REJOINS})", flush=True)
+    print(
+        f"[multiworker] lost a peer ({type(error).__name__}: {first_line[:200]}); "
+        f"rejoining the cluster (attempt {done + 1} of {MAX_REJOINS})",
+        flush=True,
+    )
     sys.stdout.flush()
     sys.stderr.flush()
     # The command line as given (`-m pipelines` included), not `sys.argv`'s script path.
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
-def fit_multiworker(model: keras.Model, strategy: tf.distribute.Strategy,
-                    train_ds: tf.data.Dataset, val_ds: tf.data.Dataset | None, *,
-                    epochs: int, initial_epoch: int, steps_per_epoch: int,
-                    callbacks: list[keras.callbacks.Callback], verbose: int) -> int:
+def fit_multiworker(
+    model: keras.Model,
+    strategy: tf.distribute.Strategy,
+    train_ds: tf.data.Dataset,
+    val_ds: tf.data.Dataset | None,
+    *,
+    epochs: int,
+    initial_epoch: int,
+    steps_per_epoch: int,
+    callbacks: list[keras.callbacks.Callback],
+    verbose: int,
+) -> int:
     """Train `model` (compiled in `strategy`'s scope) like `Model.fit`; returns the number
     of epochs run.
 
@@ -149,18 +165,22 @@ def fit_multiworker(model: keras.Model, strategy: tf.distribute.Strategy,
             logs = model.train_step(batch)
             flags = tf.distribute.get_replica_context().all_reduce("SUM", tf.identity(stop))
             return logs, flags
+
         logs, flags = strategy.run(replica_step, args=(next(iterator),))
         return tf.nest.map_structure(lambda v: local(v)[0], (logs, flags))
 
     @tf.function(reduce_retracing=True)
     def test_step(batch):
-        return tf.nest.map_structure(lambda v: local(v)[0],
-                                     strategy.run(model.test_step, args=(batch,)))
+        return tf.nest.map_structure(
+            lambda v: local(v)[0], strategy.run(model.test_step, args=(batch,))
+        )
 
     @tf.function
     def agree(stop):
-        flags = strategy.run(lambda s: tf.distribute.get_replica_context().all_reduce(
-            "SUM", tf.identity(s)), args=(stop,))
+        flags = strategy.run(
+            lambda s: tf.distribute.get_replica_context().all_reduce("SUM", tf.identity(s)),
+            args=(stop,),
+        )
         return local(flags)[0]
 
     def any_worker_stops() -> bool:
@@ -174,10 +194,17 @@ def fit_multiworker(model: keras.Model, strategy: tf.distribute.Strategy,
         raise RuntimeError(
             f"workers disagree on where to resume (this one: epoch {initial_epoch} of "
             f"{epochs}); every worker must see the chief's checkpoint folder: share the "
-            "workdir between them")
+            "workdir between them"
+        )
     callback_list = keras.callbacks.CallbackList(
-        callbacks, add_history=True, add_progbar=verbose != 0, model=model,
-        verbose=verbose, epochs=epochs, steps=steps_per_epoch)
+        callbacks,
+        add_history=True,
+        add_progbar=verbose != 0,
+        model=model,
+        verbose=verbose,
+        epochs=epochs,
+        steps=steps_per_epoch,
+    )
     model.stop_training = False
     callback_list.on_train_begin()
     epochs_run = 0
@@ -193,8 +220,9 @@ def fit_multiworker(model: keras.Model, strategy: tf.distribute.Strategy,
                 break
         epoch_logs = _numbers(model.get_metrics_result())
         if val_ds is not None:
-            epoch_logs.update({f"val_{k}": v for k, v in _evaluate(model, val_ds,
-                                                                    test_step).items()})
+            epoch_logs.update(
+                {f"val_{k}": v for k, v in _evaluate(model, val_ds, test_step).items()}
+            )
         callback_list.on_epoch_end(epoch, epoch_logs)
         epochs_run += 1
         model.stop_training = any_worker_stops()
@@ -210,8 +238,9 @@ def per_worker_steps(steps: int, replicas: int) -> int:
     return max(1, steps // replicas)
 
 
-def _evaluate(model: keras.Model, dataset: tf.data.Dataset,
-              test_step: Callable) -> dict[str, float]:
+def _evaluate(
+    model: keras.Model, dataset: tf.data.Dataset, test_step: Callable
+) -> dict[str, float]:
     model.reset_metrics()
     for batch in dataset:
         test_step(batch)

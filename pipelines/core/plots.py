@@ -41,7 +41,7 @@ def training_curves_png(history: Mapping[str, Sequence[float]], path: Path) -> P
             ax.set_yscale("log")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.tight_layout()
     return save_png(fig, path)
@@ -77,8 +77,15 @@ def confusion_matrix_png(
         for i in range(len(keep)):
             for j in range(len(keep)):
                 if shown[i, j]:
-                    ax.text(j, i, str(shown[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(shown[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     return save_png(fig, path)

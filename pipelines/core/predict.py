@@ -30,20 +30,23 @@ def load_signature(export_dir: Path, signature: str = DEFAULT_SIGNATURE):
 
 def missing_signature(export_dir: Path | str, signature: str, names) -> KeyError:
     """The error for an export without `signature`, naming those it has."""
-    return KeyError(f"{export_dir} has no signature '{signature}' "
-                    f"(it has: {', '.join(sorted(names))})")
+    return KeyError(
+        f"{export_dir} has no signature '{signature}' (it has: {', '.join(sorted(names))})"
+    )
 
 
-def answer_lines(task_cls: type[Task], function, signature: str, lines: Sequence[str],
-                 base_dir: Path) -> list[str]:
+def answer_lines(
+    task_cls: type[Task], function, signature: str, lines: Sequence[str], base_dir: Path
+) -> list[str]:
     """One output line per input line (newlines in an answer become spaces): the task
     makes the request and reads the response, `function` is the loaded signature."""
     import tensorflow as tf
 
     request = task_cls.request_from_lines(lines, base_dir)
     outputs = function(**{k: tf.constant(v) for k, v in request.items()})
-    answers = task_cls.lines_from_response({k: v.numpy() for k, v in outputs.items()},
-                                           signature, lines)
+    answers = task_cls.lines_from_response(
+        {k: v.numpy() for k, v in outputs.items()}, signature, lines
+    )
     if len(answers) != len(lines):
         raise RuntimeError(f"{len(answers)} answers for {len(lines)} lines")
     return [answer.replace("\n", " ") for answer in answers]
@@ -65,13 +68,15 @@ def predict_file(
     output_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_file.with_name(f".{output_file.name}.tmp")
     written = 0
-    with open(tmp, "w", encoding="utf-8") as out, tqdm(
-        total=len(lines), unit="line", desc=f"predict {pipeline}"
-    ) as bar:
+    with (
+        open(tmp, "w", encoding="utf-8") as out,
+        tqdm(total=len(lines), unit="line", desc=f"predict {pipeline}") as bar,
+    ):
         for start in range(0, len(lines), batch_size):
-            chunk = lines[start:start + batch_size]
-            for answer in answer_lines(task_cls, function, signature, chunk,
-                                       Path(input_file).parent):
+            chunk = lines[start : start + batch_size]
+            for answer in answer_lines(
+                task_cls, function, signature, chunk, Path(input_file).parent
+            ):
                 out.write(answer + "\n")
             written += len(chunk)
             bar.update(len(chunk))

@@ -62,8 +62,9 @@ def quiet_start(verbose: bool = False) -> None:
             tf.config.list_physical_devices()  # where the CUDA probe complains
     level = logging.INFO if verbose else logging.ERROR
     for name in NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(level if name in ("absl", "tensorflow")
-                                         else max(level, logging.WARNING))
+        logging.getLogger(name).setLevel(
+            level if name in ("absl", "tensorflow") else max(level, logging.WARNING)
+        )
     if not verbose:
         import absl.logging
 
@@ -78,5 +79,4 @@ BEAM_NOTES = ("apitools not found", "Resource module is not available")
 def quiet_beam(verbose: bool = False) -> None:
     """Drop Beam's routine start-up notes (unless `verbose`); call before importing Beam."""
     if not verbose:
-        logging.getLogger().addFilter(
-            lambda record: not record.getMessage().startswith(BEAM_NOTES))
+        logging.getLogger().addFilter(lambda record: not record.getMessage().startswith(BEAM_NOTES))

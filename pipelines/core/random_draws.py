@@ -9,12 +9,14 @@ from typing import Any
 import tensorflow as tf
 
 
-def map_with_seeds(ds: tf.data.Dataset, fn: Callable[[Any, tf.Tensor], Any],
-                   seed: int) -> tf.data.Dataset:
+def map_with_seeds(
+    ds: tf.data.Dataset, fn: Callable[[Any, tf.Tensor], Any], seed: int
+) -> tf.data.Dataset:
     """`fn(element, draw_seed)` on each element of `ds`, `draw_seed` a `[2]` int64
     stateless seed that differs per element and per pass over `ds`, the whole sequence
     fixed by `seed`."""
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     return tf.data.Dataset.zip((ds, seeds)).map(
         lambda element, draw: fn(element, tf.stack([draw, tf.zeros_like(draw)])),
-        num_parallel_calls=tf.data.AUTOTUNE)
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )

@@ -48,9 +48,13 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     """Writes the whole training state at each epoch's end (place it last, after the
     callbacks whose state it saves)."""
 
-    def __init__(self, folder: Path, clock: TrainingClock,
-                 early_stopping: ResumableEarlyStopping | None = None,
-                 ema_swap: ResumableSwapEMAWeights | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        clock: TrainingClock,
+        early_stopping: ResumableEarlyStopping | None = None,
+        ema_swap: ResumableSwapEMAWeights | None = None,
+    ):
         super().__init__()
         self.folder = Path(folder)
         self.clock = clock
@@ -109,8 +113,9 @@ def restore_training(
         model.optimizer.build(model.trainable_variables)
     model.load_weights(str(latest / WEIGHTS))
     clock_state = dict(state["clock"])
-    clock_state["elapsed_seconds"] = max(clock_state["elapsed_seconds"],
-                                         heartbeat.get("elapsed_seconds", 0.0))
+    clock_state["elapsed_seconds"] = max(
+        clock_state["elapsed_seconds"], heartbeat.get("elapsed_seconds", 0.0)
+    )
     clock.restore(clock_state)
     if early_stopping is not None and state.get("early_stopping"):
         best = None
@@ -143,4 +148,3 @@ def _link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
-

@@ -140,13 +140,16 @@ def in_serving_precision(task, model, config: cfgmod.PipelineConfig):
         keras.mixed_precision.set_global_policy(trained)
 
 
-def load_task_config(pipeline: str, config_file: str | Path | None,
-                     overrides: list[str] | tuple[str, ...] = ()) -> Any:
+def load_task_config(
+    pipeline: str, config_file: str | Path | None, overrides: list[str] | tuple[str, ...] = ()
+) -> Any:
     """`pipeline`'s typed config: defaults, the YAML file, then the overrides."""
     config = cfgmod.load_config(get_task_class(pipeline).config_class, config_file, overrides)
     if config.pipeline and config.pipeline != pipeline:
-        raise cfgmod.ConfigError(f"{config_file or 'pipeline'}: this config is for the "
-                                 f"'{config.pipeline}' pipeline, not '{pipeline}'")
+        raise cfgmod.ConfigError(
+            f"{config_file or 'pipeline'}: this config is for the "
+            f"'{config.pipeline}' pipeline, not '{pipeline}'"
+        )
     config.pipeline = pipeline
     return config
 
@@ -163,8 +166,17 @@ def run_pipeline(
         fitted = fit(ctx)
         if not ctx.is_chief:  # the chief evaluates, keeps and exports the same weights
             shutil.rmtree(ctx.run_dir, ignore_errors=True)
-            return RunResult(None, ctx.tracker.uri, None, {}, fitted.train_seconds,
-                             fitted.epochs_run, None, fitted.examples_per_second, ctx.task)
+            return RunResult(
+                None,
+                ctx.tracker.uri,
+                None,
+                {},
+                fitted.train_seconds,
+                fitted.epochs_run,
+                None,
+                fitted.examples_per_second,
+                ctx.task,
+            )
         ctx.task.calibrate(fitted.model)
         model_dir = keep_model(ctx, fitted.model)
         test_metrics = evaluate_and_log(ctx, fitted)
@@ -176,14 +188,23 @@ def run_pipeline(
         raise
     ctx.tracker.finish(ctx.run_dir)
     shutil.rmtree(ctx.run_dir / CHECKPOINT_DIR, ignore_errors=True)
-    return RunResult(ctx.tracker.run_id, ctx.tracker.uri, export_dir, test_metrics,
-                     fitted.train_seconds, fitted.epochs_run, model_dir,
-                     fitted.examples_per_second, ctx.task)
+    return RunResult(
+        ctx.tracker.run_id,
+        ctx.tracker.uri,
+        export_dir,
+        test_metrics,
+        fitted.train_seconds,
+        fitted.epochs_run,
+        model_dir,
+        fitted.examples_per_second,
+        ctx.task,
+    )
 
 
 # -- 1. set up ----------------------------------------------------------------------------
-def set_up(pipeline: str, config: cfgmod.PipelineConfig, data_dir: str | Path | None,
-           workdir: str | Path) -> RunContext:
+def set_up(
+    pipeline: str, config: cfgmod.PipelineConfig, data_dir: str | Path | None, workdir: str | Path
+) -> RunContext:
     """Seeds, precision and strategy; the MLflow run (resumed if this run name has an
     unfinished one); the task with its data read and its params and tags logged."""
     import keras
@@ -214,8 +235,7 @@ def set_up(pipeline: str, config: cfgmod.PipelineConfig, data_dir: str | Path | 
 
     kind = "one device" if strategy is tf.distribute.get_strategy() else type(strategy).__name__
     where = f", worker {worker.index} of {worker.count}" if worker else ""
-    print(f"[{pipeline}] {kind}, {strategy.num_replicas_in_sync} replica(s){where}",
-          flush=True)
+    print(f"[{pipeline}] {kind}, {strategy.num_replicas_in_sync} replica(s){where}", flush=True)
     tracker = Tracker(workdir, pipeline) if worker is None or worker.is_chief else NullTracker()
     tracker.start(config.run_name or pipeline, run_dir)
     try:
@@ -224,21 +244,24 @@ def set_up(pipeline: str, config: cfgmod.PipelineConfig, data_dir: str | Path | 
         task.prepare(run_dir)
         config_file = run_dir / "config.yaml"
         config_file.write_text(cfgmod.dump_yaml(config), encoding="utf-8")
-        tracker.set_tags({
-            "pipeline": pipeline,
-            "git_commit": git_commit(),
-            "data_fingerprint": data_fingerprint(task.data_files()),
-            "data_dir": str(data_path),
-            "replicas": str(strategy.num_replicas_in_sync),
-            "strategy": type(strategy).__name__,
-        })
+        tracker.set_tags(
+            {
+                "pipeline": pipeline,
+                "git_commit": git_commit(),
+                "data_fingerprint": data_fingerprint(task.data_files()),
+                "data_dir": str(data_path),
+                "replicas": str(strategy.num_replicas_in_sync),
+                "strategy": type(strategy).__name__,
+            }
+        )
         tracker.log_params(cfgmod.flatten(cfgmod.to_dict(config)))
         tracker.log_artifact(config_file)
     except BaseException:
         tracker.finish(run_dir, status="FAILED")
         raise
-    return RunContext(pipeline, config, task, workdir, data_path, run_dir, strategy, tracker,
-                      worker)
+    return RunContext(
+        pipeline, config, task, workdir, data_path, run_dir, strategy, tracker, worker
+    )
 
 
 # -- 2. fit -------------------------------------------------------------------------------
@@ -262,8 +285,7 @@ def fit(ctx: RunContext) -> Fitted:
 
     tc, task, strategy = ctx.config.train, ctx.task, ctx.strategy
     replicas = strategy.num_replicas_in_sync
-    global_batch, lr = scaled(tc.batch_size, tc.learning_rate, replicas,
-                              tc.scale_lr_with_replicas)
+    global_batch, lr = scaled(tc.batch_size, tc.learning_rate, replicas, tc.scale_lr_with_replicas)
     if ctx.worker is None:
         train_ds, val_ds, steps_per_epoch = training_data(task, global_batch, replicas)
     else:  # every worker reads per-replica batches and takes its share of them
@@ -278,15 +300,23 @@ def fit(ctx: RunContext) -> Fitted:
         schedule = build_schedule(tc.schedule, lr, steps_per_epoch * tc.epochs)
         budget = time_budget(schedule)
         if budget is not None and tc.max_minutes <= 0:
-            raise cfgmod.ConfigError(f"train.schedule.name={tc.schedule.name} needs a "
-                                     "time budget: set train.max_minutes")
+            raise cfgmod.ConfigError(
+                f"train.schedule.name={tc.schedule.name} needs a time budget: set train.max_minutes"
+            )
         optimizer = build_optimizer(
-            tc.optimizer, schedule,
-            weight_decay=tc.weight_decay, momentum=tc.momentum, clipnorm=tc.clipnorm,
+            tc.optimizer,
+            schedule,
+            weight_decay=tc.weight_decay,
+            momentum=tc.momentum,
+            clipnorm=tc.clipnorm,
             ema=tc.ema,
         )
-        model.compile(optimizer=optimizer, jit_compile=tc.jit_compile,
-                      steps_per_execution=tc.steps_per_execution, **task.compile_args(model))
+        model.compile(
+            optimizer=optimizer,
+            jit_compile=tc.jit_compile,
+            steps_per_execution=tc.steps_per_execution,
+            **task.compile_args(model),
+        )
         build_training_state(model, train_ds.element_spec)
 
         monitor = tc.monitor or task.default_monitor
@@ -295,13 +325,20 @@ def fit(ctx: RunContext) -> Fitted:
         ema_swap = ResumableSwapEMAWeights() if tc.ema > 0 else None
         lower = "loss" in monitor or monitor.removeprefix("val_") in task.lower_is_better
         early_stopping = ResumableEarlyStopping(
-            monitor=monitor, mode="min" if lower else "max",
+            monitor=monitor,
+            mode="min" if lower else "max",
             patience=tc.early_stopping_patience or tc.epochs + 1,
-            restore_best_weights=True, verbose=1)
-        clock = TrainingClock(tc.max_minutes, budget.budget_used if budget else None,
-                              heartbeat=clock_file(checkpoint_dir))
-        initial_epoch = restore_training(resume_from / CHECKPOINT_DIR, model, clock,
-                                         early_stopping, ema_swap)
+            restore_best_weights=True,
+            verbose=1,
+        )
+        clock = TrainingClock(
+            tc.max_minutes,
+            budget.budget_used if budget else None,
+            heartbeat=clock_file(checkpoint_dir),
+        )
+        initial_epoch = restore_training(
+            resume_from / CHECKPOINT_DIR, model, clock, early_stopping, ema_swap
+        )
 
     ctx.tracker.log_metrics({"params": model.count_params()})
     tracking_logger = MlflowEpochLogger(ctx.tracker)
@@ -311,36 +348,64 @@ def fit(ctx: RunContext) -> Fitted:
         # Evaluate, select and checkpoint the averaged weights at each epoch's end.
         callbacks.append(ema_swap)
     if val_ds is not None:
-        callbacks.append(TaskMetrics(lambda m: task.evaluate(m, "validation"),
-                                     every=task.validation_every()))
+        callbacks.append(
+            TaskMetrics(lambda m: task.evaluate(m, "validation"), every=task.validation_every())
+        )
     # The task's callbacks run before the logs are tracked and the checkpoint written.
-    callbacks += [*task.callbacks(), LearningRateLogger(), tracking_logger, early_stopping,
-                  clock, timer, TrainingCheckpoint(checkpoint_dir, clock, early_stopping,
-                                                   ema_swap)]
+    callbacks += [
+        *task.callbacks(),
+        LearningRateLogger(),
+        tracking_logger,
+        early_stopping,
+        clock,
+        timer,
+        TrainingCheckpoint(checkpoint_dir, clock, early_stopping, ema_swap),
+    ]
 
     epochs = tc.epochs
     if initial_epoch:
-        print(f"[{ctx.pipeline}] resuming after epoch {initial_epoch} "
-              f"({clock.elapsed:.0f} s of training done)", flush=True)
+        print(
+            f"[{ctx.pipeline}] resuming after epoch {initial_epoch} "
+            f"({clock.elapsed:.0f} s of training done)",
+            flush=True,
+        )
     if clock.exhausted():
         epochs = initial_epoch  # no time left: only restore the best weights
     if ctx.worker is None:
-        history = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
-                            initial_epoch=min(initial_epoch, epochs),
-                            steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                            verbose=_verbosity(tc.verbose))
+        history = model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=epochs,
+            initial_epoch=min(initial_epoch, epochs),
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            verbose=_verbosity(tc.verbose),
+        )
         epochs_run = len(history.epoch)
     else:
         epochs_run = fit_multiworker(
-            model, strategy, train_ds, val_ds, epochs=epochs,
-            initial_epoch=min(initial_epoch, epochs), steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks, verbose=_verbosity(tc.verbose) if ctx.is_chief else 0)
+            model,
+            strategy,
+            train_ds,
+            val_ds,
+            epochs=epochs,
+            initial_epoch=min(initial_epoch, epochs),
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            verbose=_verbosity(tc.verbose) if ctx.is_chief else 0,
+        )
         digest = weights_digest(model)
-        print(f"[{ctx.pipeline}] worker {ctx.worker.index}: final weights sha256 {digest}",
-              flush=True)
+        print(
+            f"[{ctx.pipeline}] worker {ctx.worker.index}: final weights sha256 {digest}", flush=True
+        )
         ctx.tracker.set_tags({"final_weights_sha256": digest})
-    return Fitted(model, clock.elapsed, initial_epoch + epochs_run,
-                  tracking_logger.keys, timer.examples_per_second())
+    return Fitted(
+        model,
+        clock.elapsed,
+        initial_epoch + epochs_run,
+        tracking_logger.keys,
+        timer.examples_per_second(),
+    )
 
 
 def build_training_state(model, element_spec) -> None:
@@ -406,14 +471,17 @@ def evaluate_and_log(ctx: RunContext, fitted: Fitted) -> dict[str, float]:
     if fitted.examples_per_second:
         summary["train_examples_per_second"] = fitted.examples_per_second
     ctx.tracker.log_metrics(summary, step=0)
-    print(f"[{ctx.pipeline}] test: "
-          + ", ".join(f"{k}={v:.4f}" for k, v in test_metrics.items()), flush=True)
+    print(
+        f"[{ctx.pipeline}] test: " + ", ".join(f"{k}={v:.4f}" for k, v in test_metrics.items()),
+        flush=True,
+    )
 
     plots_dir = ctx.run_dir / "plots"
     curves = ctx.tracker.metric_history(sorted(fitted.epoch_keys))
     if curves:
         ctx.tracker.log_artifact(
-            training_curves_png(curves, plots_dir / "training_curves.png"), "plots")
+            training_curves_png(curves, plots_dir / "training_curves.png"), "plots"
+        )
     for png in ctx.task.plots(fitted.model, plots_dir):
         ctx.tracker.log_artifact(png, "plots")
     return test_metrics
@@ -428,7 +496,9 @@ def export(ctx: RunContext, model) -> Path:
     print(f"[{ctx.pipeline}] exporting SavedModel", flush=True)
     with in_serving_precision(ctx.task, model, ctx.config) as served:
         export_dir = export_version(
-            ctx.task.signatures(served), ctx.workdir / "exports", ctx.pipeline,
+            ctx.task.signatures(served),
+            ctx.workdir / "exports",
+            ctx.pipeline,
             warmup_inputs=ctx.task.warmup_inputs(),
             warmup_count=ctx.config.export.warmup_requests,
             serving_base_path=ctx.config.export.serving_base_path,
@@ -437,8 +507,14 @@ def export(ctx: RunContext, model) -> Path:
     ctx.tracker.set_tags({"export_dir": str(export_dir), "export_version": export_dir.name})
     if ctx.config.export.log_to_mlflow:
         ctx.tracker.log_artifacts(export_dir, SAVEDMODEL_ARTIFACT)
-    register_export(ctx.workdir, ctx.config.export, ctx.pipeline, ctx.tracker.run_id,
-                    SAVEDMODEL_ARTIFACT, export_dir)
+    register_export(
+        ctx.workdir,
+        ctx.config.export,
+        ctx.pipeline,
+        ctx.tracker.run_id,
+        SAVEDMODEL_ARTIFACT,
+        export_dir,
+    )
     print(f"[{ctx.pipeline}] exported {export_dir}", flush=True)
     return export_dir
 
@@ -447,9 +523,12 @@ def export_metadata_of(config: cfgmod.PipelineConfig, run_id: str | None) -> dic
     """Where an export came from, kept beside it: the run, its serving options and the
     Keras policy it computes in."""
     serving = getattr(config, "serving", None)
-    return {"run_id": run_id, "run_name": config.run_name,
-            "serving": cfgmod.to_dict(serving) if serving is not None else {},
-            "mixed_precision": serving_precision(config)}
+    return {
+        "run_id": run_id,
+        "run_name": config.run_name,
+        "serving": cfgmod.to_dict(serving) if serving is not None else {},
+        "mixed_precision": serving_precision(config),
+    }
 
 
 def _verbosity(value: str) -> int:

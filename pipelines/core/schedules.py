@@ -13,8 +13,9 @@ from pipelines.core.config import ConfigError, ScheduleConfig
 class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from 0 to the schedule's first value over `warmup_steps` steps."""
 
-    def __init__(self, schedule: keras.optimizers.schedules.LearningRateSchedule,
-                 warmup_steps: int):
+    def __init__(
+        self, schedule: keras.optimizers.schedules.LearningRateSchedule, warmup_steps: int
+    ):
         self.schedule = schedule
         self.warmup_steps = warmup_steps
 
@@ -50,8 +51,7 @@ class TimeBudgetSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, initial_learning_rate: float):
         self.initial_learning_rate = float(initial_learning_rate)
-        self.budget_used = keras.Variable(0.0, dtype="float32", trainable=False,
-                                          name="budget_used")
+        self.budget_used = keras.Variable(0.0, dtype="float32", trainable=False, name="budget_used")
 
     def used(self):
         return keras.ops.clip(keras.ops.convert_to_tensor(self.budget_used), 0.0, 1.0)
@@ -69,8 +69,7 @@ class TimeBudgetDecay(TimeBudgetSchedule):
         return self.initial_learning_rate * keras.ops.power(self.decay_rate, self.used())
 
     def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_rate": self.decay_rate}
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_rate": self.decay_rate}
 
 
 @keras.saving.register_keras_serializable(package="tfpipelines")
@@ -103,7 +102,9 @@ def build_schedule(cfg: ScheduleConfig, learning_rate: float, total_steps: int):
         schedule = None
     elif cfg.name == "exponential":
         schedule = keras.optimizers.schedules.ExponentialDecay(
-            learning_rate, decay_steps=cfg.decay_steps, decay_rate=cfg.decay_rate,
+            learning_rate,
+            decay_steps=cfg.decay_steps,
+            decay_rate=cfg.decay_rate,
             staircase=cfg.staircase,
         )
     elif cfg.name == "exponential_budget":
@@ -126,8 +127,14 @@ def build_schedule(cfg: ScheduleConfig, learning_rate: float, total_steps: int):
     return WarmUp(schedule, cfg.warmup_steps) if cfg.warmup_steps > 0 else schedule
 
 
-def build_optimizer(name: str, learning_rate, weight_decay: float = 0.0, momentum: float = 0.9,
-                    clipnorm: float = 0.0, ema: float = 0.0) -> keras.optimizers.Optimizer:
+def build_optimizer(
+    name: str,
+    learning_rate,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    clipnorm: float = 0.0,
+    ema: float = 0.0,
+) -> keras.optimizers.Optimizer:
     kwargs = {"learning_rate": learning_rate}
     if clipnorm > 0:
         kwargs["clipnorm"] = clipnorm
@@ -138,8 +145,9 @@ def build_optimizer(name: str, learning_rate, weight_decay: float = 0.0, momentu
     if name == "adamw":
         return keras.optimizers.AdamW(weight_decay=weight_decay or 1e-4, **kwargs)
     if name == "sgd":
-        return keras.optimizers.SGD(momentum=momentum, nesterov=True,
-                                    weight_decay=weight_decay or None, **kwargs)
+        return keras.optimizers.SGD(
+            momentum=momentum, nesterov=True, weight_decay=weight_decay or None, **kwargs
+        )
     if name == "rmsprop":
         return keras.optimizers.RMSprop(**kwargs)
     raise ConfigError(f"train.optimizer: unknown optimizer '{name}' (adam, adamw, sgd, rmsprop)")

@@ -15,5 +15,4 @@ def hold_out(examples: Sequence[T], fraction: float, seed: int) -> tuple[list[T]
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
     n_val = max(1, int(len(examples) * fraction)) if len(examples) > 1 else 0
-    return ([examples[i] for i in sorted(order[n_val:])],
-            [examples[i] for i in order[:n_val]])
+    return ([examples[i] for i in sorted(order[n_val:])], [examples[i] for i in order[:n_val]])

@@ -55,8 +55,9 @@ def make_strategy(name: str, cpu_replicas: int = 0) -> tf.distribute.Strategy:
             f"train.strategy: unknown strategy '{name}' "
             "(auto, default, onedevice, mirrored, multiworker)"
         )
-    log.info("strategy %s with %d replica(s)", type(strategy).__name__,
-             strategy.num_replicas_in_sync)
+    log.info(
+        "strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync
+    )
     return strategy
 
 
@@ -69,15 +70,19 @@ def _tf_config() -> dict:
 
 def _multi_worker() -> tf.distribute.Strategy:
     if not _tf_config().get("cluster"):
-        raise ConfigError("train.strategy=multiworker needs TF_CONFIG naming the cluster "
-                          "(tfpipe run --local-workers N sets it on one machine)")
+        raise ConfigError(
+            "train.strategy=multiworker needs TF_CONFIG naming the cluster "
+            "(tfpipe run --local-workers N sets it on one machine)"
+        )
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    log.info("strategy MultiWorkerMirroredStrategy with %d replica(s)",
-             strategy.num_replicas_in_sync)
+    log.info(
+        "strategy MultiWorkerMirroredStrategy with %d replica(s)", strategy.num_replicas_in_sync
+    )
     return strategy
 
 
-def scaled(batch_size: int, learning_rate: float, replicas: int,
-           scale_lr: bool) -> tuple[int, float]:
+def scaled(
+    batch_size: int, learning_rate: float, replicas: int, scale_lr: bool
+) -> tuple[int, float]:
     """Global batch = per-replica batch x replicas; learning rate scaled linearly with it."""
     return batch_size * replicas, learning_rate * (replicas if scale_lr else 1)

@@ -158,8 +158,9 @@ class Task(abc.ABC):
         if cached is None or cached[0] is not model:
             serving = self.signatures(model)[signature]
             names = list(serving.input_signature)
-            fn = tf.function(serving.fn, input_signature=[serving.input_signature[n]
-                                                          for n in names])
+            fn = tf.function(
+                serving.fn, input_signature=[serving.input_signature[n] for n in names]
+            )
             cached = self._serving_fns[key] = (model, fn, names)
         return cached[1], cached[2]
 
@@ -176,9 +177,14 @@ class Task(abc.ABC):
         fn, names = self.serving_function(model, signature)
         count = len(next(iter(inputs.values()))) if inputs else 0
         starts = range(0, count, batch_size)
-        for start in tqdm(starts, desc=desc or f"{self.name}: serving", unit="batch",
-                          leave=False, disable=len(starts) < 4):
-            args = [_tensor(inputs[n][start:start + batch_size]) for n in names]
+        for start in tqdm(
+            starts,
+            desc=desc or f"{self.name}: serving",
+            unit="batch",
+            leave=False,
+            disable=len(starts) < 4,
+        ):
+            args = [_tensor(inputs[n][start : start + batch_size]) for n in names]
             yield {k: v.numpy() for k, v in fn(*args).items()}
 
     # -- batch prediction -------------------------------------------------------------
@@ -188,9 +194,12 @@ class Task(abc.ABC):
         return {cls.predict_input: np.array(list(lines), dtype=object)}
 
     @classmethod
-    def lines_from_response(cls, outputs: dict[str, np.ndarray],
-                            signature: str = DEFAULT_SIGNATURE,
-                            lines: Sequence[str] = ()) -> list[str]:
+    def lines_from_response(
+        cls,
+        outputs: dict[str, np.ndarray],
+        signature: str = DEFAULT_SIGNATURE,
+        lines: Sequence[str] = (),
+    ) -> list[str]:
         """One output line per request element, in order (`lines`: the input lines the
         request was made from, for formats that repeat them). The default writes each
         element's outputs as a JSON object; tasks give their main signatures a format of
@@ -201,8 +210,10 @@ class Task(abc.ABC):
 def json_lines(outputs: dict[str, np.ndarray]) -> list[str]:
     """One JSON object per request element: strings decoded, arrays as lists."""
     count = len(next(iter(outputs.values()))) if outputs else 0
-    return [json.dumps({k: _plain(v[i]) for k, v in outputs.items()}, ensure_ascii=False)
-            for i in range(count)]
+    return [
+        json.dumps({k: _plain(v[i]) for k, v in outputs.items()}, ensure_ascii=False)
+        for i in range(count)
+    ]
 
 
 def _plain(value: Any) -> Any:

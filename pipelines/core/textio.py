@@ -47,6 +47,7 @@ def read_listed_files(lines: list[str], base_dir: Path, what: str) -> list[tuple
         try:
             files.append((path, path.read_bytes()))
         except OSError as exc:
-            raise DataError(f"line {number}: {path}: cannot read {what}: "
-                            f"{exc.strerror or exc}") from exc
+            raise DataError(
+                f"line {number}: {path}: cannot read {what}: {exc.strerror or exc}"
+            ) from exc
     return files

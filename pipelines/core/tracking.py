@@ -38,8 +38,12 @@ def git_commit() -> str:
     """The project's commit, or "unknown" outside a git checkout."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-            capture_output=True, text=True, timeout=10, check=True,
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -116,7 +120,7 @@ class Tracker:
             return  # logged when the run started; MLflow params are immutable
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[i:i + 100])
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
@@ -127,10 +131,11 @@ class Tracker:
         now = int(time.time() * 1000)
         items = [
             Metric(_metric_name(k), float(v), now, step or 0)
-            for k, v in metrics.items() if _is_number(v)
+            for k, v in metrics.items()
+            if _is_number(v)
         ]
         for i in range(0, len(items), 200):
-            self.client.log_batch(self.run_id, metrics=items[i:i + 200])
+            self.client.log_batch(self.run_id, metrics=items[i : i + 200])
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
@@ -175,16 +180,21 @@ class MlflowEpochLogger(keras.callbacks.Callback):
         self.tracker.log_metrics(logs, step=epoch + 1)
 
 
-def record_export(workdir: Path, run_id: str, export_dir: Path, overrides: list[str],
-                  log_savedmodel: bool = True) -> str:
+def record_export(
+    workdir: Path, run_id: str, export_dir: Path, overrides: list[str], log_savedmodel: bool = True
+) -> str:
     """Note a re-export on the run it came from: the newest export's tags, the settings
     that changed, and the SavedModel as artifact `savedmodel-vN/` (returned)."""
     client = MlflowClient(tracking_uri(workdir))
     version = Path(export_dir).name
-    client.log_batch(run_id, tags=[
-        RunTag("export_dir", str(export_dir)), RunTag("export_version", version),
-        RunTag(f"export_v{version}_overrides", " ".join(overrides) or "(none)"),
-    ])
+    client.log_batch(
+        run_id,
+        tags=[
+            RunTag("export_dir", str(export_dir)),
+            RunTag("export_version", version),
+            RunTag(f"export_v{version}_overrides", " ".join(overrides) or "(none)"),
+        ],
+    )
     artifact_path = f"savedmodel-v{version}"
     if log_savedmodel:
         client.log_artifacts(run_id, str(export_dir), artifact_path)

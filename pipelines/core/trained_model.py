@@ -39,28 +39,39 @@ class TrainedModelError(FileNotFoundError):
     """No kept model where the user pointed, or one that does not fit the code."""
 
 
-def save_trained_model(task, model: keras.Model, config: cfgmod.PipelineConfig,
-                       folder: Path, run_id: str | None = None) -> Path:
+def save_trained_model(
+    task, model: keras.Model, config: cfgmod.PipelineConfig, folder: Path, run_id: str | None = None
+) -> Path:
     """Write `model` with its config, the task's assets and warm-up inputs to `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / CONFIG).write_text(cfgmod.dump_yaml(config), encoding="utf-8")
     task.save_assets(folder / ASSETS)
     save_weights(model, folder / WEIGHTS)
-    (folder / WARMUP).write_text(json.dumps(encode_inputs(task.warmup_inputs())),
-                                 encoding="utf-8")
-    (folder / MARKER).write_text(json.dumps({
-        "pipeline": task.name, "run_id": run_id, "model": model.name,
-        "keras": keras.__version__, "params": int(model.count_params()),
-    }, indent=1), encoding="utf-8")
+    (folder / WARMUP).write_text(json.dumps(encode_inputs(task.warmup_inputs())), encoding="utf-8")
+    (folder / MARKER).write_text(
+        json.dumps(
+            {
+                "pipeline": task.name,
+                "run_id": run_id,
+                "model": model.name,
+                "keras": keras.__version__,
+                "params": int(model.count_params()),
+            },
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
     return folder
 
 
 def save_weights(model: keras.Model, path: Path) -> None:
     """Every variable of `model`, in order, keyed `NNNN:path` (paths alone need not be
     unique: ensemble members repeat their layers' names)."""
-    np.savez(path, **{f"{i:04d}:{v.path}": keras.ops.convert_to_numpy(v)
-                      for i, v in enumerate(model.weights)})
+    np.savez(
+        path,
+        **{f"{i:04d}:{v.path}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.weights)},
+    )
 
 
 def load_weights(model: keras.Model, path: Path) -> None:
@@ -73,12 +84,15 @@ def load_weights(model: keras.Model, path: Path) -> None:
             extra = [k for k in stored if k not in set(wanted)]
             raise TrainedModelError(
                 f"{path}: weights do not fit the model built from its config "
-                f"(missing: {missing[:5]}, unexpected: {extra[:5]})")
+                f"(missing: {missing[:5]}, unexpected: {extra[:5]})"
+            )
         for key, variable in zip(wanted, model.weights, strict=True):
             value = saved[key]
             if tuple(value.shape) != tuple(variable.shape):
-                raise TrainedModelError(f"{path}: {variable.path} has shape {value.shape}, "
-                                        f"the model {tuple(variable.shape)}")
+                raise TrainedModelError(
+                    f"{path}: {variable.path} has shape {value.shape}, "
+                    f"the model {tuple(variable.shape)}"
+                )
             variable.assign(value)
 
 
@@ -90,7 +104,8 @@ def load_config(task_cls, folder: Path, overrides: list[str] | tuple[str, ...] =
         if key.split(".")[0] not in REEXPORT_SECTIONS:
             raise cfgmod.ConfigError(
                 f"'{key}' cannot change at re-export: only {', '.join(REEXPORT_SECTIONS)} "
-                "keys can (the trained weights fix the rest)")
+                "keys can (the trained weights fix the rest)"
+            )
     return cfgmod.load_config(task_cls.config_class, Path(folder) / CONFIG, overrides)
 
 
@@ -127,8 +142,10 @@ def encode_inputs(inputs: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
         elif values and isinstance(values[0], str):
             out[name] = {"text": values}
         else:
-            out[name] = {"array": np.asarray(values).tolist(),
-                         "dtype": str(np.asarray(values).dtype)}
+            out[name] = {
+                "array": np.asarray(values).tolist(),
+                "dtype": str(np.asarray(values).dtype),
+            }
     return out
 
 
@@ -148,8 +165,9 @@ def is_trained_model(folder: Path) -> bool:
     return (Path(folder) / MARKER).is_file()
 
 
-def find_trained_model(pipeline: str, ref: str, workdir: Path,
-                       download_to: Path) -> tuple[Path, str | None]:
+def find_trained_model(
+    pipeline: str, ref: str, workdir: Path, download_to: Path
+) -> tuple[Path, str | None]:
     """(folder, MLflow run id or None) of the kept model that `ref` names: a folder, an
     MLflow run id, the newest finished run of that name in the pipeline's experiment, or
     the run name's state folder under `workdir`. MLflow artifacts are downloaded into
@@ -174,16 +192,18 @@ def find_trained_model(pipeline: str, ref: str, workdir: Path,
             found = client.search_runs(
                 [experiment.experiment_id],
                 filter_string=f"tags.`mlflow.runName` = '{_quoted(ref)}' "
-                              "and attributes.status = 'FINISHED'",
-                order_by=["attributes.start_time DESC"], max_results=1)
+                "and attributes.status = 'FINISHED'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
             run = found[0] if found else None
     if run is not None:
         try:
-            path = Path(client.download_artifacts(run.info.run_id, ARTIFACT_PATH,
-                                                  str(download_to)))
+            path = Path(client.download_artifacts(run.info.run_id, ARTIFACT_PATH, str(download_to)))
         except (MlflowException, OSError) as exc:
-            raise TrainedModelError(f"run {run.info.run_id} has no kept model "
-                                    f"(artifact '{ARTIFACT_PATH}/'): {exc}") from exc
+            raise TrainedModelError(
+                f"run {run.info.run_id} has no kept model (artifact '{ARTIFACT_PATH}/'): {exc}"
+            ) from exc
         if is_trained_model(path):
             return path, run.info.run_id
     local = run_dir_for(Path(workdir), pipeline, ref) / ARTIFACT_PATH
@@ -191,7 +211,8 @@ def find_trained_model(pipeline: str, ref: str, workdir: Path,
         return local, None
     raise TrainedModelError(
         f"no trained model '{ref}' of {pipeline}: not a model folder, not a run id or "
-        f"finished run name at {uri}, and no {local}")
+        f"finished run name at {uri}, and no {local}"
+    )
 
 
 def _quoted(text: str) -> str:

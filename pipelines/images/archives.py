@@ -39,8 +39,11 @@ def cache_root(extract_dir: str = "") -> Path:
     if extract_dir:
         return Path(extract_dir).expanduser()
     base = os.environ.get("TFPIPE_CACHE_DIR")
-    return Path(base).expanduser() / "extracted" if base else (
-        Path.home() / ".cache" / "tfpipelines" / "extracted")
+    return (
+        Path(base).expanduser() / "extracted"
+        if base
+        else (Path.home() / ".cache" / "tfpipelines" / "extracted")
+    )
 
 
 def archive_root(archive: Path, extract_dir: str = "") -> Path:
@@ -54,8 +57,9 @@ def extract(archive: Path, cache: Path) -> Path:
     if not archive.is_file():
         raise ImageDataError(f"archive {archive} does not exist")
     stat = archive.stat()
-    stem = archive.name[:-len(next(s for s in ARCHIVE_SUFFIXES
-                                   if archive.name.lower().endswith(s)))]
+    stem = archive.name[
+        : -len(next(s for s in ARCHIVE_SUFFIXES if archive.name.lower().endswith(s)))
+    ]
     target = cache / f"{stem}-{stat.st_size}-{stat.st_mtime_ns}"
     if target.is_dir():
         return target
@@ -81,16 +85,16 @@ def extract(archive: Path, cache: Path) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    print(f"[images] extracted {archive.name} in {time.perf_counter() - started:.1f}s",
-          flush=True)
+    print(f"[images] extracted {archive.name} in {time.perf_counter() - started:.1f}s", flush=True)
     return target
 
 
 def find_root(folder: Path) -> Path:
     """Descend through lone folders (`cifar10/`) to where the images or splits are."""
     while not tfrecord.is_tfrecord_dir(folder):
-        entries = [p for p in folder.iterdir()
-                   if not p.name.startswith(".") and p.name not in IGNORED]
+        entries = [
+            p for p in folder.iterdir() if not p.name.startswith(".") and p.name not in IGNORED
+        ]
         folders = [p for p in entries if p.is_dir()]
         if len(folders) != 1 or any(p.suffix.lower() in IMAGE_EXTENSIONS for p in entries):
             break
@@ -103,8 +107,10 @@ def _check_name(archive: Path, name: str) -> None:
     """Refuse absolute member names and names climbing out with `..`."""
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise ImageDataError(f"{archive}: member '{name}' would be extracted outside the "
-                             "target folder; refusing the archive")
+        raise ImageDataError(
+            f"{archive}: member '{name}' would be extracted outside the "
+            "target folder; refusing the archive"
+        )
 
 
 def _untar_binary(archive: Path, dest: Path) -> None:
@@ -116,14 +122,18 @@ def _untar_binary(archive: Path, dest: Path) -> None:
     listing = _run(["tar", "-tf", str(archive)], archive)
     for name in listing.splitlines():
         _check_name(archive, name)
-    _run(["tar", "-xf", str(archive), "-C", str(dest), "--no-same-owner",
-          "--no-same-permissions"], archive)
+    _run(
+        ["tar", "-xf", str(archive), "-C", str(dest), "--no-same-owner", "--no-same-permissions"],
+        archive,
+    )
     for folder, dirs, files in os.walk(dest):
         for name in dirs + files:
             path = Path(folder) / name
             if path.is_symlink() or not (path.is_dir() or path.is_file()):
-                raise ImageDataError(f"{archive}: member '{path.relative_to(dest)}' is a link "
-                                     "or special file; refusing the archive")
+                raise ImageDataError(
+                    f"{archive}: member '{path.relative_to(dest)}' is a link "
+                    "or special file; refusing the archive"
+                )
 
 
 def _run(command: list[str], archive: Path) -> str:
@@ -136,11 +146,11 @@ def _run(command: list[str], archive: Path) -> str:
 def _untar_python(archive: Path, dest: Path) -> None:
     try:
         with tarfile.open(archive) as tar:
-            tar.extractall(dest, members=tqdm(tar, unit=" files", desc=archive.name),
-                           filter="data")
+            tar.extractall(dest, members=tqdm(tar, unit=" files", desc=archive.name), filter="data")
     except tarfile.FilterError as exc:
-        raise ImageDataError(f"{archive}: member '{exc.tarinfo.name}' is refused ({exc}); "
-                             "refusing the archive") from exc
+        raise ImageDataError(
+            f"{archive}: member '{exc.tarinfo.name}' is refused ({exc}); refusing the archive"
+        ) from exc
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ImageDataError(f"{archive}: cannot extract ({exc})") from exc
 

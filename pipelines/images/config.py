@@ -79,10 +79,15 @@ class ImagesServingConfig:
 
 def _images_train() -> TrainConfig:
     return TrainConfig(
-        epochs=15, batch_size=32, learning_rate=2e-3, optimizer="adam",
-        schedule=ScheduleConfig(name="exponential", decay_rate=0.5, decay_steps=100,
-                                staircase=False, warmup_steps=0),
-        mixed_precision="auto", monitor="val_accuracy",
+        epochs=15,
+        batch_size=32,
+        learning_rate=2e-3,
+        optimizer="adam",
+        schedule=ScheduleConfig(
+            name="exponential", decay_rate=0.5, decay_steps=100, staircase=False, warmup_steps=0
+        ),
+        mixed_precision="auto",
+        monitor="val_accuracy",
     )
 
 

@@ -56,11 +56,14 @@ class ImageSet:
 
     def describe(self) -> str:
         counts = ", ".join(f"{k} {v}" for k, v in self.source.counts.items())
-        return (f"{self.source.root}: {len(self.source.class_names)} classes, {counts}; "
-                f"{self.image_size[0]}x{self.image_size[1]}x{self.channels}")
+        return (
+            f"{self.source.root}: {len(self.source.class_names)} classes, {counts}; "
+            f"{self.image_size[0]}x{self.image_size[1]}x{self.channels}"
+        )
 
-    def decoded(self, split: str, parallel: bool = True,
-                classes: Sequence[int] | None = None) -> tf.data.Dataset:
+    def decoded(
+        self, split: str, parallel: bool = True, classes: Sequence[int] | None = None
+    ) -> tf.data.Dataset:
         """`(uint8 image, int32 label)` of `split`, decoded in parallel; with `classes`, only
         those class ids' images are decoded (see `ImageSource.encoded`)."""
         size, channels = self.image_size, self.channels
@@ -70,7 +73,8 @@ class ImageSet:
             return decode_image(data, size, channels), tf.cast(label, tf.int32)
 
         ds = self.source.encoded(split, parallel, classes).map(
-            decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not parallel or None)
+            decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not parallel or None
+        )
         if self.drops_bad_files():
             ds = ds.ignore_errors(log_warning=True)  # unchecked files: drop what fails
         return ds
@@ -79,8 +83,9 @@ class ImageSet:
         """Unchecked files are skipped as they fail, so split sizes are not known ahead."""
         return not self.cfg.validate and self.cfg.on_bad_image == "skip"
 
-    def cached(self, ds: tf.data.Dataset, split: str,
-               count: int | None = None) -> tuple[tf.data.Dataset, bool]:
+    def cached(
+        self, ds: tf.data.Dataset, split: str, count: int | None = None
+    ) -> tuple[tf.data.Dataset, bool]:
         """`ds` cached as `data.cache` says (in memory when `count` images fit in
         `data.cache_max_mb`); returns whether it is cached."""
         mode = self.cfg.cache
@@ -101,8 +106,9 @@ class ImageSet:
         if not wanted:
             return out
         last = max(wanted)
-        for index, (image, _) in enumerate(self.decoded(split, parallel=False)
-                                           .take(last + 1).as_numpy_iterator()):
+        for index, (image, _) in enumerate(
+            self.decoded(split, parallel=False).take(last + 1).as_numpy_iterator()
+        ):
             if index in wanted:
                 out[wanted[index]] = image
         return out

@@ -18,8 +18,12 @@ from pipelines.core.plots import save_png  # also selects the Agg backend
 
 def cam_layer(model: keras.Model, min_size: int = 4) -> keras.layers.Layer:
     """The last layer with a spatial map of at least `min_size` pixels a side (else any)."""
-    spatial = [layer for layer in model.layers[1:] if len(layer.output.shape) == 4
-               and not layer.name.startswith(("rescale", "random_", "normalize"))]
+    spatial = [
+        layer
+        for layer in model.layers[1:]
+        if len(layer.output.shape) == 4
+        and not layer.name.startswith(("rescale", "random_", "normalize"))
+    ]
     if not spatial:
         raise ValueError(f"model {model.name} has no convolutional feature map to explain")
     big = [layer for layer in spatial if min(layer.output.shape[1:3]) >= min_size]
@@ -52,9 +56,11 @@ def explanation_grid(
     x = np.asarray(images, dtype=np.float32)
     score = CategoricalScore([int(p) for p in predicted])
     cams = GradcamPlusPlus(logits_model, clone=False)(
-        score, x, penultimate_layer=cam_layer(logits_model), seek_penultimate_conv_layer=False)
+        score, x, penultimate_layer=cam_layer(logits_model), seek_penultimate_conv_layer=False
+    )
     saliency = Saliency(logits_model, clone=False)(
-        score, x, smooth_samples=smooth_samples, smooth_noise=0.2)
+        score, x, smooth_samples=smooth_samples, smooth_noise=0.2
+    )
     rows = len(x)
     fig, axes = plt.subplots(rows, 3, figsize=(6, 2 * rows), squeeze=False)
     for i in range(rows):
@@ -84,8 +90,9 @@ def misclassified_grid(
     fig, axes = plt.subplots(rows, cols, figsize=(1.7 * cols, 2.2 * rows + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, true, pred, prob in zip(axes.flat, images, labels, predicted,
-                                           probabilities, strict=False):
+    for ax, image, true, pred, prob in zip(
+        axes.flat, images, labels, predicted, probabilities, strict=False
+    ):
         _show(ax, image, f"{class_names[int(true)]}\n-> {class_names[int(pred)]} {prob:.2f}")
     if not count:
         axes[0, 0].text(0.5, 0.5, "no misclassified test images", ha="center", va="center")

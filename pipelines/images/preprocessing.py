@@ -32,8 +32,13 @@ class RandomPadCrop(keras.layers.Layer):
     def call(self, images, training=None):
         if not training or self.padding <= 0:
             return images
-        offsets = keras.random.randint((tf.shape(images)[0], 2), 0, 2 * self.padding + 1,
-                                       seed=self.seed_generator, dtype="int32")
+        offsets = keras.random.randint(
+            (tf.shape(images)[0], 2),
+            0,
+            2 * self.padding + 1,
+            seed=self.seed_generator,
+            dtype="int32",
+        )
         return pad_crop(images, self.padding, offsets)
 
     def compute_output_shape(self, input_shape):
@@ -62,13 +67,15 @@ def augmentation_layers(cfg: ImagesDataConfig, seed: int) -> list[keras.layers.L
     if cfg.flip:
         out.append(keras.layers.RandomFlip("horizontal", seed=seed + 1, name="random_flip"))
     if cfg.rotation > 0:
-        out.append(keras.layers.RandomRotation(cfg.rotation, seed=seed + 2,
-                                               name="random_rotation"))
+        out.append(keras.layers.RandomRotation(cfg.rotation, seed=seed + 2, name="random_rotation"))
     if cfg.zoom > 0:
         out.append(keras.layers.RandomZoom(cfg.zoom, seed=seed + 3, name="random_zoom"))
     if cfg.contrast > 0:
-        out.append(keras.layers.RandomContrast(cfg.contrast, value_range=(0, 1),
-                                               seed=seed + 4, name="random_contrast"))
+        out.append(
+            keras.layers.RandomContrast(
+                cfg.contrast, value_range=(0, 1), seed=seed + 4, name="random_contrast"
+            )
+        )
     return out
 
 
@@ -76,6 +83,7 @@ def make_preprocess(
     cfg: ImagesDataConfig, mean: Sequence[float], std: Sequence[float], seed: int = 0
 ) -> Callable:
     """`x -> normalise(augment(x / 255))` for `tfmodels.vision.build_classifier`."""
+
     # Layers are made per call so that every model gets its own.
     def preprocess(x):
         x = keras.layers.Rescaling(1.0 / 255, name="rescale")(x)
@@ -83,8 +91,7 @@ def make_preprocess(
             x = layer(x)
         if cfg.normalize:
             variance = [float(s) ** 2 for s in std]
-            x = keras.layers.Normalization(mean=list(mean), variance=variance,
-                                           name="normalize")(x)
+            x = keras.layers.Normalization(mean=list(mean), variance=variance, name="normalize")(x)
         return x
 
     return preprocess

@@ -27,8 +27,11 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SPLITS = ("train", "validation", "test")
 CARVE_ORDERS = ("random", "ordered")
-SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "valid", "validation"),
-                 "test": ("test",)}
+SPLIT_FOLDERS = {
+    "train": ("train",),
+    "validation": ("val", "valid", "validation"),
+    "test": ("test",),
+}
 MAX_REPORTED = 20
 # Leading bytes of the formats `decode_image` reads.
 MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
@@ -80,8 +83,11 @@ def decode_images(image_bytes: tf.Tensor, size: tuple[int, int], channels: int) 
     known = tf.fill(tf.shape(image_bytes), False)
     for magic in MAGIC:
         known = known | tf.equal(tf.strings.substr(image_bytes, 0, len(magic)), magic)
-    message = tf.strings.format("image_bytes: element(s) {} are not JPEG, PNG, GIF or BMP "
-                                "images", tf.where(~known)[:, 0], summarize=20)
+    message = tf.strings.format(
+        "image_bytes: element(s) {} are not JPEG, PNG, GIF or BMP images",
+        tf.where(~known)[:, 0],
+        summarize=20,
+    )
     check = tf.debugging.Assert(tf.reduce_all(known), [message])
     with tf.control_dependencies([check]):
         image_bytes = tf.identity(image_bytes)
@@ -90,8 +96,12 @@ def decode_images(image_bytes: tf.Tensor, size: tuple[int, int], channels: int) 
     def decode(data):
         return decode_image(data, size, channels)
 
-    return tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec(
-        (*size, channels), tf.uint8), parallel_iterations=16)
+    return tf.map_fn(
+        decode,
+        image_bytes,
+        fn_output_signature=tf.TensorSpec((*size, channels), tf.uint8),
+        parallel_iterations=16,
+    )
 
 
 def read_image_files(lines: list[str], base_dir: Path) -> np.ndarray:
@@ -102,7 +112,6 @@ def read_image_files(lines: list[str], base_dir: Path) -> np.ndarray:
         if not content.startswith(MAGIC):
             raise ImageDataError(f"{path}: not a JPEG, PNG, GIF or BMP image")
     return np.array([content for _, content in files], dtype=object)
-
 
 
 class ImageFileRequests:
@@ -161,16 +170,18 @@ def list_named(
     folder. Returns the split (sorted by path), the classes (sorted, or as given) and the
     files whose names have no label, with the reason, for `report_bad`.
     """
-    files = sorted(str(p) for p in folder.rglob("*")
-                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    files = sorted(
+        str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    )
     named, bad = [], []
     for path in files:
         match = pattern.search(Path(path).name)
         if match and match.group(1):
             named.append((path, match.group(1)))
         else:
-            bad.append((path, f"no label: the name does not match data.label_pattern "
-                              f"'{pattern.pattern}'"))
+            bad.append(
+                (path, f"no label: the name does not match data.label_pattern '{pattern.pattern}'")
+            )
     found = sorted({label for _, label in named})
     if class_names is None:
         class_names = found
@@ -191,11 +202,14 @@ def label_regex(pattern: str) -> re.Pattern:
     try:
         regex = re.compile(pattern)
     except re.error as exc:
-        raise ImageDataError(f"data.label_pattern '{pattern}' is not a valid regular "
-                             f"expression: {exc}") from exc
+        raise ImageDataError(
+            f"data.label_pattern '{pattern}' is not a valid regular expression: {exc}"
+        ) from exc
     if regex.groups != 1:
-        raise ImageDataError(f"data.label_pattern '{pattern}' must have exactly one group "
-                             f"(the class name), e.g. 'num(\\d)'; it has {regex.groups}")
+        raise ImageDataError(
+            f"data.label_pattern '{pattern}' must have exactly one group "
+            f"(the class name), e.g. 'num(\\d)'; it has {regex.groups}"
+        )
     return regex
 
 
@@ -214,7 +228,7 @@ def carve(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     for label in np.unique(split.labels):
         members = np.flatnonzero(split.labels == label)
         rng.shuffle(members)
-        carved.extend(members[:_carve_count(len(members), fraction)].tolist())
+        carved.extend(members[: _carve_count(len(members), fraction)].tolist())
     carved_set = set(carved)
     rest = np.array([i for i in range(len(split)) if i not in carved_set], dtype=np.int64)
     return split.subset(rest), split.subset(np.array(sorted(carved), dtype=np.int64))
@@ -231,8 +245,14 @@ def carve_last(split: Split, fraction: float) -> tuple[Split, Split]:
 
 
 def scan_folder(
-    root: Path, val_fraction: float, test_fraction: float, seed: int = 0, *,
-    label_pattern: str = "", order: str = "random", on_bad_image: str = "fail",
+    root: Path,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int = 0,
+    *,
+    label_pattern: str = "",
+    order: str = "random",
+    on_bad_image: str = "fail",
 ) -> tuple[dict[str, Split], list[str]]:
     """Splits of an image folder: `train/`, `test/`, `val/` folders, else carved from train.
 
@@ -244,10 +264,11 @@ def scan_folder(
     if not root.is_dir():
         raise ImageDataError(f"image folder {root} does not exist")
     if order not in CARVE_ORDERS:
-        raise ImageDataError(f"data.carve must be one of {', '.join(CARVE_ORDERS)}, "
-                             f"not '{order}'")
-    folders = {split: next((root / n for n in names if (root / n).is_dir()), None)
-               for split, names in SPLIT_FOLDERS.items()}
+        raise ImageDataError(f"data.carve must be one of {', '.join(CARVE_ORDERS)}, not '{order}'")
+    folders = {
+        split: next((root / n for n in names if (root / n).is_dir()), None)
+        for split, names in SPLIT_FOLDERS.items()
+    }
     train_dir = folders["train"] or root
     unlabelled: list[tuple[str, str]] = []
     regex = label_regex(label_pattern) if label_pattern else None
@@ -260,18 +281,24 @@ def scan_folder(
         return split, names
 
     train, class_names = listing(train_dir)
-    listed = {name: listing(folders[name], class_names)[0]
-              for name in ("test", "validation") if folders[name] is not None}
+    listed = {
+        name: listing(folders[name], class_names)[0]
+        for name in ("test", "validation")
+        if folders[name] is not None
+    }
     report_bad(unlabelled, on_bad_image)
     if not class_names or not len(train):
-        expected = (f"image files named to match data.label_pattern '{label_pattern}'"
-                    if regex else f"one subfolder per class holding "
-                    f"{'/'.join(IMAGE_EXTENSIONS)} files")
+        expected = (
+            f"image files named to match data.label_pattern '{label_pattern}'"
+            if regex
+            else f"one subfolder per class holding {'/'.join(IMAGE_EXTENSIONS)} files"
+        )
         raise ImageDataError(f"{train_dir}: no images found; expected {expected}")
 
     def cut(split: Split, fraction: float, carve_seed: int) -> tuple[Split, Split]:
-        return carve(split, fraction, carve_seed) if order == "random" else carve_last(
-            split, fraction)
+        return (
+            carve(split, fraction, carve_seed) if order == "random" else carve_last(split, fraction)
+        )
 
     splits: dict[str, Split] = {}
     if "test" in listed:
@@ -298,14 +325,17 @@ def inspect_images(paths: list[str]) -> tuple[np.ndarray, list[tuple[str, str]]]
     table = tf.constant(paths)
 
     def load(index):
-        image = tf.io.decode_image(tf.io.read_file(table[index]), channels=0,
-                                   expand_animations=False)
+        image = tf.io.decode_image(
+            tf.io.read_file(table[index]), channels=0, expand_animations=False
+        )
         return index, tf.shape(image, out_type=tf.int64)
 
-    ds = (tf.data.Dataset.range(len(paths))
-          .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-          .ignore_errors()
-          .batch(4096))
+    ds = (
+        tf.data.Dataset.range(len(paths))
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        .ignore_errors()
+        .batch(4096)
+    )
     ok = np.zeros(len(paths), dtype=bool)
     for index, shape in ds.as_numpy_iterator():
         ok[index] = True

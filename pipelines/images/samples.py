@@ -38,8 +38,9 @@ def draw_shape(kind: str, rng: np.random.Generator, size: int = 32) -> Image.Ima
     elif kind == "square":
         draw.rectangle(box, fill=colour)
     elif kind == "triangle":
-        draw.polygon([(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)],
-                     fill=colour)
+        draw.polygon(
+            [(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)], fill=colour
+        )
     elif kind == "cross":
         bar = max(2, radius // 2)
         draw.rectangle((cx - radius, cy - bar, cx + radius, cy + bar), fill=colour)
@@ -49,14 +50,23 @@ def draw_shape(kind: str, rng: np.random.Generator, size: int = 32) -> Image.Ima
     return image
 
 
-def write_samples(root: Path, train_per_class: int = 24, val_per_class: int = 6,
-                  test_per_class: int = 8, size: int = 32, seed: int = 0) -> list[Path]:
+def write_samples(
+    root: Path,
+    train_per_class: int = 24,
+    val_per_class: int = 6,
+    test_per_class: int = 8,
+    size: int = 32,
+    seed: int = 0,
+) -> list[Path]:
     """Write `root/{train,val,test}/{class}/NNN.{png,jpg}`; the same bytes every time."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     written = []
-    for split, count in (("train", train_per_class), ("val", val_per_class),
-                         ("test", test_per_class)):
+    for split, count in (
+        ("train", train_per_class),
+        ("val", val_per_class),
+        ("test", test_per_class),
+    ):
         for kind in CLASSES:
             folder = root / split / kind
             folder.mkdir(parents=True, exist_ok=True)
@@ -77,5 +87,7 @@ def write_samples(root: Path, train_per_class: int = 24, val_per_class: int = 6,
 if __name__ == "__main__":
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else BUNDLED
     files = write_samples(target)
-    print(f"wrote {len(files)} images ({sum(f.stat().st_size for f in files) // 1024} KB) "
-          f"under {target}")
+    print(
+        f"wrote {len(files)} images ({sum(f.stat().st_size for f in files) // 1024} KB) "
+        f"under {target}"
+    )

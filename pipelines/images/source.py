@@ -34,8 +34,9 @@ class ImageSource:
     folder_splits: dict[str, Split] | None = None
     tfrecord_files: dict[str, list[Path]] | None = None
 
-    def encoded(self, split: str, parallel: bool = True,
-                classes: Sequence[int] | None = None) -> tf.data.Dataset:
+    def encoded(
+        self, split: str, parallel: bool = True, classes: Sequence[int] | None = None
+    ) -> tf.data.Dataset:
         """`(encoded bytes, label)` of `split`, in a fixed order; with `classes`, only the
         images of those class ids (folders: chosen before any file is read; TFRecords:
         before any image is decoded)."""
@@ -44,22 +45,23 @@ class ImageSource:
             ds = ds.take(self.counts[split])
             if classes is not None:
                 wanted = tf.constant(list(classes), tf.int64)
-                ds = ds.filter(lambda data, label: tf.reduce_any(
-                    tf.equal(tf.cast(label, tf.int64), wanted)))
+                ds = ds.filter(
+                    lambda data, label: tf.reduce_any(tf.equal(tf.cast(label, tf.int64), wanted))
+                )
             return ds
         files = self.folder_splits[split]
         if classes is not None:
             files = files.subset(np.flatnonzero(np.isin(files.labels, list(classes))))
-        ds = tf.data.Dataset.from_tensor_slices((tf.constant(files.paths, tf.string),
-                                                 np.asarray(files.labels, dtype=np.int64)))
+        ds = tf.data.Dataset.from_tensor_slices(
+            (tf.constant(files.paths, tf.string), np.asarray(files.labels, dtype=np.int64))
+        )
         return ds.map(_read, num_parallel_calls=tf.data.AUTOTUNE)
 
     def labels(self, split: str) -> np.ndarray:
         """Class ids of `split`, in the order of `encoded` (TFRecords: read once)."""
         if self.tfrecord_files is None:
             return np.asarray(self.folder_splits[split].labels, dtype=np.int64)
-        found = [int(label) for _, label in self.encoded(split, parallel=False)
-                 .as_numpy_iterator()]
+        found = [int(label) for _, label in self.encoded(split, parallel=False).as_numpy_iterator()]
         return np.asarray(found, dtype=np.int64)
 
     def files(self) -> list[Path]:
@@ -83,18 +85,31 @@ def open_source(root: Path, cfg: ImageReadConfig, seed: int = 0) -> ImageSource:
         counts = {name: int(meta["splits"][name]["count"]) for name in SPLITS}
         if cfg.max_train_images:
             counts["train"] = min(counts["train"], cfg.max_train_images)
-        source = ImageSource(root, list(meta["classes"]), tuple(meta["image_size"]),
-                             int(meta["channels"]), counts, tfrecord_files=files)
+        source = ImageSource(
+            root,
+            list(meta["classes"]),
+            tuple(meta["image_size"]),
+            int(meta["channels"]),
+            counts,
+            tfrecord_files=files,
+        )
     else:
         splits, class_names = scan_folder(
-            root, cfg.val_fraction, cfg.test_fraction, seed, label_pattern=cfg.label_pattern,
-            order=cfg.carve, on_bad_image=cfg.on_bad_image)
+            root,
+            cfg.val_fraction,
+            cfg.test_fraction,
+            seed,
+            label_pattern=cfg.label_pattern,
+            order=cfg.carve,
+            on_bad_image=cfg.on_bad_image,
+        )
         if cfg.max_train_images and len(splits["train"]) > cfg.max_train_images:
             order = np.random.default_rng(seed).permutation(len(splits["train"]))
-            splits["train"] = splits["train"].subset(np.sort(order[:cfg.max_train_images]))
+            splits["train"] = splits["train"].subset(np.sort(order[: cfg.max_train_images]))
         # Every split is checked before any is reported, so one error names all bad files.
-        checked = {name: splits[name].paths if cfg.validate else splits[name].paths[:64]
-                   for name in SPLITS}
+        checked = {
+            name: splits[name].paths if cfg.validate else splits[name].paths[:64] for name in SPLITS
+        }
         all_paths = [p for name in SPLITS for p in checked[name]]
         shapes, bad = inspect_images(all_paths)
         report_bad(bad, cfg.on_bad_image)
@@ -103,17 +118,17 @@ def open_source(root: Path, cfg: ImageReadConfig, seed: int = 0) -> ImageSource:
         for name in SPLITS:
             paths = checked[name]
             keep = np.array([i for i, p in enumerate(paths) if p not in bad_paths], dtype=int)
-            shapes_by_split[name] = shapes[start:start + len(paths)][keep]
+            shapes_by_split[name] = shapes[start : start + len(paths)][keep]
             start += len(paths)
             if cfg.validate:
                 splits[name] = splits[name].subset(keep)
         image_size, channels = dominant_geometry(shapes_by_split["train"])
         counts = {name: len(splits[name]) for name in SPLITS}
-        source = ImageSource(root, class_names, image_size, channels, counts,
-                             folder_splits=splits)
+        source = ImageSource(root, class_names, image_size, channels, counts, folder_splits=splits)
     if not source.counts["train"]:
         raise ImageDataError(f"{root}: no training images")
     if not source.counts["test"]:
-        raise ImageDataError(f"{root}: no test images (add a test/ folder or raise "
-                             "data.test_fraction)")
+        raise ImageDataError(
+            f"{root}: no test images (add a test/ folder or raise data.test_fraction)"
+        )
     return source

@@ -77,9 +77,18 @@ class ImagesTask(ImageFileRequests, Task):
         """Class names, and the geometry and pixel statistics the model was built with."""
         folder.mkdir(parents=True, exist_ok=True)
         stats = folder / "image_stats.json"
-        stats.write_text(json.dumps({"image_size": list(self.image_size),
-                                     "channels": self.channels, "mean": self.mean,
-                                     "std": self.std}, indent=1), encoding="utf-8")
+        stats.write_text(
+            json.dumps(
+                {
+                    "image_size": list(self.image_size),
+                    "channels": self.channels,
+                    "mean": self.mean,
+                    "std": self.std,
+                },
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
         return [write_vocabulary(folder / "labels.txt", self.class_names), stats]
 
     def load_assets(self, folder: Path) -> None:
@@ -100,23 +109,30 @@ class ImagesTask(ImageFileRequests, Task):
         data, seed = self.config.data, self.config.train.seed
         count = self.source.counts["train"]
         train = self.decoded("train")
-        if (train.cardinality() == tf.data.UNKNOWN_CARDINALITY
-                and not self.images.drops_bad_files()):
+        if train.cardinality() == tf.data.UNKNOWN_CARDINALITY and not self.images.drops_bad_files():
             # TFRecords: the count is known from meta.json; a known length lets Keras show
             # progress and size the schedule from the first epoch.
             train = train.apply(tf.data.experimental.assert_cardinality(count))
         train, cached = self._cached(train, "train")
         buffer = data.shuffle_buffer or (count if cached else 10_000)
-        train = (train.shuffle(min(buffer, count), seed=seed, reshuffle_each_iteration=True)
-                 .batch(global_batch_size, drop_remainder=count >= global_batch_size,
-                        num_parallel_calls=tf.data.AUTOTUNE)
-                 .map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
-                 .prefetch(tf.data.AUTOTUNE))
+        train = (
+            train.shuffle(min(buffer, count), seed=seed, reshuffle_each_iteration=True)
+            .batch(
+                global_batch_size,
+                drop_remainder=count >= global_batch_size,
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+            .map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE)
+        )
         val = None
         if self.source.counts["validation"]:
             val, _ = self._cached(self.decoded("validation"), "validation")
-            val = (val.batch(global_batch_size).map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
-                   .prefetch(tf.data.AUTOTUNE))
+            val = (
+                val.batch(global_batch_size)
+                .map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+                .prefetch(tf.data.AUTOTUNE)
+            )
         return train, val
 
     def _channel_stats(self) -> tuple[list[float], list[float]]:
@@ -127,10 +143,10 @@ class ImagesTask(ImageFileRequests, Task):
         for images, _ in self.decoded("train").take(STATS_IMAGES).batch(500):
             x = images.numpy().astype(np.float64) / 255.0
             total += x.sum(axis=(0, 1, 2))
-            squares += (x ** 2).sum(axis=(0, 1, 2))
+            squares += (x**2).sum(axis=(0, 1, 2))
             pixels += x.shape[0] * x.shape[1] * x.shape[2]
         mean = total / max(pixels, 1)
-        std = np.sqrt(np.maximum(squares / max(pixels, 1) - mean ** 2, 1e-6))
+        std = np.sqrt(np.maximum(squares / max(pixels, 1) - mean**2, 1e-6))
         return [float(v) for v in mean], [float(v) for v in std]
 
     # -- model ------------------------------------------------------------------------
@@ -138,17 +154,23 @@ class ImagesTask(ImageFileRequests, Task):
         model_cfg = self.config.model
         with fused_batch_norm(model_cfg.fused_batch_norm):
             return build_classifier(
-                model_cfg.name, (*self.image_size, self.channels), len(self.class_names),
-                preprocess=make_preprocess(self.config.data, self.mean, self.std,
-                                           seed=self.config.train.seed),
+                model_cfg.name,
+                (*self.image_size, self.channels),
+                len(self.class_names),
+                preprocess=make_preprocess(
+                    self.config.data, self.mean, self.std, seed=self.config.train.seed
+                ),
                 width=model_cfg.width,
                 dropout=None if model_cfg.dropout < 0 else model_cfg.dropout,
             )
 
     def compile_args(self, model: keras.Model) -> dict[str, Any]:
         smoothing = self.config.model.label_smoothing
-        loss = (SmoothedSparseCategoricalCrossentropy(smoothing) if smoothing > 0
-                else keras.losses.SparseCategoricalCrossentropy())
+        loss = (
+            SmoothedSparseCategoricalCrossentropy(smoothing)
+            if smoothing > 0
+            else keras.losses.SparseCategoricalCrossentropy()
+        )
         return {
             "loss": loss,
             "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
@@ -162,8 +184,9 @@ class ImagesTask(ImageFileRequests, Task):
         class_names = list(self.class_names)
         k = max(1, min(self.config.serving.top_k, len(class_names)))
         tta_flip = self.config.serving.tta_flip
-        features = keras.Model(model.inputs, model.get_layer("logits").input,
-                               name=f"{model.name}_features")
+        features = keras.Model(
+            model.inputs, model.get_layer("logits").input, name=f"{model.name}_features"
+        )
 
         def pixels_of(image_bytes):
             return tf.cast(decode_images(image_bytes, (height, width), channels), tf.float32)
@@ -185,12 +208,15 @@ class ImagesTask(ImageFileRequests, Task):
             }
 
         def embed(image_bytes):
-            return {"embedding": tf.cast(features(pixels_of(image_bytes), training=False),
-                                         tf.float32)}
+            return {
+                "embedding": tf.cast(features(pixels_of(image_bytes), training=False), tf.float32)
+            }
 
         inputs = {"image_bytes": tf.TensorSpec([None], tf.string)}
-        return {DEFAULT_SIGNATURE: Serving(serve, inputs, [model]),
-                "embedding": Serving(embed, inputs, [model, features])}
+        return {
+            DEFAULT_SIGNATURE: Serving(serve, inputs, [model]),
+            "embedding": Serving(embed, inputs, [model, features]),
+        }
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
         return {"image_bytes": self.images.encoded_bytes("test", 5)}
@@ -205,8 +231,9 @@ class ImagesTask(ImageFileRequests, Task):
             labels.append(label.numpy())
             predicted.append(out["class_id"].numpy())
             probability.append(out["probability"].numpy())
-        result = tuple(np.concatenate(v) if v else np.zeros(0) for v in
-                       (labels, predicted, probability))
+        result = tuple(
+            np.concatenate(v) if v else np.zeros(0) for v in (labels, predicted, probability)
+        )
         self._predictions[split] = result
         return result
 
@@ -223,20 +250,42 @@ class ImagesTask(ImageFileRequests, Task):
 
         out_dir = Path(out_dir)
         names = self.class_names
-        labels, predicted, probability = (self._predictions.get("test")
-                                          or self.predict_split(model, "test"))
-        paths = [confusion_matrix_png(names, labels, predicted, out_dir / "confusion_matrix.png",
-                                      title=f"{model.name}: test confusion matrix")]
+        labels, predicted, probability = self._predictions.get("test") or self.predict_split(
+            model, "test"
+        )
+        paths = [
+            confusion_matrix_png(
+                names,
+                labels,
+                predicted,
+                out_dir / "confusion_matrix.png",
+                title=f"{model.name}: test confusion matrix",
+            )
+        ]
         wrong = np.flatnonzero(labels != predicted)[: self.config.data.misclassified_images]
         images = self.test_images(wrong)
-        paths.append(misclassified_grid(images, labels[wrong], predicted[wrong],
-                                        probability[wrong], names,
-                                        out_dir / "misclassified.png"))
+        paths.append(
+            misclassified_grid(
+                images,
+                labels[wrong],
+                predicted[wrong],
+                probability[wrong],
+                names,
+                out_dir / "misclassified.png",
+            )
+        )
         sample = explain_sample(labels, self.config.data.explain_images)
         if len(sample):
-            paths.append(explanation_grid(self.logits_model(model), self.test_images(sample),
-                                          labels[sample], predicted[sample], names,
-                                          out_dir / "explanations.png"))
+            paths.append(
+                explanation_grid(
+                    self.logits_model(model),
+                    self.test_images(sample),
+                    labels[sample],
+                    predicted[sample],
+                    names,
+                    out_dir / "explanations.png",
+                )
+            )
         return paths
 
     def test_images(self, indices: Sequence[int]) -> np.ndarray:
@@ -256,14 +305,19 @@ class ImagesTask(ImageFileRequests, Task):
 
     # -- batch prediction -------------------------------------------------------------
     @classmethod
-    def lines_from_response(cls, outputs: dict[str, np.ndarray],
-                            signature: str = DEFAULT_SIGNATURE,
-                            lines: Sequence[str] = ()) -> list[str]:
+    def lines_from_response(
+        cls,
+        outputs: dict[str, np.ndarray],
+        signature: str = DEFAULT_SIGNATURE,
+        lines: Sequence[str] = (),
+    ) -> list[str]:
         """`label<TAB>probability` per image (other signatures: JSON per image)."""
         if signature != DEFAULT_SIGNATURE:
             return super().lines_from_response(outputs, signature)
-        return [f"{label.decode('utf-8') if isinstance(label, bytes) else label}\t{p:.4f}"
-                for label, p in zip(outputs["label"], outputs["probability"], strict=True)]
+        return [
+            f"{label.decode('utf-8') if isinstance(label, bytes) else label}\t{p:.4f}"
+            for label, p in zip(outputs["label"], outputs["probability"], strict=True)
+        ]
 
 
 @tf.autograph.experimental.do_not_convert

@@ -62,7 +62,8 @@ def write_split(split: Split, dst: Path, name: str, shard_mb: float, root: Path)
             path = Path(split.paths[index])
             relative = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
             writers[position % shards].write(
-                _example(path.read_bytes(), int(split.labels[index]), relative))
+                _example(path.read_bytes(), int(split.labels[index]), relative)
+            )
     finally:
         for writer in writers:
             writer.close()
@@ -90,14 +91,18 @@ def convert(
         split = splits[name]
         keep = np.array([i for i, p in enumerate(split.paths) if p not in bad_paths], dtype=int)
         if name == "train":
-            train_shapes = shapes[start:start + len(split)][keep]
+            train_shapes = shapes[start : start + len(split)][keep]
         start += len(split)
         splits[name] = split.subset(keep)
     (height, width), channels = dominant_geometry(train_shapes)
     dst.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {
-        "format": FORMAT, "classes": class_names, "image_size": [height, width],
-        "channels": channels, "source": str(src), "splits": {},
+        "format": FORMAT,
+        "classes": class_names,
+        "image_size": [height, width],
+        "channels": channels,
+        "source": str(src),
+        "splits": {},
     }
     for name in SPLITS:
         files = write_split(splits[name], dst, name, shard_mb, src) if len(splits[name]) else []
@@ -110,22 +115,25 @@ def read_meta(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads((Path(path) / META_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ImageDataError(f"{Path(path) / META_FILE}: cannot read TFRecord metadata: {exc}"
-                             ) from exc
+        raise ImageDataError(
+            f"{Path(path) / META_FILE}: cannot read TFRecord metadata: {exc}"
+        ) from exc
     if meta.get("format") != FORMAT:
         raise ImageDataError(f"{Path(path) / META_FILE}: not a {FORMAT} TFRecord set")
     for name in SPLITS:
         for file in meta["splits"].get(name, {}).get("files", []):
             if not (Path(path) / file).is_file():
-                raise ImageDataError(f"{Path(path) / file}: TFRecord shard listed in "
-                                     f"{META_FILE} is missing")
+                raise ImageDataError(
+                    f"{Path(path) / file}: TFRecord shard listed in {META_FILE} is missing"
+                )
     return meta
 
 
 def encoded_dataset(files: list[Path], parallel: bool = True) -> tf.data.Dataset:
     """`(encoded bytes, label)` records of the given shards, in file order."""
-    ds = tf.data.TFRecordDataset([str(f) for f in files],
-                                 num_parallel_reads=tf.data.AUTOTUNE if parallel else None)
+    ds = tf.data.TFRecordDataset(
+        [str(f) for f in files], num_parallel_reads=tf.data.AUTOTUNE if parallel else None
+    )
 
     def parse(record):
         example = tf.io.parse_single_example(record, FEATURES)
@@ -136,11 +144,18 @@ def encoded_dataset(files: list[Path], parallel: bool = True) -> tf.data.Dataset
 
 def main(args: argparse.Namespace) -> int:
     """`tfpipe data images-to-tfrecord SRC DST`."""
-    meta = convert(Path(args.src), Path(args.dst), shard_mb=args.shard_mb,
-                   on_bad_image=args.on_bad_image, val_fraction=args.val_fraction,
-                   test_fraction=args.test_fraction)
+    meta = convert(
+        Path(args.src),
+        Path(args.dst),
+        shard_mb=args.shard_mb,
+        on_bad_image=args.on_bad_image,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+    )
     for name, info in meta["splits"].items():
         print(f"{name}: {info['count']} images in {len(info['files'])} shard(s)")
-    print(f"{len(meta['classes'])} classes, {meta['image_size'][0]}x{meta['image_size'][1]}x"
-          f"{meta['channels']}; wrote {Path(args.dst) / META_FILE}")
+    print(
+        f"{len(meta['classes'])} classes, {meta['image_size'][0]}x{meta['image_size'][1]}x"
+        f"{meta['channels']}; wrote {Path(args.dst) / META_FILE}"
+    )
     return 0

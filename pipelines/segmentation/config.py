@@ -53,5 +53,7 @@ class SegmentationConfig(PipelineConfig):
     model: SegmentationModel = dataclasses.field(default_factory=SegmentationModel)
     serving: SegmentationServing = dataclasses.field(default_factory=SegmentationServing)
     train: TrainConfig = dataclasses.field(
-        default_factory=lambda: TrainConfig(epochs=8, batch_size=32, learning_rate=1e-3,
-                                            early_stopping_patience=3))
+        default_factory=lambda: TrainConfig(
+            epochs=8, batch_size=32, learning_rate=1e-3, early_stopping_patience=3
+        )
+    )

@@ -68,23 +68,30 @@ class SegmentationTask(Task):
             val = read_segmented(self._path(d.validation))
         else:
             train, val = hold_out(train, d.val_fraction, self.config.train.seed)
-        self.sentences = {"train": train, "validation": val,
-                          "test": read_segmented(self._path(d.test))}
+        self.sentences = {
+            "train": train,
+            "validation": val,
+            "test": read_segmented(self._path(d.test)),
+        }
         self._build_vocabularies(train)
         self._set_preprocessor(load_lexicon(d.lexicon, self.data_dir, d.max_word))
 
     def _set_preprocessor(self, lexicon: dict[str, float]) -> None:
         self.lexicon = lexicon
         self.preprocessor = SegmentationPreprocessor(
-            self.chars, self.bigrams if self.config.model.use_bigrams else (), lexicon,
-            max_word=self.config.data.max_word)
+            self.chars,
+            self.bigrams if self.config.model.use_bigrams else (),
+            lexicon,
+            max_word=self.config.data.max_word,
+        )
 
     def _units(self, sentences: list[list[str]]) -> list[list[str]]:
         """Normalised units of each sentence, as the graph splits them (for vocabularies)."""
         out = []
-        for start in tqdm(range(0, len(sentences), 1024), desc="vocabulary", unit="batch",
-                          leave=False):
-            batch = ["".join(s) for s in sentences[start:start + 1024]]
+        for start in tqdm(
+            range(0, len(sentences), 1024), desc="vocabulary", unit="batch", leave=False
+        ):
+            batch = ["".join(s) for s in sentences[start : start + 1024]]
             _, norm = split_units(tf.constant(batch), self.config.data.normalise)
             out += [[u.decode() for u in row] for row in norm.to_list()]
         return out
@@ -100,11 +107,16 @@ class SegmentationTask(Task):
     def save_assets(self, folder: Path) -> list[Path]:
         """Vocabularies; the lexicon too when it came from a file of the user's (jieba's
         ships with the jieba package)."""
-        paths = [write_vocabulary(folder / "chars.txt", self.chars),
-                 write_vocabulary(folder / "bigrams.txt", self.bigrams)]
+        paths = [
+            write_vocabulary(folder / "chars.txt", self.chars),
+            write_vocabulary(folder / "bigrams.txt", self.bigrams),
+        ]
         if self._lexicon_from_file():
-            paths.append(write_vocabulary(
-                folder / "lexicon.tsv", [f"{w}\t{v!r}" for w, v in self.lexicon.items()]))
+            paths.append(
+                write_vocabulary(
+                    folder / "lexicon.tsv", [f"{w}\t{v!r}" for w, v in self.lexicon.items()]
+                )
+            )
         return paths
 
     def load_assets(self, folder: Path) -> None:
@@ -125,8 +137,9 @@ class SegmentationTask(Task):
         words = tf.strings.split(line)
         _, word_units = split_units(words, self.config.data.normalise)
         tags = bmes_tags(word_units).flat_values
-        units = tf.RaggedTensor.from_row_lengths(word_units.flat_values,
-                                                 tf.shape(tags, out_type=tf.int64))
+        units = tf.RaggedTensor.from_row_lengths(
+            word_units.flat_values, tf.shape(tags, out_type=tf.int64)
+        )
         features = {k: v[0] for k, v in self.preprocessor(units).items()}
         return features, tags, tf.ones_like(tags, tf.float32)
 
@@ -138,7 +151,8 @@ class SegmentationTask(Task):
         for key in ("bigram_next", "bigram_prev"):
             ids = features[key]
             drop = (tf.random.uniform(tf.shape(ids), seed=self.config.train.seed) < rate) & (
-                ids > 1)
+                ids > 1
+            )
             features[key] = tf.where(drop, tf.ones_like(ids), ids)
         return features, tags, weights
 
@@ -153,17 +167,24 @@ class SegmentationTask(Task):
         if d.cache:
             ds = ds.cache()
         if training:
-            ds = ds.shuffle(min(d.shuffle_buffer, len(lines)), seed=self.config.train.seed,
-                            reshuffle_each_iteration=True)
+            ds = ds.shuffle(
+                min(d.shuffle_buffer, len(lines)),
+                seed=self.config.train.seed,
+                reshuffle_each_iteration=True,
+            )
             if d.bigram_unknown_rate > 0 and self.config.model.use_bigrams:
                 ds = ds.map(self._forget_bigrams, num_parallel_calls=tf.data.AUTOTUNE)
         # Buckets by length so a batch is mostly real characters, not padding.
-        bounds = sorted({b for b in (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
-                         if b < max(lengths, default=1)})
+        bounds = sorted(
+            {b for b in (8, 16, 24, 32, 48, 64, 96, 128, 192, 256) if b < max(lengths, default=1)}
+        )
         ds = ds.bucket_by_sequence_length(
-            lambda f, t, w: tf.shape(t)[0], bucket_boundaries=bounds or [1],
+            lambda f, t, w: tf.shape(t)[0],
+            bucket_boundaries=bounds or [1],
             bucket_batch_sizes=[batch] * (len(bounds or [1]) + 1),
-            pad_to_bucket_boundary=False, drop_remainder=False)
+            pad_to_bucket_boundary=False,
+            drop_remainder=False,
+        )
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def datasets(self, global_batch_size: int):
@@ -178,14 +199,25 @@ class SegmentationTask(Task):
         m = self.config.model
         embeddings = [EmbeddingSpec("char", len(self.chars) + 2, m.char_dim, ("chars",))]
         if m.use_bigrams:
-            embeddings.append(EmbeddingSpec("bigram", len(self.bigrams) + 2, m.bigram_dim,
-                                            ("bigram_next", "bigram_prev")))
+            embeddings.append(
+                EmbeddingSpec(
+                    "bigram", len(self.bigrams) + 2, m.bigram_dim, ("bigram_next", "bigram_prev")
+                )
+            )
         dense = {}
         if self.lexicon:
             dense["lexicon"] = self.preprocessor.num_lexicon_features
-        return TaggerSpec(num_tags=4, embeddings=embeddings, dense_inputs=dense,
-                          layers=m.layers, units=m.units, cell=m.cell, dropout=m.dropout,
-                          embedding_dropout=m.embedding_dropout, projection=m.projection)
+        return TaggerSpec(
+            num_tags=4,
+            embeddings=embeddings,
+            dense_inputs=dense,
+            layers=m.layers,
+            units=m.units,
+            cell=m.cell,
+            dropout=m.dropout,
+            embedding_dropout=m.embedding_dropout,
+            projection=m.projection,
+        )
 
     def build_model(self) -> keras.Model:
         return build_recurrent_tagger(self._spec(), name="segmenter")
@@ -220,8 +252,11 @@ class SegmentationTask(Task):
                 "segmented": tf.strings.reduce_join(words, axis=1, separator=separator),
             }
 
-        return {DEFAULT_SIGNATURE: Serving(serve, {"text": tf.TensorSpec([None], tf.string)},
-                                           resources=[tagger, preprocessor])}
+        return {
+            DEFAULT_SIGNATURE: Serving(
+                serve, {"text": tf.TensorSpec([None], tf.string)}, resources=[tagger, preprocessor]
+            )
+        }
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
         return {"text": ["".join(s) for s in self.sentences["test"][:5]] or ["中文分词"]}
@@ -241,7 +276,10 @@ class SegmentationTask(Task):
 
     # -- batch prediction -------------------------------------------------------------
     @classmethod
-    def lines_from_response(cls, outputs: dict[str, np.ndarray],
-                            signature: str = DEFAULT_SIGNATURE,
-                            lines: Sequence[str] = ()) -> list[str]:
+    def lines_from_response(
+        cls,
+        outputs: dict[str, np.ndarray],
+        signature: str = DEFAULT_SIGNATURE,
+        lines: Sequence[str] = (),
+    ) -> list[str]:
         return [s.decode("utf-8") for s in outputs["segmented"]]

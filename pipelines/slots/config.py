@@ -76,5 +76,11 @@ class SlotsConfig(PipelineConfig):
     serving: SlotsServing = dataclasses.field(default_factory=SlotsServing)
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(
-            epochs=20, batch_size=16, learning_rate=3e-3, early_stopping_patience=6,
-            clipnorm=5.0, schedule=ScheduleConfig(name="cosine", alpha=0.05)))
+            epochs=20,
+            batch_size=16,
+            learning_rate=3e-3,
+            early_stopping_patience=6,
+            clipnorm=5.0,
+            schedule=ScheduleConfig(name="cosine", alpha=0.05),
+        )
+    )

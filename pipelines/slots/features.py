@@ -31,9 +31,16 @@ class UtteranceFeatures(keras.layers.Layer):
     """Tokens `[B, (T)]` -> `{"words": [B, T], "chars": [B, T, C]}` int32, T and C >= 1
     (`chars` only with `use_chars`)."""
 
-    def __init__(self, words: Sequence[str], chars: Sequence[str], lowercase: bool = True,
-                 digits: bool = True, max_word_chars: int = 20, use_chars: bool = True,
-                 **kwargs):
+    def __init__(
+        self,
+        words: Sequence[str],
+        chars: Sequence[str],
+        lowercase: bool = True,
+        digits: bool = True,
+        max_word_chars: int = 20,
+        use_chars: bool = True,
+        **kwargs,
+    ):
         super().__init__(trainable=False, **kwargs)
         self.lowercase = lowercase
         self.digits = digits
@@ -41,9 +48,11 @@ class UtteranceFeatures(keras.layers.Layer):
         self.use_chars = use_chars
         self.tokenizer = tf_text.WhitespaceTokenizer()
         self.word_lookup = keras.layers.StringLookup(
-            vocabulary=list(words), mask_token=PAD, oov_token=OOV, name="word_lookup")
+            vocabulary=list(words), mask_token=PAD, oov_token=OOV, name="word_lookup"
+        )
         self.char_lookup = keras.layers.StringLookup(
-            vocabulary=list(chars), mask_token=PAD, oov_token=OOV, name="char_lookup")
+            vocabulary=list(chars), mask_token=PAD, oov_token=OOV, name="char_lookup"
+        )
         self.built = True  # lookup tables only: ready for export before its first call
 
     @property
@@ -69,8 +78,14 @@ class UtteranceFeatures(keras.layers.Layer):
         chars = tf.strings.unicode_split(flat, "UTF-8")[:, : self.max_word_chars]
         char_ids = chars.with_flat_values(tf.cast(self.char_lookup(chars.flat_values), tf.int32))
         chars = tokens.with_flat_values(char_ids).to_tensor(PAD_ID)
-        chars = tf.pad(chars, [[0, 0], [0, tf.maximum(1 - tf.shape(chars)[1], 0)],
-                               [0, tf.maximum(1 - tf.shape(chars)[2], 0)]])
+        chars = tf.pad(
+            chars,
+            [
+                [0, 0],
+                [0, tf.maximum(1 - tf.shape(chars)[1], 0)],
+                [0, tf.maximum(1 - tf.shape(chars)[2], 0)],
+            ],
+        )
         return {"words": words, "chars": chars}
 
 
@@ -85,9 +100,16 @@ class SubwordPieces(keras.layers.Layer):
     beyond share the last piece's vectors.
     """
 
-    def __init__(self, vocabulary: Sequence[str], lowercase: bool = True,
-                 max_pieces: int = 512, cls_token: str = "[CLS]", sep_token: str = "[SEP]",
-                 unknown_token: str = "[UNK]", **kwargs):
+    def __init__(
+        self,
+        vocabulary: Sequence[str],
+        lowercase: bool = True,
+        max_pieces: int = 512,
+        cls_token: str = "[CLS]",
+        sep_token: str = "[SEP]",
+        unknown_token: str = "[UNK]",
+        **kwargs,
+    ):
         super().__init__(trainable=False, **kwargs)
         vocabulary = list(vocabulary)
         self.lowercase = lowercase
@@ -95,12 +117,16 @@ class SubwordPieces(keras.layers.Layer):
         self.cls_id = vocabulary.index(cls_token)
         self.sep_id = vocabulary.index(sep_token)
         self.wordpiece = tf_text.FastWordpieceTokenizer(
-            vocabulary, token_out_type=tf.int32, unknown_token=unknown_token,
-            support_detokenization=False)
+            vocabulary,
+            token_out_type=tf.int32,
+            unknown_token=unknown_token,
+            support_detokenization=False,
+        )
         self.unknown_id = vocabulary.index(unknown_token)
         # BERT's uncased normalisation (lower case, NFD, accents stripped), as one op.
-        self.normalizer = (tf_text.FastBertNormalizer(lower_case_nfd_strip_accents=True)
-                           if lowercase else None)
+        self.normalizer = (
+            tf_text.FastBertNormalizer(lower_case_nfd_strip_accents=True) if lowercase else None
+        )
         self.built = True
 
     def call(self, tokens: tf.RaggedTensor, width: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -111,15 +137,21 @@ class SubwordPieces(keras.layers.Layer):
         # A word that gives no piece still needs a position: it reads as the unknown piece.
         empty = tf.cast(pieces.row_lengths() == 0, tf.int64)
         filler = tf.RaggedTensor.from_row_lengths(
-            tf.fill([tf.reduce_sum(empty)], self.unknown_id), empty)
+            tf.fill([tf.reduce_sum(empty)], self.unknown_id), empty
+        )
         pieces = tf.concat([pieces, filler], axis=1)
         per_word = tokens.with_flat_values(pieces.row_lengths())  # [B, (T)]
         starts = 1 + tf.math.cumsum(per_word, axis=1, exclusive=True)  # after [CLS]
-        rows = tf.RaggedTensor.from_row_lengths(pieces.flat_values,
-                                                tf.reduce_sum(per_word, axis=1))
+        rows = tf.RaggedTensor.from_row_lengths(pieces.flat_values, tf.reduce_sum(per_word, axis=1))
         edge = tf.ones([tokens.nrows(), 1], tf.int32)
-        rows = tf.concat([tf.RaggedTensor.from_tensor(edge * self.cls_id), rows,
-                          tf.RaggedTensor.from_tensor(edge * self.sep_id)], axis=1)
+        rows = tf.concat(
+            [
+                tf.RaggedTensor.from_tensor(edge * self.cls_id),
+                rows,
+                tf.RaggedTensor.from_tensor(edge * self.sep_id),
+            ],
+            axis=1,
+        )
         ids = rows[:, : self.max_pieces].to_tensor(0)
         first = tf.minimum(tf.cast(starts, tf.int32).to_tensor(0), self.max_pieces - 1)
         width = tf.cast(width, tf.int32)
@@ -127,13 +159,14 @@ class SubwordPieces(keras.layers.Layer):
         return {"pieces": ids, "first_piece": first[:, :width]}
 
 
-def vocabulary_tokens(texts: Sequence[str], lowercase: bool, digits: bool,
-                      batch: int = 2048) -> list[list[str]]:
+def vocabulary_tokens(
+    texts: Sequence[str], lowercase: bool, digits: bool, batch: int = 2048
+) -> list[list[str]]:
     """Normalised tokens of each text exactly as the graph makes them (for vocabularies)."""
     tokenizer = tf_text.WhitespaceTokenizer()
     out: list[list[str]] = []
     for start in range(0, len(texts), batch):
-        tokens = tokenizer.tokenize(tf.constant(list(texts[start:start + batch])))
+        tokens = tokenizer.tokenize(tf.constant(list(texts[start : start + batch])))
         norm = tokens.with_flat_values(normalise(tokens.flat_values, lowercase, digits))
         out += [[t.decode("utf-8") for t in row] for row in norm.to_list()]
     return out

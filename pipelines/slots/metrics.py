@@ -39,8 +39,9 @@ def slot_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) ->
     return span_prf([bio_spans(g) for g in gold], [bio_spans(p) for p in pred])
 
 
-def per_type_scores(gold: Sequence[Sequence[str]],
-                    pred: Sequence[Sequence[str]]) -> dict[str, dict[str, float]]:
+def per_type_scores(
+    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]
+) -> dict[str, dict[str, float]]:
     """Span precision/recall/F1 and support for each slot type."""
     by_type: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     gold_spans = [bio_spans(g) for g in gold]
@@ -54,8 +55,12 @@ def per_type_scores(gold: Sequence[Sequence[str]],
     return {kind: span_prf(*by_type[kind]) for kind in sorted(kinds)}
 
 
-def joint_scores(gold_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[str]],
-                 gold_intents: Sequence[str], pred_intents: Sequence[str]) -> dict[str, float]:
+def joint_scores(
+    gold_tags: Sequence[Sequence[str]],
+    pred_tags: Sequence[Sequence[str]],
+    gold_intents: Sequence[str],
+    pred_intents: Sequence[str],
+) -> dict[str, float]:
     """`slot_f1` (with precision and recall), `intent_accuracy`, `sentence_accuracy`."""
     if not (len(gold_tags) == len(pred_tags) == len(gold_intents) == len(pred_intents)):
         raise ValueError("gold and predicted sequences differ in number")
@@ -63,8 +68,7 @@ def joint_scores(gold_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequenc
     n = max(len(gold_intents), 1)
     intent_ok = [g == p for g, p in zip(gold_intents, pred_intents, strict=True)]
     sentence_ok = [
-        ok and list(g) == list(p)
-        for ok, g, p in zip(intent_ok, gold_tags, pred_tags, strict=True)
+        ok and list(g) == list(p) for ok, g, p in zip(intent_ok, gold_tags, pred_tags, strict=True)
     ]
     return {
         "slot_f1": slots["f1"],
@@ -75,16 +79,22 @@ def joint_scores(gold_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequenc
     }
 
 
-def format_report(scores: dict[str, dict[str, float]], total: dict[str, float] | None = None
-                  ) -> str:
+def format_report(
+    scores: dict[str, dict[str, float]], total: dict[str, float] | None = None
+) -> str:
     """A fixed-width per-slot-type table (seqeval's classification_report layout)."""
     width = max([len(k) for k in scores] + [len("micro avg")])
     head = f"{'':<{width}}  precision    recall  f1-score   support"
     rows = [head, ""]
     for kind, s in scores.items():
-        rows.append(f"{kind:<{width}}  {s['precision']:9.4f} {s['recall']:9.4f} "
-                    f"{s['f1']:9.4f} {s['gold']:9d}")
+        rows.append(
+            f"{kind:<{width}}  {s['precision']:9.4f} {s['recall']:9.4f} "
+            f"{s['f1']:9.4f} {s['gold']:9d}"
+        )
     if total is not None:
-        rows += ["", f"{'micro avg':<{width}}  {total['precision']:9.4f} {total['recall']:9.4f} "
-                     f"{total['f1']:9.4f} {total['gold']:9d}"]
+        rows += [
+            "",
+            f"{'micro avg':<{width}}  {total['precision']:9.4f} {total['recall']:9.4f} "
+            f"{total['f1']:9.4f} {total['gold']:9d}",
+        ]
     return "\n".join(rows) + "\n"

@@ -58,14 +58,16 @@ def read_split(folder: Path) -> list[Utterance]:
         )
     out = []
     for n, (text, tag_line, label) in enumerate(
-            zip(lines["seq.in"], lines["seq.out"], lines["label"], strict=True), 1):
+        zip(lines["seq.in"], lines["seq.out"], lines["label"], strict=True), 1
+    ):
         words, tags, intent = text.split(), tag_line.split(), label.strip()
         if not words:
             raise DataError(f"{paths['seq.in']}:{n}: empty utterance")
         if len(words) != len(tags):
             raise DataError(
                 f"{paths['seq.out']}:{n}: {len(tags)} tags for {len(words)} words of "
-                f"{paths['seq.in']}:{n}")
+                f"{paths['seq.in']}:{n}"
+            )
         problem = bio_error(tags)
         if problem:
             raise DataError(f"{paths['seq.out']}:{n}: {problem}")
@@ -75,4 +77,3 @@ def read_split(folder: Path) -> list[Utterance]:
             raise DataError(f"{paths['label']}:{n}: intent '{intent}' contains whitespace")
         out.append(Utterance(tuple(words), tuple(tags), intent))
     return out
-

@@ -13,8 +13,9 @@ from tfmodels.taggers.viterbi import ConstrainedViterbi, bio_transitions
 ENTITY_SEPARATOR = "; "
 
 
-def entities_text(tokens: tf.RaggedTensor, tags: tf.RaggedTensor,
-                  separator: str = ENTITY_SEPARATOR) -> tf.Tensor:
+def entities_text(
+    tokens: tf.RaggedTensor, tags: tf.RaggedTensor, separator: str = ENTITY_SEPARATOR
+) -> tf.Tensor:
     """`[B]` strings listing each span as `type=value` (its tokens joined by spaces).
 
     `tags` are label strings shaped as `tokens`; a span starts at `B-x` or at an `I-x` that
@@ -29,32 +30,34 @@ def entities_text(tokens: tf.RaggedTensor, tags: tf.RaggedTensor,
     in_span = inside | tf.strings.regex_full_match(flat_tags, "B-.+")
     first_in_row = tf.range(n) == tf.gather(tokens.row_starts(), rows)
     prev = tf.maximum(tf.range(n) - 1, 0)
-    continues = inside & ~first_in_row & tf.gather(in_span, prev) & (
-        tf.gather(kind, prev) == kind)
+    continues = inside & ~first_in_row & tf.gather(in_span, prev) & (tf.gather(kind, prev) == kind)
     starts = in_span & ~continues
     span_id = tf.cumsum(tf.cast(starts, tf.int64)) - 1
     num_spans = tf.reduce_sum(tf.cast(starts, tf.int64))
     values = tf.strings.unsorted_segment_join(
-        tf.boolean_mask(flat_tokens, in_span), tf.boolean_mask(span_id, in_span), num_spans,
-        separator=" ")
+        tf.boolean_mask(flat_tokens, in_span),
+        tf.boolean_mask(span_id, in_span),
+        num_spans,
+        separator=" ",
+    )
     spans = tf.strings.join([tf.boolean_mask(kind, starts), values], separator="=")
-    return tf.strings.unsorted_segment_join(spans, tf.boolean_mask(rows, starts),
-                                            tokens.nrows(), separator=separator)
+    return tf.strings.unsorted_segment_join(
+        spans, tf.boolean_mask(rows, starts), tokens.nrows(), separator=separator
+    )
 
 
-def multi_label_intents(logits: tf.Tensor, names: tf.Tensor, separator: str,
-                        threshold: float = 0.5):
+def multi_label_intents(
+    logits: tf.Tensor, names: tf.Tensor, separator: str, threshold: float = 0.5
+):
     """Sigmoid logits `[B, I]` -> (`[B]` the intents at or above `threshold`, most probable
     first, joined by `separator`; the most probable alone where none is; `[B]` the
     probability of exactly that set, the labels taken as independent)."""
     probs = tf.sigmoid(tf.cast(logits, tf.float32))
-    top = tf.one_hot(tf.argmax(probs, axis=-1), tf.shape(probs)[-1], on_value=True,
-                     off_value=False)
+    top = tf.one_hot(tf.argmax(probs, axis=-1), tf.shape(probs)[-1], on_value=True, off_value=False)
     chosen = probs >= threshold
     chosen = tf.where(tf.reduce_any(chosen, axis=-1, keepdims=True), chosen, top)
     order = tf.argsort(probs, axis=-1, direction="DESCENDING")
-    ranked = tf.ragged.boolean_mask(tf.gather(names, order),
-                                    tf.gather(chosen, order, batch_dims=1))
+    ranked = tf.ragged.boolean_mask(tf.gather(names, order), tf.gather(chosen, order, batch_dims=1))
     intent = tf.strings.reduce_join(ranked, axis=-1, separator=separator)
     probability = tf.reduce_prod(tf.where(chosen, probs, 1.0 - probs), axis=-1)
     return intent, probability
@@ -72,9 +75,15 @@ class SlotDecoder(keras.layers.Layer):
     (`[B, k]`, most probable first).
     """
 
-    def __init__(self, tags: Sequence[str], intents: Sequence[str],
-                 intent_separator: str | None = None, intent_threshold: float = 0.5,
-                 top_intents: int = 0, **kwargs):
+    def __init__(
+        self,
+        tags: Sequence[str],
+        intents: Sequence[str],
+        intent_separator: str | None = None,
+        intent_threshold: float = 0.5,
+        top_intents: int = 0,
+        **kwargs,
+    ):
         super().__init__(trainable=False, **kwargs)
         self.tags = list(tags)
         self.intents = list(intents)
@@ -85,8 +94,13 @@ class SlotDecoder(keras.layers.Layer):
         self.viterbi.built = True
         self.built = True  # no weights: ready for export before its first call
 
-    def call(self, tokens: tf.RaggedTensor, slot_logits: tf.Tensor, intent_logits: tf.Tensor,
-             transitions: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+    def call(
+        self,
+        tokens: tf.RaggedTensor,
+        slot_logits: tf.Tensor,
+        intent_logits: tf.Tensor,
+        transitions: tf.Tensor | None = None,
+    ) -> dict[str, tf.Tensor]:
         tag_names = tf.constant(self.tags)
         intent_names = tf.constant(self.intents)
         lengths = tokens.row_lengths()
@@ -95,9 +109,9 @@ class SlotDecoder(keras.layers.Layer):
         ragged_ids = tf.RaggedTensor.from_tensor(path, lengths=lengths)
         tags = ragged_ids.with_flat_values(tf.gather(tag_names, ragged_ids.flat_values))
         if self.intent_separator:
-            intent, probability = multi_label_intents(intent_logits, intent_names,
-                                                      self.intent_separator,
-                                                      self.intent_threshold)
+            intent, probability = multi_label_intents(
+                intent_logits, intent_names, self.intent_separator, self.intent_threshold
+            )
             probs = tf.sigmoid(tf.cast(intent_logits, tf.float32))
         else:
             probs = tf.nn.softmax(tf.cast(intent_logits, tf.float32), axis=-1)
@@ -117,6 +131,11 @@ class SlotDecoder(keras.layers.Layer):
         return out
 
     def get_config(self):
-        return {**super().get_config(), "tags": self.tags, "intents": self.intents,
-                "intent_separator": self.intent_separator,
-                "intent_threshold": self.intent_threshold, "top_intents": self.top_intents}
+        return {
+            **super().get_config(),
+            "tags": self.tags,
+            "intents": self.intents,
+            "intent_separator": self.intent_separator,
+            "intent_threshold": self.intent_threshold,
+            "top_intents": self.top_intents,
+        }

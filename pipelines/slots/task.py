@@ -69,8 +69,11 @@ class SlotsTask(Task):
         raise DataError(f"{self.data_dir / corpus}: no such corpus folder (data.corpus)")
 
     def data_files(self) -> list[Path]:
-        return [folder / name for folder in self._split_dirs.values()
-                for name in ("seq.in", "seq.out", "label")]
+        return [
+            folder / name
+            for folder in self._split_dirs.values()
+            for name in ("seq.in", "seq.out", "label")
+        ]
 
     def prepare(self, workdir: Path) -> None:
         d = self.config.data
@@ -87,8 +90,10 @@ class SlotsTask(Task):
             self._split_dirs["test"] = root / d.test
             test = read_split(root / d.test)
         else:
-            print(f"[slots] {root} has no '{d.test}' split: the test report is the "
-                  "validation split", flush=True)
+            print(
+                f"[slots] {root} has no '{d.test}' split: the test report is the validation split",
+                flush=True,
+            )
             self.test_split, test = "validation", val
         self.utterances = {"train": train, "validation": val, "test": test}
         self._check_tokenisation()
@@ -96,8 +101,10 @@ class SlotsTask(Task):
         self._set_components()
         if self.encoder_layers is not None:
             # Frozen: each utterance's vectors are computed once, not at every epoch.
-            self._encoded = {split: self._encode(self.utterances[split], split)
-                             for split in ("train", "validation")}
+            self._encoded = {
+                split: self._encode(self.utterances[split], split)
+                for split in ("train", "validation")
+            }
         self._last: dict[str, Any] = {}
 
     def _set_components(self) -> None:
@@ -105,14 +112,20 @@ class SlotsTask(Task):
         d, m = self.config.data, self.config.model
         self.tag_index = {t: i for i, t in enumerate(self.tags)}
         self.intent_index = {t: i for i, t in enumerate(self.intents)}
-        self.features = UtteranceFeatures(self.words, self.chars, d.lowercase,
-                                          d.normalise_digits, d.max_word_chars,
-                                          use_chars=m.use_chars)
+        self.features = UtteranceFeatures(
+            self.words,
+            self.chars,
+            d.lowercase,
+            d.normalise_digits,
+            d.max_word_chars,
+            use_chars=m.use_chars,
+        )
         self.encoder_layers, self.pieces, self._encoded = None, None, {}
         if m.pretrained:
             loaded = load_subword_encoder(m.pretrained, m.pretrained_layers)
-            self.pieces = SubwordPieces(loaded.vocabulary, loaded.lowercase, loaded.max_pieces,
-                                        name="subword_pieces")
+            self.pieces = SubwordPieces(
+                loaded.vocabulary, loaded.lowercase, loaded.max_pieces, name="subword_pieces"
+            )
             self.encoder_layers = SubwordEncoderLayers(loaded.encoder, name="encoder_layers")
 
     def _check_tokenisation(self) -> None:
@@ -122,8 +135,10 @@ class SlotsTask(Task):
             for n, (u, toks) in enumerate(zip(utts, graph, strict=True), 1):
                 if list(u.words) != toks:
                     where = self._split_dirs.get(split, self._split_dirs["train"]) / "seq.in"
-                    raise DataError(f"{where}:{n}: the graph tokenizer splits this line into "
-                                    f"{len(toks)} tokens, the reader into {len(u.words)}")
+                    raise DataError(
+                        f"{where}:{n}: the graph tokenizer splits this line into "
+                        f"{len(toks)} tokens, the reader into {len(u.words)}"
+                    )
 
     def _build_vocabularies(self, train: list[Utterance]) -> None:
         d = self.config.data
@@ -142,6 +157,7 @@ class SlotsTask(Task):
 
     def _encode(self, utts: list[Utterance], split: str) -> tf.RaggedTensor:
         """`[N, (T), L, D]` float16 encoder vectors of each utterance's words."""
+
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def encode(text):
             tokens = self.features.tokenize(text)
@@ -150,9 +166,13 @@ class SlotsTask(Task):
         # Similar lengths together: the encoder pays for every padded piece.
         order = sorted(range(len(utts)), key=lambda i: len(utts[i].words))
         rows: list[np.ndarray | None] = [None] * len(utts)
-        for start in tqdm(range(0, len(order), ENCODE_BATCH), desc=f"encoding {split}",
-                          unit="batch", mininterval=5):
-            batch = order[start:start + ENCODE_BATCH]
+        for start in tqdm(
+            range(0, len(order), ENCODE_BATCH),
+            desc=f"encoding {split}",
+            unit="batch",
+            mininterval=5,
+        ):
+            batch = order[start : start + ENCODE_BATCH]
             vectors, lengths = encode(tf.constant([utts[i].text for i in batch]))
             vectors = vectors.numpy().astype(np.float16)
             for j, i in enumerate(batch):
@@ -185,8 +205,10 @@ class SlotsTask(Task):
     def save_assets(self, folder: Path) -> list[Path]:
         """Word, character, slot-tag and intent vocabularies (the pretrained encoder, if
         any, is read again from `model.pretrained`)."""
-        return [write_vocabulary(folder / f"{name}.txt", getattr(self, name))
-                for name in self.VOCABULARIES]
+        return [
+            write_vocabulary(folder / f"{name}.txt", getattr(self, name))
+            for name in self.VOCABULARIES
+        ]
 
     def load_assets(self, folder: Path) -> None:
         for name in self.VOCABULARIES:
@@ -201,15 +223,17 @@ class SlotsTask(Task):
             # Words are at least one column wide (a batch of empty lines still runs).
             extra = tf.shape(inputs["words"])[1] - tf.shape(encoded)[1]
             inputs[ENCODER_LAYERS] = tf.cast(
-                tf.pad(encoded, [[0, 0], [0, extra], [0, 0], [0, 0]]), tf.float32)
+                tf.pad(encoded, [[0, 0], [0, extra], [0, 0], [0, 0]]), tf.float32
+            )
         words = inputs["words"]
         p = self.config.data.word_dropout
         if training and p > 0:
             drop = tf.random.uniform(tf.shape(words)) < p
             inputs["words"] = tf.where(drop & (words > OOV_ID), OOV_ID, words)
         width = tf.shape(words)[1]
-        tags = tf.pad(tags, [[0, 0], [0, tf.maximum(width - tf.shape(tags)[1], 0)]],
-                      constant_values=-1)[:, :width]
+        tags = tf.pad(
+            tags, [[0, 0], [0, tf.maximum(width - tf.shape(tags)[1], 0)]], constant_values=-1
+        )[:, :width]
         # The CRF loss reads each sequence's length from the -1 padding.
         slot_targets = tags if self.config.model.crf else tf.maximum(tags, 0)
         slot_weights = tf.cast(tags >= 0, tf.float32)
@@ -220,8 +244,13 @@ class SlotsTask(Task):
             weights[intent_key] = tf.ones(tf.shape(intent)[:1], tf.float32)
         return inputs, targets, weights
 
-    def _dataset(self, utts: list[Utterance], batch: int, training: bool,
-                 encoded: tf.RaggedTensor | None = None) -> tf.data.Dataset:
+    def _dataset(
+        self,
+        utts: list[Utterance],
+        batch: int,
+        training: bool,
+        encoded: tf.RaggedTensor | None = None,
+    ) -> tf.data.Dataset:
         texts = [u.text for u in utts]
         tags = [[self.tag_index.get(t, 0) for t in u.tags] for u in utts]
         intents = self._intent_targets(utts)
@@ -232,32 +261,57 @@ class SlotsTask(Task):
         # to each utterance's length.
         ragged = tf.ragged.constant(tags, dtype=tf.int32, ragged_rank=1, inner_shape=())
         ds = tf.data.Dataset.from_tensor_slices(
-            (tf.constant(texts, tf.string), ragged.to_tensor(default_value=-1),
-             ragged.row_lengths(), intents, *extras))
+            (
+                tf.constant(texts, tf.string),
+                ragged.to_tensor(default_value=-1),
+                ragged.row_lengths(),
+                intents,
+                *extras,
+            )
+        )
         ds = ds.map(lambda t, y, n, i, *e: (t, y[:n], i, *e)).cache()
         if training:
-            ds = ds.shuffle(min(self.config.data.shuffle_buffer, len(utts)),
-                            seed=self.config.train.seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(
+                min(self.config.data.shuffle_buffer, len(utts)),
+                seed=self.config.train.seed,
+                reshuffle_each_iteration=True,
+            )
         # Batches of similar lengths: the BiLSTM pays for every padded step.
         longest = max((len(u.words) for u in utts), default=1)
         bounds = [b for b in (6, 9, 12, 16, 24, 32, 48, 64) if b < longest] or [longest + 1]
         ds = ds.bucket_by_sequence_length(
-            lambda t, y, i, *e: tf.shape(y)[0], bucket_boundaries=bounds,
+            lambda t, y, i, *e: tf.shape(y)[0],
+            bucket_boundaries=bounds,
             bucket_batch_sizes=[batch] * (len(bounds) + 1),
-            padding_values=("", -1, tf.zeros([], intents.dtype),
-                            *(tf.zeros([], e.dtype) for e in extras)),
-            drop_remainder=False)
-        ds = ds.map(lambda t, y, i, *e: self._batch(t, y, i, training, *e),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+            padding_values=(
+                "",
+                -1,
+                tf.zeros([], intents.dtype),
+                *(tf.zeros([], e.dtype) for e in extras),
+            ),
+            drop_remainder=False,
+        )
+        ds = ds.map(
+            lambda t, y, i, *e: self._batch(t, y, i, training, *e),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def datasets(self, global_batch_size: int):
-        train = self._dataset(self.utterances["train"], global_batch_size, training=True,
-                              encoded=self._encoded.get("train"))
+        train = self._dataset(
+            self.utterances["train"],
+            global_batch_size,
+            training=True,
+            encoded=self._encoded.get("train"),
+        )
         val = None
         if self.utterances["validation"]:
-            val = self._dataset(self.utterances["validation"], global_batch_size,
-                                training=False, encoded=self._encoded.get("validation"))
+            val = self._dataset(
+                self.utterances["validation"],
+                global_batch_size,
+                training=False,
+                encoded=self._encoded.get("validation"),
+            )
         # Bucketing hides the batch count (it varies a little with each shuffle): the
         # runner counts one pass and trains on a repeated stream.
         return train, val
@@ -267,32 +321,59 @@ class SlotsTask(Task):
         m = self.config.model
         tagger = TaggerSpec(
             num_tags=len(self.tags),
-            embeddings=[EmbeddingSpec("word", self.features.word_vocab_size, m.word_dim,
-                                      ("words",), init_stddev=m.embedding_init_stddev)],
-            layers=m.layers, units=m.units, cell=m.cell, dropout=m.dropout,
+            embeddings=[
+                EmbeddingSpec(
+                    "word",
+                    self.features.word_vocab_size,
+                    m.word_dim,
+                    ("words",),
+                    init_stddev=m.embedding_init_stddev,
+                )
+            ],
+            layers=m.layers,
+            units=m.units,
+            cell=m.cell,
+            dropout=m.dropout,
             embedding_dropout=m.embedding_dropout,
         )
         if self.encoder_layers is not None:
             tagger.dense_inputs = {CONTEXT_FEATURE: self.encoder_layers.dim}
         chars = None
         if m.use_chars:
-            chars = CharEncoderSpec(self.features.char_vocab_size, m.char_dim, m.char_filters,
-                                    tuple(m.char_kernel_sizes), init_stddev=m.embedding_init_stddev)
-        return JointTaggerSpec(tagger, num_intents=len(self.intents), chars=chars,
-                               attention_units=m.attention_units,
-                               intent_dropout=m.intent_dropout,
-                               intent_context=m.intent_context, crf=m.crf)
+            chars = CharEncoderSpec(
+                self.features.char_vocab_size,
+                m.char_dim,
+                m.char_filters,
+                tuple(m.char_kernel_sizes),
+                init_stddev=m.embedding_init_stddev,
+            )
+        return JointTaggerSpec(
+            tagger,
+            num_intents=len(self.intents),
+            chars=chars,
+            attention_units=m.attention_units,
+            intent_dropout=m.intent_dropout,
+            intent_context=m.intent_context,
+            crf=m.crf,
+        )
 
     def build_model(self) -> keras.Model:
         if self.config.model.ensemble > 1:
-            model = build_joint_tagger_ensemble(self._spec(), self.config.model.ensemble,
-                                                name="slot_tagger")
+            model = build_joint_tagger_ensemble(
+                self._spec(), self.config.model.ensemble, name="slot_tagger"
+            )
         else:
             model = build_joint_tagger(self._spec(), name="slot_tagger")
         if self.encoder_layers is None:
             return model
-        return with_layer_mix(model, CONTEXT_FEATURE, self.encoder_layers.num_layers,
-                              self.encoder_layers.dim, ENCODER_LAYERS, name="slot_tagger_mix")
+        return with_layer_mix(
+            model,
+            CONTEXT_FEATURE,
+            self.encoder_layers.num_layers,
+            self.encoder_layers.dim,
+            ENCODER_LAYERS,
+            name="slot_tagger_mix",
+        )
 
     def _output_keys(self) -> list[tuple[str, str]]:
         """(slot output, intent output) of each ensemble member, or of the single model."""
@@ -303,17 +384,22 @@ class SlotsTask(Task):
         crfs = crf_layers(model)
         loss, loss_weights, metrics = {}, {}, {}
         for i, (slot_key, intent_key) in enumerate(self._output_keys()):
-            loss[slot_key] = (CRFLoss(crfs[i]) if crfs
-                              else ce(from_logits=True, reduction="mean_with_sample_weight"))
-            loss[intent_key] = (MultiLabelCrossentropy() if self.config.model.multi_intent
-                                else ce(from_logits=True))
+            loss[slot_key] = (
+                CRFLoss(crfs[i])
+                if crfs
+                else ce(from_logits=True, reduction="mean_with_sample_weight")
+            )
+            loss[intent_key] = (
+                MultiLabelCrossentropy() if self.config.model.multi_intent else ce(from_logits=True)
+            )
             loss_weights[slot_key] = 1.0
             loss_weights[intent_key] = self.config.model.intent_loss_weight
             metrics[slot_key] = [keras.metrics.SparseCategoricalAccuracy(name="tag_accuracy")]
             metrics[intent_key] = [
                 keras.metrics.BinaryAccuracy(threshold=0.0, name="label_accuracy")
                 if self.config.model.multi_intent
-                else keras.metrics.SparseCategoricalAccuracy(name="class_accuracy")]
+                else keras.metrics.SparseCategoricalAccuracy(name="class_accuracy")
+            ]
         return {"loss": loss, "loss_weights": loss_weights, "weighted_metrics": metrics}
 
     # -- serving ----------------------------------------------------------------------
@@ -322,9 +408,13 @@ class SlotsTask(Task):
         multi_intent = self.config.model.multi_intent
         options = self.config.serving
         decoder = SlotDecoder(
-            self.tags, self.intents, name="slot_decoder",
+            self.tags,
+            self.intents,
+            name="slot_decoder",
             intent_separator=self.config.data.intent_separator if multi_intent else None,
-            intent_threshold=options.intent_threshold, top_intents=options.top_intents)
+            intent_threshold=options.intent_threshold,
+            top_intents=options.top_intents,
+        )
         # The same weights, each BiLSTM run by one fused kernel: faster on a CPU.
         infer = with_fused_lstms(model) if options.fused_lstm else model
         transitions = [layer.transitions for layer in crf_layers(model)]
@@ -336,13 +426,23 @@ class SlotsTask(Task):
             if self.encoder_layers is not None:
                 inputs[ENCODER_LAYERS] = self._encoder_inputs(tokens)
             logits = infer(inputs, training=False)
-            return decoder(tokens, *average_members(logits, keys, transitions,
-                                                    multi_label=multi_intent))
+            return decoder(
+                tokens, *average_members(logits, keys, transitions, multi_label=multi_intent)
+            )
 
-        return {DEFAULT_SIGNATURE: Serving(
-            serve, {"text": tf.TensorSpec([None], tf.string)},
-            resources=[model, infer, features, decoder,
-                       *filter(None, [self.pieces, self.encoder_layers])])}
+        return {
+            DEFAULT_SIGNATURE: Serving(
+                serve,
+                {"text": tf.TensorSpec([None], tf.string)},
+                resources=[
+                    model,
+                    infer,
+                    features,
+                    decoder,
+                    *filter(None, [self.pieces, self.encoder_layers]),
+                ],
+            )
+        }
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
         return {"text": [u.text for u in self.utterances["test"][:5]]}
@@ -363,8 +463,9 @@ class SlotsTask(Task):
         pred_tags, pred_intents = self.predict(model, [u.text for u in utts])
         for n, (u, p) in enumerate(zip(utts, pred_tags, strict=True), 1):
             if len(u.words) != len(p):
-                raise RuntimeError(f"{split} utterance {n}: {len(p)} labels for "
-                                   f"{len(u.words)} words")
+                raise RuntimeError(
+                    f"{split} utterance {n}: {len(p)} labels for {len(u.words)} words"
+                )
         gold_tags = [list(u.tags) for u in utts]
         gold_intents = [u.intent for u in utts]
         self._last[split] = (gold_tags, pred_tags, gold_intents, pred_intents)
@@ -379,25 +480,34 @@ class SlotsTask(Task):
         labels = sorted(set(gold_intents) | set(pred_intents))
         index = {label: i for i, label in enumerate(labels)}
         png = confusion_matrix_png(
-            labels, [index[i] for i in gold_intents], [index[i] for i in pred_intents],
-            out_dir / "intent_confusion.png", title=f"intent ({self.test_split} split)")
+            labels,
+            [index[i] for i in gold_intents],
+            [index[i] for i in pred_intents],
+            out_dir / "intent_confusion.png",
+            title=f"intent ({self.test_split} split)",
+        )
         per_type = per_type_scores(gold_tags, pred_tags)
         report = out_dir / "slot_report.txt"
-        report.write_text(format_report(per_type, slot_scores(gold_tags, pred_tags)),
-                          encoding="utf-8")
+        report.write_text(
+            format_report(per_type, slot_scores(gold_tags, pred_tags)), encoding="utf-8"
+        )
         report_json = out_dir / "slot_report.json"
         report_json.write_text(json.dumps(per_type, indent=1), encoding="utf-8")
         return [png, report, report_json]
 
     # -- batch prediction -------------------------------------------------------------
     @classmethod
-    def lines_from_response(cls, outputs: dict[str, np.ndarray],
-                            signature: str = DEFAULT_SIGNATURE,
-                            lines: Sequence[str] = ()) -> list[str]:
+    def lines_from_response(
+        cls,
+        outputs: dict[str, np.ndarray],
+        signature: str = DEFAULT_SIGNATURE,
+        lines: Sequence[str] = (),
+    ) -> list[str]:
         """`slot slot ...<TAB>intent` per utterance; an empty utterance gives `<TAB>intent`."""
         out = []
-        for tokens, slots, intent in zip(outputs["tokens"], outputs["slots"], outputs["intent"],
-                                         strict=True):
+        for tokens, slots, intent in zip(
+            outputs["tokens"], outputs["slots"], outputs["intent"], strict=True
+        ):
             n = int(np.count_nonzero(tokens != b""))
             labels = " ".join(s.decode("utf-8") for s in slots[:n])
             out.append(f"{labels}\t{intent.decode('utf-8')}")

@@ -33,8 +33,9 @@ def _text_at(wav: tf.Tensor, pos: tf.Tensor, count: int) -> tf.Tensor:
 
 def _bytes_at(wav: tf.Tensor, pos: tf.Tensor, count: int) -> tf.Tensor:
     """`[N, count]` int64 bytes of each element from `pos` (0 past its end)."""
-    return tf.cast(tf.io.decode_raw(_text_at(wav, pos, count), tf.uint8, fixed_length=count),
-                   tf.int64)
+    return tf.cast(
+        tf.io.decode_raw(_text_at(wav, pos, count), tf.uint8, fixed_length=count), tf.int64
+    )
 
 
 def _uint(byte_values: tf.Tensor) -> tf.Tensor:
@@ -67,16 +68,15 @@ def wav_info(wav: tf.Tensor) -> dict[str, tf.Tensor]:
         fields = _bytes_at(wav, pos + 8, 26)  # fmt: the 16 fields + the extensible part
         fmt = tf.where(is_fmt[:, None], tf.concat([fields, length[:, None]], 1), fmt)
         data_pos = tf.where(is_data, pos + 8, data_pos)
-        data_size = tf.where(is_data, tf.minimum(length, tf.maximum(size - pos - 8, 0)),
-                             data_size)
+        data_size = tf.where(is_data, tf.minimum(length, tf.maximum(size - pos - 8, 0)), data_size)
         pos = tf.where(header, pos + 8 + length + length % 2, size)  # chunks are word-aligned
         return i + 1, pos, fmt, has_fmt | is_fmt, data_pos, data_size, has_data | is_data
 
     _, _, fmt, has_fmt, data_pos, data_size, has_data = tf.while_loop(
         lambda i, pos, *rest: (i < MAX_CHUNKS) & tf.reduce_any(pos + 8 <= size),
         chunk,
-        (0, zeros + 12, tf.zeros([n, 27], tf.int64), false,
-         zeros, zeros, false))
+        (0, zeros + 12, tf.zeros([n, 27], tf.int64), false, zeros, zeros, false),
+    )
     code = _uint(fmt[:, 0:2])
     channels = _uint(fmt[:, 2:4])
     rate = _uint(fmt[:, 4:8])
@@ -87,11 +87,21 @@ def wav_info(wav: tf.Tensor) -> dict[str, tf.Tensor]:
     sub_code = _uint(fmt[:, 24:26])
     pcm = (code == PCM) | ((code == EXTENSIBLE) & (fmt_length >= 40) & (sub_code == PCM))
     frames = tf.where(block > 0, data_size // tf.maximum(block, 1), 0)
-    ok = (riff & wave & has_fmt & has_data & pcm & (bits == 16)
-          & (channels >= 1) & (channels <= MAX_CHANNELS) & (block == 2 * channels)
-          & (rate >= 1) & (rate <= MAX_RATE) & (frames > 0))
-    fields = {"sample_rate": rate, "channels": channels, "frames": frames,
-              "data_offset": data_pos}
+    ok = (
+        riff
+        & wave
+        & has_fmt
+        & has_data
+        & pcm
+        & (bits == 16)
+        & (channels >= 1)
+        & (channels <= MAX_CHANNELS)
+        & (block == 2 * channels)
+        & (rate >= 1)
+        & (rate <= MAX_RATE)
+        & (frames > 0)
+    )
+    fields = {"sample_rate": rate, "channels": channels, "frames": frames, "data_offset": data_pos}
     return {"ok": ok, **{k: tf.where(ok, v, tf.zeros_like(v)) for k, v in fields.items()}}
 
 
@@ -103,13 +113,15 @@ def _mono(samples: tf.Tensor, frames: tf.Tensor, channels: tf.Tensor) -> tf.Tens
         ch = tf.maximum(channels, 1)[:, None, None]
         c = tf.range(tf.reduce_max(channels), dtype=tf.int64)[None, None, :]
         t = tf.range(width, dtype=tf.int64)[None, :, None]
-        index = tf.minimum(t * ch + tf.minimum(c, ch - 1), tf.cast(tf.shape(samples)[1] - 1,
-                                                                    tf.int64))
+        index = tf.minimum(
+            t * ch + tf.minimum(c, ch - 1), tf.cast(tf.shape(samples)[1] - 1, tf.int64)
+        )
         weight = tf.cast(c < ch, tf.float32) / tf.cast(ch, tf.float32)
         return tf.reduce_sum(tf.gather(samples, index, batch_dims=1) * weight, axis=-1)
 
-    return tf.cond(tf.reduce_max(tf.concat([channels, [1]], 0)) > 1, mix,
-                   lambda: samples[:, :width])
+    return tf.cond(
+        tf.reduce_max(tf.concat([channels, [1]], 0)) > 1, mix, lambda: samples[:, :width]
+    )
 
 
 def _low_pass(x: tf.Tensor, rates: tf.Tensor, cutoff_hz: float) -> tf.Tensor:
@@ -118,20 +130,24 @@ def _low_pass(x: tf.Tensor, rates: tf.Tensor, cutoff_hz: float) -> tf.Tensor:
     sampled at twice the cutoff or less pass unchanged."""
     width = tf.shape(x)[1]
     # Zero margin after the signal, so the circular filter does not wrap the end onto the start.
-    fft_length = tf.cast(2.0 ** tf.math.ceil(tf.math.log(tf.cast(width + 2048, tf.float32))
-                                             / math.log(2.0)), tf.int32)
+    fft_length = tf.cast(
+        2.0 ** tf.math.ceil(tf.math.log(tf.cast(width + 2048, tf.float32)) / math.log(2.0)),
+        tf.int32,
+    )
     spectrum = tf.signal.rfft(x, [fft_length])
     bins = tf.range(fft_length // 2 + 1, dtype=tf.float32)[None, :]
     hz = bins * tf.cast(rates, tf.float32)[:, None] / tf.cast(fft_length, tf.float32)
     low = 0.85 * cutoff_hz
-    ramp = 0.5 * (1.0 + tf.cos(math.pi * tf.clip_by_value((hz - low) / (cutoff_hz - low),
-                                                          0.0, 1.0)))
+    ramp = 0.5 * (
+        1.0 + tf.cos(math.pi * tf.clip_by_value((hz - low) / (cutoff_hz - low), 0.0, 1.0))
+    )
     gain = tf.where(tf.cast(rates, tf.float32)[:, None] > 2.0 * cutoff_hz, ramp, 1.0)
     return tf.signal.irfft(spectrum * tf.cast(gain, spectrum.dtype), [fft_length])[:, :width]
 
 
-def resample(waveforms: tf.Tensor, lengths: tf.Tensor, rates: tf.Tensor,
-             target_rate: int) -> tuple[tf.Tensor, tf.Tensor]:
+def resample(
+    waveforms: tf.Tensor, lengths: tf.Tensor, rates: tf.Tensor, target_rate: int
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Rows of `waveforms` `[N, T]` (valid for `lengths`, sampled at `rates`, both `[N]`)
     -> `([N, T'] float32 at target_rate, [N] int64 lengths)`.
 
@@ -143,8 +159,11 @@ def resample(waveforms: tf.Tensor, lengths: tf.Tensor, rates: tf.Tensor,
     lengths = tf.cast(lengths, tf.int64)
     rates = tf.cast(rates, tf.int64)
     out_lengths = tf.where(rates > 0, lengths * target_rate // tf.maximum(rates, 1), 0)
-    x = tf.cond(tf.reduce_any((rates > target_rate) & (lengths > 0)),
-                lambda: _low_pass(x, rates, target_rate / 2.0), lambda: x)
+    x = tf.cond(
+        tf.reduce_any((rates > target_rate) & (lengths > 0)),
+        lambda: _low_pass(x, rates, target_rate / 2.0),
+        lambda: x,
+    )
 
     def interpolate():
         width = tf.reduce_max(tf.concat([out_lengths, [1]], 0))
@@ -163,8 +182,9 @@ def resample(waveforms: tf.Tensor, lengths: tf.Tensor, rates: tf.Tensor,
     return x, out_lengths
 
 
-def decode_batch(wav_bytes: tf.Tensor, sample_rate: int, max_seconds: float = 60.0
-                 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def decode_batch(
+    wav_bytes: tf.Tensor, sample_rate: int, max_seconds: float = 60.0
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """WAV files as bytes `[N]` -> (`[N, T]` float32 mono waveforms in [-1, 1) at
     `sample_rate`, `[N]` int32 lengths, `[N]` bool ok).
 
@@ -182,8 +202,10 @@ def decode_batch(wav_bytes: tf.Tensor, sample_rate: int, max_seconds: float = 60
     size = frames * channels * 2
     raw = tf.io.decode_raw(
         tf.strings.substr(wav, tf.cast(info["data_offset"], tf.int32), tf.cast(size, tf.int32)),
-        tf.int16, little_endian=True,
-        fixed_length=tf.cast(tf.reduce_max(tf.concat([size, [2]], 0)), tf.int32))
+        tf.int16,
+        little_endian=True,
+        fixed_length=tf.cast(tf.reduce_max(tf.concat([size, [2]], 0)), tf.int32),
+    )
     samples = _mono(tf.cast(raw, tf.float32) / 32768.0, frames, channels)
     waveforms, lengths = resample(samples, frames, rates, sample_rate)
     lengths = tf.cast(tf.minimum(lengths, int(max_seconds * sample_rate)), tf.int32)
@@ -193,8 +215,13 @@ def decode_batch(wav_bytes: tf.Tensor, sample_rate: int, max_seconds: float = 60
     return waveforms, lengths, info["ok"] & (lengths > 0)
 
 
-def pad_edges(waveforms: tf.Tensor, lengths: tf.Tensor, samples: int, level: float,
-              seed: tuple[int, int] = (0, 0)) -> tuple[tf.Tensor, tf.Tensor]:
+def pad_edges(
+    waveforms: tf.Tensor,
+    lengths: tf.Tensor,
+    samples: int,
+    level: float,
+    seed: tuple[int, int] = (0, 0),
+) -> tuple[tf.Tensor, tf.Tensor]:
     """`samples` of low noise (standard deviation `level`) before and after each waveform
     of `[N, T]` (lengths `[N]`): a trimmed clip gets the lead-in and tail that training
     utterances have, so a lone word is not read without context. The noise is fixed by
@@ -211,8 +238,13 @@ def pad_edges(waveforms: tf.Tensor, lengths: tf.Tensor, samples: int, level: flo
     return tf.where(speech, shifted, tf.where(edge, noise, 0.0)), new_lengths
 
 
-def perturb(waveform: tf.Tensor, speed: float = 0.0, gain_db: float = 0.0,
-            noise_snr_db: float = 0.0, seed: tf.Tensor | None = None) -> tf.Tensor:
+def perturb(
+    waveform: tf.Tensor,
+    speed: float = 0.0,
+    gain_db: float = 0.0,
+    noise_snr_db: float = 0.0,
+    seed: tf.Tensor | None = None,
+) -> tf.Tensor:
     """One training utterance `[T]`, changed at random (training only): played at a speed
     factor drawn from [1 - speed, 1 + speed] (tempo and pitch together, by linear
     interpolation, as Ko et al.'s speed perturbation), gained by up to +-`gain_db`, and

@@ -98,9 +98,15 @@ class SpeechServing:
 
 
 def _speech_train() -> TrainConfig:
-    return TrainConfig(epochs=40, batch_size=16, learning_rate=3e-3, clipnorm=5.0,
-                       early_stopping_patience=8, monitor="val_wer",
-                       schedule=ScheduleConfig(name="cosine", alpha=0.05, warmup_steps=50))
+    return TrainConfig(
+        epochs=40,
+        batch_size=16,
+        learning_rate=3e-3,
+        clipnorm=5.0,
+        early_stopping_patience=8,
+        monitor="val_wer",
+        schedule=ScheduleConfig(name="cosine", alpha=0.05, warmup_steps=50),
+    )
 
 
 @dataclasses.dataclass

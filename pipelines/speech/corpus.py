@@ -31,11 +31,18 @@ def connected_digits(data_dir: Path, cfg: SpeechData) -> Path:
     """The connected-digit corpus of `cfg` (built on first use; the same settings find the
     same folder). Built in a hidden folder beside its place and renamed when complete."""
     src = Path(cfg.fsdd) if Path(cfg.fsdd).is_absolute() else data_dir / cfg.fsdd
-    settings = {"src": str(src.resolve()), "train": cfg.fsdd_train, "dev": cfg.fsdd_dev,
-                "test": cfg.fsdd_test, "max_digits": cfg.fsdd_max_digits,
-                "seed": cfg.fsdd_seed, "test_speakers": sorted(cfg.test_speakers),
-                "isolated_train": cfg.fsdd_isolated_train,
-                "rate": cfg.sample_rate, "joiner": 2}  # 2: bare edges, digital silence
+    settings = {
+        "src": str(src.resolve()),
+        "train": cfg.fsdd_train,
+        "dev": cfg.fsdd_dev,
+        "test": cfg.fsdd_test,
+        "max_digits": cfg.fsdd_max_digits,
+        "seed": cfg.fsdd_seed,
+        "test_speakers": sorted(cfg.test_speakers),
+        "isolated_train": cfg.fsdd_isolated_train,
+        "rate": cfg.sample_rate,
+        "joiner": 2,
+    }  # 2: bare edges, digital silence
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     root = cache_root(cfg.prepared_dir)
     target = root / f"fsdd-connected-{key}"
@@ -45,9 +52,17 @@ def connected_digits(data_dir: Path, cfg: SpeechData) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
     try:
         print(f"[speech] building connected digits from {src} into {target}", flush=True)
-        build_connected(src, tmp, cfg.fsdd_train, cfg.fsdd_dev, cfg.fsdd_test,
-                        max_digits=cfg.fsdd_max_digits, test_speakers=cfg.test_speakers,
-                        seed=cfg.fsdd_seed, isolated_train=cfg.fsdd_isolated_train)
+        build_connected(
+            src,
+            tmp,
+            cfg.fsdd_train,
+            cfg.fsdd_dev,
+            cfg.fsdd_test,
+            max_digits=cfg.fsdd_max_digits,
+            test_speakers=cfg.test_speakers,
+            seed=cfg.fsdd_seed,
+            isolated_train=cfg.fsdd_isolated_train,
+        )
         (tmp / "settings.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
         try:
             os.rename(tmp, target)
@@ -62,13 +77,15 @@ def connected_digits(data_dir: Path, cfg: SpeechData) -> Path:
 def fsdd_training_recordings(data_dir: Path, cfg: SpeechData):
     """The single recordings the training split draws from (for fresh combinations)."""
     src = Path(cfg.fsdd) if Path(cfg.fsdd).is_absolute() else data_dir / cfg.fsdd
-    splits = split_recordings(list_recordings(src), test_speakers=cfg.test_speakers,
-                              seed=cfg.fsdd_seed)
+    splits = split_recordings(
+        list_recordings(src), test_speakers=cfg.test_speakers, seed=cfg.fsdd_seed
+    )
     return splits["train"]
 
 
-def read_splits(data_dir: Path, cfg: SpeechData, seed: int
-                ) -> tuple[dict[str, list[Utterance]], list[Utterance], list[Path]]:
+def read_splits(
+    data_dir: Path, cfg: SpeechData, seed: int
+) -> tuple[dict[str, list[Utterance]], list[Utterance], list[Path]]:
     """(utterances by split, isolated-word test utterances, manifest files read)."""
     folder = connected_digits(data_dir, cfg) if cfg.fsdd else data_dir / cfg.corpus
     if not folder.is_dir():
@@ -81,8 +98,11 @@ def read_splits(data_dir: Path, cfg: SpeechData, seed: int
             return None
         found = read_manifest(path, on_error=cfg.on_error)
         if found.num_skipped:
-            print(f"[speech] {path}: skipped {found.num_skipped} lines "
-                  f"({', '.join(f'{k}: {v}' for k, v in found.skipped.items())})", flush=True)
+            print(
+                f"[speech] {path}: skipped {found.num_skipped} lines "
+                f"({', '.join(f'{k}: {v}' for k, v in found.skipped.items())})",
+                flush=True,
+            )
         read.append(path)
         return found
 
@@ -99,5 +119,8 @@ def read_splits(data_dir: Path, cfg: SpeechData, seed: int
     if test is None:
         raise DataError(f"{folder / cfg.test}: no test manifest (data.test)")
     isolated = manifest(cfg.isolated_test)
-    return ({"train": utts, "validation": val, "test": test.utterances},
-            isolated.utterances if isolated else [], read)
+    return (
+        {"train": utts, "validation": val, "test": test.utterances},
+        isolated.utterances if isolated else [],
+        read,
+    )

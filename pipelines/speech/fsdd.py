@@ -64,24 +64,32 @@ def list_recordings(src: Path) -> list[Recording]:
     return out
 
 
-def split_recordings(recordings: Sequence[Recording], dev_fraction: float = 0.1,
-                     test_speakers: Sequence[str] = (), seed: int = 0
-                     ) -> dict[str, list[Recording]]:
+def split_recordings(
+    recordings: Sequence[Recording],
+    dev_fraction: float = 0.1,
+    test_speakers: Sequence[str] = (),
+    seed: int = 0,
+) -> dict[str, list[Recording]]:
     """Recordings by split: `test` index 0-4 (all speakers); `train` and `dev` index 5-49
     of the other speakers, `dev` a `dev_fraction` share of each (speaker, digit) drawn by
     `seed` (at least one where the share is above 0 and two or more recordings exist)."""
     known = {r.speaker for r in recordings}
     unknown = sorted(set(test_speakers) - known)
     if unknown:
-        raise ValueError(f"test_speakers: no recordings of {', '.join(unknown)} "
-                         f"(speakers: {', '.join(sorted(known))})")
+        raise ValueError(
+            f"test_speakers: no recordings of {', '.join(unknown)} "
+            f"(speakers: {', '.join(sorted(known))})"
+        )
     rng = np.random.default_rng(seed)
     groups: dict[tuple[str, int], list[Recording]] = collections.defaultdict(list)
     for r in recordings:
         if r.index in TRAIN_INDICES and r.speaker not in test_speakers:
             groups[(r.speaker, r.digit)].append(r)
     splits: dict[str, list[Recording]] = {
-        "train": [], "dev": [], "test": [r for r in recordings if r.index in TEST_INDICES]}
+        "train": [],
+        "dev": [],
+        "test": [r for r in recordings if r.index in TEST_INDICES],
+    }
     for key in sorted(groups):
         group = groups[key]
         order = rng.permutation(len(group))
@@ -105,10 +113,18 @@ class DigitJoiner:
     stream of fresh draws, so training can see new combinations every epoch.
     """
 
-    def __init__(self, recordings: Sequence[Recording], sample_rate: int = SAMPLE_RATE,
-                 min_digits: int = 1, max_digits: int = 7, gap_ms: tuple[float, float] = (50, 400),
-                 noise: float = 0.002, seed: int | Sequence[int] = 0,
-                 digital_silence: float = 0.25, bare_edge: float = 0.25):
+    def __init__(
+        self,
+        recordings: Sequence[Recording],
+        sample_rate: int = SAMPLE_RATE,
+        min_digits: int = 1,
+        max_digits: int = 7,
+        gap_ms: tuple[float, float] = (50, 400),
+        noise: float = 0.002,
+        seed: int | Sequence[int] = 0,
+        digital_silence: float = 0.25,
+        bare_edge: float = 0.25,
+    ):
         if not recordings:
             raise ValueError("DigitJoiner: no recordings")
         if not 1 <= min_digits <= max_digits:
@@ -185,18 +201,21 @@ class DigitJoiner:
         `singles`, also every recording alone), endless with None."""
         return tf.data.Dataset.from_generator(
             lambda: self._stream(count, singles),
-            output_signature=(tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.string)))
+            output_signature=(tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.string)),
+        )
 
 
-def _write_split(joiner: DigitJoiner, dst: Path, split: str, count: int,
-                 singles: bool = False) -> int:
+def _write_split(
+    joiner: DigitJoiner, dst: Path, split: str, count: int, singles: bool = False
+) -> int:
     folder = dst / split
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     total = count + (len(joiner.audio) if singles else 0)
     draws = joiner.draws(count, singles)
     for n, (waveform, transcript, speaker) in enumerate(
-            tqdm(draws, total=total, desc=f"fsdd {split}", unit="utt")):
+        tqdm(draws, total=total, desc=f"fsdd {split}", unit="utt")
+    ):
         name = f"{split}/{n:05d}.wav"
         write_wav(dst / name, waveform, joiner.sample_rate)
         rows.append(f"{name}\t{transcript}\t{speaker}\n")
@@ -214,11 +233,21 @@ def _write_digits(recordings: Sequence[Recording], dst: Path) -> None:
     (dst / "test_digits.tsv").write_text(MANIFEST_HEADER + "".join(rows), encoding="utf-8")
 
 
-def build_connected(src: Path, dst: Path, train: int = 8000, dev: int = 500, test: int = 1000,
-                    min_digits: int = 1, max_digits: int = 7,
-                    gap_ms: tuple[float, float] = (50, 400), noise: float = 0.002,
-                    dev_fraction: float = 0.1, test_speakers: Sequence[str] = (),
-                    seed: int = 0, isolated_train: bool = False) -> dict[str, int]:
+def build_connected(
+    src: Path,
+    dst: Path,
+    train: int = 8000,
+    dev: int = 500,
+    test: int = 1000,
+    min_digits: int = 1,
+    max_digits: int = 7,
+    gap_ms: tuple[float, float] = (50, 400),
+    noise: float = 0.002,
+    dev_fraction: float = 0.1,
+    test_speakers: Sequence[str] = (),
+    seed: int = 0,
+    isolated_train: bool = False,
+) -> dict[str, int]:
     """Write the connected-digit corpus (see the module doc) from the FSDD folder `src`
     into `dst`; the same arguments give the same files. With `isolated_train`, the training
     manifest also holds every training recording alone (between drawn edges), the
@@ -231,10 +260,12 @@ def build_connected(src: Path, dst: Path, train: int = 8000, dev: int = 500, tes
             continue
         if not splits[split]:
             raise DataError(f"{src}: no recordings for the {split} split")
-        joiner = DigitJoiner(splits[split], SAMPLE_RATE, min_digits, max_digits, gap_ms, noise,
-                             seed=[seed, offset])
-        counts[split] = _write_split(joiner, dst, split, counts[split],
-                                     singles=isolated_train and split == "train")
+        joiner = DigitJoiner(
+            splits[split], SAMPLE_RATE, min_digits, max_digits, gap_ms, noise, seed=[seed, offset]
+        )
+        counts[split] = _write_split(
+            joiner, dst, split, counts[split], singles=isolated_train and split == "train"
+        )
     _write_digits(splits["test"], dst)
     return {**counts, "test_digits": len(splits["test"])}
 
@@ -242,7 +273,8 @@ def build_connected(src: Path, dst: Path, train: int = 8000, dev: int = 500, tes
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tfpipe data fsdd-connected",
-        description="Connected-digit corpus from FSDD recordings.")
+        description="Connected-digit corpus from FSDD recordings.",
+    )
     parser.add_argument("src", type=Path, help="FSDD folder (recordings/ or the wav files)")
     parser.add_argument("dst", type=Path, help="output folder")
     parser.add_argument("--train", type=int, default=8000, help="train utterances")
@@ -252,22 +284,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-digits", type=int, default=7)
     parser.add_argument("--min-gap-ms", type=float, default=50.0)
     parser.add_argument("--max-gap-ms", type=float, default=400.0)
-    parser.add_argument("--noise", type=float, default=0.002,
-                        help="largest standard deviation of the noise in pauses")
-    parser.add_argument("--dev-fraction", type=float, default=0.1,
-                        help="share of training recordings held out for dev")
-    parser.add_argument("--test-speakers", default="",
-                        help="comma-separated speakers kept out of train and dev")
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=0.002,
+        help="largest standard deviation of the noise in pauses",
+    )
+    parser.add_argument(
+        "--dev-fraction",
+        type=float,
+        default=0.1,
+        help="share of training recordings held out for dev",
+    )
+    parser.add_argument(
+        "--test-speakers", default="", help="comma-separated speakers kept out of train and dev"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--isolated-train", action="store_true",
-                        help="also train on every training recording alone")
+    parser.add_argument(
+        "--isolated-train", action="store_true", help="also train on every training recording alone"
+    )
     args = parser.parse_args(argv)
     speakers = [s for s in args.test_speakers.split(",") if s]
     try:
         counts = build_connected(
-            args.src, args.dst, args.train, args.dev, args.test, args.min_digits,
-            args.max_digits, (args.min_gap_ms, args.max_gap_ms), args.noise,
-            args.dev_fraction, speakers, args.seed, args.isolated_train)
+            args.src,
+            args.dst,
+            args.train,
+            args.dev,
+            args.test,
+            args.min_digits,
+            args.max_digits,
+            (args.min_gap_ms, args.max_gap_ms),
+            args.noise,
+            args.dev_fraction,
+            speakers,
+            args.seed,
+            args.isolated_train,
+        )
     except (DataError, ValueError) as exc:
         parser.exit(2, f"fsdd-connected: {exc}\n")
     print(", ".join(f"{k}: {v}" for k, v in counts.items()))

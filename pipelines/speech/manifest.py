@@ -74,9 +74,14 @@ _wav_info = tf.function(wav_info, input_signature=[tf.TensorSpec([None], tf.stri
 
 def _check_audio(rows: list[Utterance], problems: _Problems, desc: str) -> None:
     """Read each row's WAV header (in batches); note missing and unreadable files."""
-    for start in tqdm(range(0, len(rows), CHECK_BATCH), desc=desc, unit="batch",
-                      leave=False, disable=len(rows) <= 4 * CHECK_BATCH):
-        batch = rows[start:start + CHECK_BATCH]
+    for start in tqdm(
+        range(0, len(rows), CHECK_BATCH),
+        desc=desc,
+        unit="batch",
+        leave=False,
+        disable=len(rows) <= 4 * CHECK_BATCH,
+    ):
+        batch = rows[start : start + CHECK_BATCH]
         data = []
         for u in batch:
             try:
@@ -92,12 +97,17 @@ def _check_audio(rows: list[Utterance], problems: _Problems, desc: str) -> None:
             if info["ok"][i]:
                 u.frames, u.sample_rate = int(info["frames"][i]), int(info["sample_rate"][i])
             else:
-                problems.add(u.line, "bad wav",
-                             f"{u.path} is not a readable 16-bit PCM WAV file with audio")
+                problems.add(
+                    u.line, "bad wav", f"{u.path} is not a readable 16-bit PCM WAV file with audio"
+                )
 
 
-def read_manifest(path: Path, vocabulary: Iterable[str] | None = None, on_error: str = "fail",
-                  check_audio: bool = True) -> Manifest:
+def read_manifest(
+    path: Path,
+    vocabulary: Iterable[str] | None = None,
+    on_error: str = "fail",
+    check_audio: bool = True,
+) -> Manifest:
     """The utterances of a manifest, validated.
 
     `vocabulary`: the characters a transcript may use (include `" "` for word breaks);
@@ -116,8 +126,10 @@ def read_manifest(path: Path, vocabulary: Iterable[str] | None = None, on_error:
     header = [h.strip() for h in lines[0].split("\t")]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise DataError(f"{path}:1: the header has no column {', '.join(map(repr, missing))} "
-                        f"(found {', '.join(map(repr, header))})")
+        raise DataError(
+            f"{path}:1: the header has no column {', '.join(map(repr, missing))} "
+            f"(found {', '.join(map(repr, header))})"
+        )
     allowed = None if vocabulary is None else set(vocabulary)
     problems = _Problems(path)
     rows: list[Utterance] = []
@@ -137,14 +149,23 @@ def read_manifest(path: Path, vocabulary: Iterable[str] | None = None, on_error:
             bad = sorted(set(transcript) - allowed)
             if bad:
                 shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in bad)
-                problems.add(number, "out of vocabulary",
-                             f"transcript has characters outside the vocabulary: {shown}")
+                problems.add(
+                    number,
+                    "out of vocabulary",
+                    f"transcript has characters outside the vocabulary: {shown}",
+                )
                 continue
         if not record["path"].strip():
             problems.add(number, "bad row", "empty path")
             continue
-        rows.append(Utterance(path.parent / record["path"].strip(), transcript, number,
-                              extra={k: v for k, v in record.items() if k not in REQUIRED}))
+        rows.append(
+            Utterance(
+                path.parent / record["path"].strip(),
+                transcript,
+                number,
+                extra={k: v for k, v in record.items() if k not in REQUIRED},
+            )
+        )
     if check_audio:
         _check_audio(rows, problems, f"checking {path.name}")
     if on_error == "fail":
@@ -156,4 +177,3 @@ def read_manifest(path: Path, vocabulary: Iterable[str] | None = None, on_error:
 def transcripts_charset(manifests: Iterable[Manifest]) -> list[str]:
     """The sorted characters the manifests' transcripts use (a char vocabulary)."""
     return sorted({c for m in manifests for u in m.utterances for c in u.transcript})
-

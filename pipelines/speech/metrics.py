@@ -21,12 +21,10 @@ def normalise(text: str) -> str:
 
 def _units(texts: Sequence[str], unit: str) -> tf.SparseTensor:
     rows = [normalise(t).split() if unit == "word" else list(normalise(t)) for t in texts]
-    return tf.ragged.constant(rows, dtype=tf.string, ragged_rank=1,
-                              inner_shape=()).to_sparse()
+    return tf.ragged.constant(rows, dtype=tf.string, ragged_rank=1, inner_shape=()).to_sparse()
 
 
-def error_counts(refs: Sequence[str], hyps: Sequence[str], unit: str = "word"
-                 ) -> tuple[int, int]:
+def error_counts(refs: Sequence[str], hyps: Sequence[str], unit: str = "word") -> tuple[int, int]:
     """(total edits, total reference units) of `hyps` against `refs`, `unit` "word" or
     "char": the two sums behind a corpus-level error rate, to add up across batches."""
     if unit not in ("word", "char"):
@@ -66,5 +64,8 @@ def isolated_accuracy(refs: Sequence[str], hyps: Sequence[str]) -> float:
 
 def speech_scores(refs: Sequence[str], hyps: Sequence[str]) -> dict[str, float]:
     """`wer`, `cer` and `sentence_accuracy` (exact transcripts) of a corpus."""
-    return {"wer": wer(refs, hyps), "cer": cer(refs, hyps),
-            "sentence_accuracy": isolated_accuracy(refs, hyps)}
+    return {
+        "wer": wer(refs, hyps),
+        "cer": cer(refs, hyps),
+        "sentence_accuracy": isolated_accuracy(refs, hyps),
+    }

@@ -11,21 +11,38 @@ import numpy as np
 from pipelines.core.plots import save_png  # also selects the Agg backend
 
 
-def posteriors_png(features: np.ndarray, frames: np.ndarray, posteriors: np.ndarray,
-                   logit_frames: np.ndarray, labels: Sequence[str], references: Sequence[str],
-                   decoded: Sequence[str], path: Path, shown: float = 0.3) -> Path:
+def posteriors_png(
+    features: np.ndarray,
+    frames: np.ndarray,
+    posteriors: np.ndarray,
+    logit_frames: np.ndarray,
+    labels: Sequence[str],
+    references: Sequence[str],
+    decoded: Sequence[str],
+    path: Path,
+    shown: float = 0.3,
+) -> Path:
     """Per utterance: its log-mel spectrogram (`features` `[B, F, M]`, `frames` valid),
     and under it the CTC posteriors (`[B, F', C]`, `logit_frames` valid) of every
     character that reaches `shown` somewhere, the blank in grey."""
     rows = len(features)
-    fig, axes = plt.subplots(2 * rows, 1, figsize=(10, 3.2 * rows), squeeze=False,
-                             gridspec_kw={"height_ratios": [1.2, 1] * rows})
+    fig, axes = plt.subplots(
+        2 * rows,
+        1,
+        figsize=(10, 3.2 * rows),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [1.2, 1] * rows},
+    )
     for i in range(rows):
         spec_ax, post_ax = axes[2 * i, 0], axes[2 * i + 1, 0]
         n, m = int(frames[i]), int(logit_frames[i])
         spec_ax.imshow(features[i, :n].T, origin="lower", aspect="auto", cmap="magma")
-        spec_ax.set_title(f"reference: {references[i]!r}\ndecoded:   {decoded[i]!r}",
-                          fontsize=9, loc="left", family="monospace")
+        spec_ax.set_title(
+            f"reference: {references[i]!r}\ndecoded:   {decoded[i]!r}",
+            fontsize=9,
+            loc="left",
+            family="monospace",
+        )
         spec_ax.set_ylabel("mel bin")
         spec_ax.set_xticks([])
         p = posteriors[i, :m]
@@ -35,8 +52,13 @@ def posteriors_png(features: np.ndarray, frames: np.ndarray, posteriors: np.ndar
             if p[:, c].max() >= shown:
                 post_ax.plot(x, p[:, c], linewidth=1.2)
                 peak = int(p[:, c].argmax())
-                post_ax.annotate(repr(labels[c])[1:-1] or "␣", (x[peak], p[peak, c]),
-                                 fontsize=8, ha="center", va="bottom")
+                post_ax.annotate(
+                    repr(labels[c])[1:-1] or "␣",
+                    (x[peak], p[peak, c]),
+                    fontsize=8,
+                    ha="center",
+                    va="bottom",
+                )
         post_ax.set_xlim(0, max(n, 1))
         post_ax.set_ylim(0, 1.08)
         post_ax.set_ylabel("posterior")

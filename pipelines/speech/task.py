@@ -58,7 +58,8 @@ class SpeechTask(Task):
     def prepare(self, workdir: Path) -> None:
         d = self.config.data
         self.utterances, self.isolated, self._manifests = read_splits(
-            self.data_dir, d, self.config.train.seed)
+            self.data_dir, d, self.config.train.seed
+        )
         if not self.utterances["train"]:
             raise DataError(f"{self._manifests[0]}: no training utterances")
         self.tokens = sorted({c for u in self.utterances["train"] for c in u.transcript})
@@ -66,32 +67,40 @@ class SpeechTask(Task):
         self._set_components()
         seconds = sum(u.seconds for u in self.utterances["train"])
         counts = ", ".join(f"{k} {len(v)}" for k, v in self.utterances.items())
-        print(f"[speech] {counts} utterances ({seconds / 3600:.2f} h of training audio); "
-              f"{len(self.tokens)} characters", flush=True)
+        print(
+            f"[speech] {counts} utterances ({seconds / 3600:.2f} h of training audio); "
+            f"{len(self.tokens)} characters",
+            flush=True,
+        )
         self._last: dict[str, tuple[list[str], list[str]]] = {}
         self._audio: dict[Path, bytes] = {}
 
     def _set_components(self) -> None:
         m, d = self.config.model, self.config.data
         self.vocabulary = CTCVocabulary(self.tokens, unit="char", name="vocabulary")
-        self.features = LogMelSpectrogram(d.sample_rate, m.frame_ms, m.step_ms, m.n_mels,
-                                          name="log_mel")
+        self.features = LogMelSpectrogram(
+            d.sample_rate, m.frame_ms, m.step_ms, m.n_mels, name="log_mel"
+        )
 
     def data_files(self) -> list[Path]:
         return list(self._manifests)
 
     def save_assets(self, folder: Path) -> list[Path]:
         """The character vocabulary (label id i + 1 is line i) and the training words."""
-        return [write_vocabulary(folder / "characters.txt", self.tokens),
-                write_vocabulary(folder / "words.txt", self.lexicon)]
+        return [
+            write_vocabulary(folder / "characters.txt", self.tokens),
+            write_vocabulary(folder / "words.txt", self.lexicon),
+        ]
 
     def load_assets(self, folder: Path) -> None:
         self.tokens = read_vocabulary(folder / "characters.txt")
         words = folder / "words.txt"
         self.lexicon = read_vocabulary(words) if words.exists() else []
         if self.config.serving.snap_to_lexicon and not self.lexicon:
-            raise DataError(f"{words}: serving.snap_to_lexicon needs the training words, "
-                            "which this kept model does not have")
+            raise DataError(
+                f"{words}: serving.snap_to_lexicon needs the training words, "
+                "which this kept model does not have"
+            )
         self._set_components()
 
     def _decoded(self, files: tf.data.Dataset) -> tf.data.Dataset:
@@ -112,9 +121,13 @@ class SpeechTask(Task):
         second = self.config.data.sample_rate
         bounds = [int(s * second) for s in (1, 1.5, 2, 2.5, 3, 4, 5, 7, 10)]
         ds = ds.bucket_by_sequence_length(
-            lambda w, n, t: n, bucket_boundaries=bounds,
-            bucket_batch_sizes=[batch] * (len(bounds) + 1), padding_values=(0.0, 0, ""),
-            pad_to_bucket_boundary=False, drop_remainder=False)
+            lambda w, n, t: n,
+            bucket_boundaries=bounds,
+            bucket_batch_sizes=[batch] * (len(bounds) + 1),
+            padding_values=(0.0, 0, ""),
+            pad_to_bucket_boundary=False,
+            drop_remainder=False,
+        )
 
         def to_inputs(waveform, lengths, transcripts):
             return {"waveform": waveform, "lengths": lengths}, self.vocabulary(transcripts)
@@ -124,12 +137,17 @@ class SpeechTask(Task):
     def _files(self, utts: Sequence[Utterance], training: bool) -> tf.data.Dataset:
         """`(wav bytes, transcript)` of `utts`, the bytes read once and kept in memory."""
         ds = tf.data.Dataset.from_tensor_slices(
-            ([str(u.path) for u in utts], [u.transcript for u in utts]))
-        ds = ds.map(lambda p, t: (tf.io.read_file(p), t),
-                    num_parallel_calls=tf.data.AUTOTUNE).cache()
+            ([str(u.path) for u in utts], [u.transcript for u in utts])
+        )
+        ds = ds.map(
+            lambda p, t: (tf.io.read_file(p), t), num_parallel_calls=tf.data.AUTOTUNE
+        ).cache()
         if training:
-            ds = ds.shuffle(min(self.config.data.shuffle_buffer, len(utts)),
-                            seed=self.config.train.seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(
+                min(self.config.data.shuffle_buffer, len(utts)),
+                seed=self.config.train.seed,
+                reshuffle_each_iteration=True,
+            )
         return ds
 
     def _fresh_training(self) -> tf.data.Dataset:
@@ -137,17 +155,22 @@ class SpeechTask(Task):
         `data.fsdd_isolated_train` every recording alone), as `(waveform, length,
         transcript)`."""
         d = self.config.data
-        joiner = DigitJoiner(fsdd_training_recordings(self.data_dir, d), d.sample_rate,
-                             max_digits=d.fsdd_max_digits,
-                             seed=[self.config.train.seed, 1000])
+        joiner = DigitJoiner(
+            fsdd_training_recordings(self.data_dir, d),
+            d.sample_rate,
+            max_digits=d.fsdd_max_digits,
+            seed=[self.config.train.seed, 1000],
+        )
         return joiner.dataset(d.fsdd_train, singles=d.fsdd_isolated_train).map(
-            lambda w, t: (w, tf.shape(w, out_type=tf.int32)[0], t))
+            lambda w, t: (w, tf.shape(w, out_type=tf.int32)[0], t)
+        )
 
     def check_config(self) -> None:
         m = self.config.model
         if not 0.0 <= m.speed < 0.5 or m.gain_db < 0:
-            raise ConfigError(f"model.speed {m.speed} (0 to 0.5) / model.gain_db {m.gain_db} "
-                              "(0 or more)")
+            raise ConfigError(
+                f"model.speed {m.speed} (0 to 0.5) / model.gain_db {m.gain_db} (0 or more)"
+            )
 
     def _perturbed(self, ds: tf.data.Dataset) -> tf.data.Dataset:
         """Training `(waveform, length, transcript)` with `model.speed`, `gain_db` and
@@ -171,23 +194,39 @@ class SpeechTask(Task):
             train = self._perturbed(train)
         val = None
         if self.utterances["validation"]:
-            val = self._batched(self._decoded(self._files(self.utterances["validation"],
-                                                          training=False)), global_batch_size)
+            val = self._batched(
+                self._decoded(self._files(self.utterances["validation"], training=False)),
+                global_batch_size,
+            )
         return self._batched(train, global_batch_size), val
 
     # -- model ------------------------------------------------------------------------
     def build_model(self) -> keras.Model:
         m = self.config.model
         spec = CTCModelSpec(
-            num_classes=self.vocabulary.num_classes, num_features=m.n_mels, conv=m.conv,
-            conv_filters=tuple(m.conv_filters), conv_kernel=m.conv_kernel,
-            time_strides=tuple(m.time_strides), freq_strides=tuple(m.freq_strides),
-            projection=m.projection, cell=m.cell, layers=m.layers, units=m.units,
-            dropout=m.dropout)
+            num_classes=self.vocabulary.num_classes,
+            num_features=m.n_mels,
+            conv=m.conv,
+            conv_filters=tuple(m.conv_filters),
+            conv_kernel=m.conv_kernel,
+            time_strides=tuple(m.time_strides),
+            freq_strides=tuple(m.freq_strides),
+            projection=m.projection,
+            cell=m.cell,
+            layers=m.layers,
+            units=m.units,
+            dropout=m.dropout,
+        )
         augment = None
         if m.freq_masks or m.time_masks:
-            augment = SpecAugment(m.freq_masks, m.freq_width, m.time_masks, m.time_width,
-                                  seed=self.config.train.seed, name="spec_augment")
+            augment = SpecAugment(
+                m.freq_masks,
+                m.freq_width,
+                m.time_masks,
+                m.time_width,
+                seed=self.config.train.seed,
+                name="spec_augment",
+            )
         return build_ctc_model(spec, self.features, augment, name="speech_ctc")
 
     def compile_args(self, model: keras.Model) -> dict[str, Any]:
@@ -213,23 +252,32 @@ class SpeechTask(Task):
             waveform, lengths, ok = decode_batch(audio, d.sample_rate, d.max_seconds)
             padded, padded_lengths = pad_edges(waveform, lengths, pad, pad_level)
             out = model({"waveform": padded, "lengths": padded_lengths}, training=False)
-            decoded = ctc_decode(out["logits"], out["logit_lengths"], strategy=strategy,
-                                 beam_width=s.beam_width, confidence=s.confidence)
+            decoded = ctc_decode(
+                out["logits"],
+                out["logit_lengths"],
+                strategy=strategy,
+                beam_width=s.beam_width,
+                confidence=s.confidence,
+            )
             text = vocabulary.decode(decoded["ids"])
             if lexicon:
                 text = snap_to_lexicon(text, lexicon)
             power = tf.reduce_sum(tf.square(waveform), axis=1) / tf.maximum(
-                tf.cast(lengths, tf.float32), 1.0)
+                tf.cast(lengths, tf.float32), 1.0
+            )
             speech = ok & (tf.sqrt(power) >= silence)
-            return {"transcript": tf.where(speech, text, ""),
-                    "confidence": tf.where(ok, decoded["confidence"], 0.0),
-                    "valid_audio": ok}
+            return {
+                "transcript": tf.where(speech, text, ""),
+                "confidence": tf.where(ok, decoded["confidence"], 0.0),
+                "valid_audio": ok,
+            }
 
         inputs = {"audio": tf.TensorSpec([None], tf.string)}
         resources = [model, vocabulary]
         return {
-            DEFAULT_SIGNATURE: Serving(lambda audio: recognise(audio, s.decoder), inputs,
-                                       resources),
+            DEFAULT_SIGNATURE: Serving(
+                lambda audio: recognise(audio, s.decoder), inputs, resources
+            ),
             GREEDY: Serving(lambda audio: recognise(audio, "greedy"), inputs, resources),
         }
 
@@ -244,12 +292,14 @@ class SpeechTask(Task):
         return [self._audio[u.path] for u in utts]
 
     # -- metrics ----------------------------------------------------------------------
-    def transcribe(self, model: keras.Model, utts: Sequence[Utterance],
-                   signature: str = DEFAULT_SIGNATURE) -> list[str]:
+    def transcribe(
+        self, model: keras.Model, utts: Sequence[Utterance], signature: str = DEFAULT_SIGNATURE
+    ) -> list[str]:
         audio = self.audio_bytes(utts)
         out: list[str] = []
-        for result in self.serve_batches(model, {"audio": audio}, signature, batch_size=64,
-                                         desc="transcribing"):
+        for result in self.serve_batches(
+            model, {"audio": audio}, signature, batch_size=64, desc="transcribing"
+        ):
             out += [t.decode("utf-8") for t in result["transcript"]]
         return out
 
@@ -257,8 +307,7 @@ class SpeechTask(Task):
         """WER, CER and sentence accuracy; on test also isolated-word accuracy and the WER
         of held-out speakers. Validation decodes greedily (cheaper, close to the beam)."""
         utts = self.utterances[split]
-        hyps = self.transcribe(model, utts, GREEDY if split == "validation" else
-                               DEFAULT_SIGNATURE)
+        hyps = self.transcribe(model, utts, GREEDY if split == "validation" else DEFAULT_SIGNATURE)
         refs = [u.transcript for u in utts]
         self._last[split] = (refs, hyps)
         scores = speech_scores(refs, hyps)
@@ -266,11 +315,15 @@ class SpeechTask(Task):
             if self.isolated:
                 words = self.transcribe(model, self.isolated)
                 scores["digit_accuracy"] = isolated_accuracy(
-                    [u.transcript for u in self.isolated], words)
+                    [u.transcript for u in self.isolated], words
+                )
             held_out = set(self.config.data.test_speakers)
             if held_out:
-                pairs = [(r, h) for u, r, h in zip(utts, refs, hyps, strict=True)
-                         if u.extra.get("speaker") in held_out]
+                pairs = [
+                    (r, h)
+                    for u, r, h in zip(utts, refs, hyps, strict=True)
+                    if u.extra.get("speaker") in held_out
+                ]
                 if pairs:
                     scores["wer_held_out_speakers"] = wer(*map(list, zip(*pairs, strict=True)))
         return scores
@@ -283,18 +336,27 @@ class SpeechTask(Task):
         utts = self.utterances["test"][:4]
         if not utts:
             return []
-        refs, hyps = self._last.get("test", ([u.transcript for u in utts],
-                                             self.transcribe(model, utts)))
+        refs, hyps = self._last.get(
+            "test", ([u.transcript for u in utts], self.transcribe(model, utts))
+        )
         audio = tf.constant(self.audio_bytes(utts))
         d = self.config.data
         waveform, lengths, _ = decode_batch(audio, d.sample_rate, d.max_seconds)
         features, frames = self.features(waveform, lengths)
         out = model({"waveform": waveform, "lengths": lengths}, training=False)
         posteriors = tf.nn.softmax(out["logits"], axis=-1).numpy()
-        return [posteriors_png(
-            features.numpy(), frames.numpy(), posteriors, out["logit_lengths"].numpy(),
-            ["<blank>", *self.tokens], refs[:len(utts)], hyps[:len(utts)],
-            Path(out_dir) / "ctc_posteriors.png")]
+        return [
+            posteriors_png(
+                features.numpy(),
+                frames.numpy(),
+                posteriors,
+                out["logit_lengths"].numpy(),
+                ["<blank>", *self.tokens],
+                refs[: len(utts)],
+                hyps[: len(utts)],
+                Path(out_dir) / "ctc_posteriors.png",
+            )
+        ]
 
     # -- batch prediction -------------------------------------------------------------
     @classmethod
@@ -304,8 +366,11 @@ class SpeechTask(Task):
         return {"audio": np.array(data, dtype=object)}
 
     @classmethod
-    def lines_from_response(cls, outputs: dict[str, np.ndarray],
-                            signature: str = DEFAULT_SIGNATURE,
-                            lines: Sequence[str] = ()) -> list[str]:
+    def lines_from_response(
+        cls,
+        outputs: dict[str, np.ndarray],
+        signature: str = DEFAULT_SIGNATURE,
+        lines: Sequence[str] = (),
+    ) -> list[str]:
         """The transcript of each file (empty for audio that could not be read)."""
         return [t.decode("utf-8") for t in outputs["transcript"]]

@@ -76,9 +76,15 @@ class TranslationServing:
 
 
 def _translation_train() -> TrainConfig:
-    return TrainConfig(epochs=30, batch_size=32, learning_rate=2e-3, optimizer="adamw",
-                       weight_decay=1e-4, clipnorm=1.0,
-                       schedule=ScheduleConfig(name="cosine", alpha=0.05, warmup_steps=100))
+    return TrainConfig(
+        epochs=30,
+        batch_size=32,
+        learning_rate=2e-3,
+        optimizer="adamw",
+        weight_decay=1e-4,
+        clipnorm=1.0,
+        schedule=ScheduleConfig(name="cosine", alpha=0.05, warmup_steps=100),
+    )
 
 
 @dataclasses.dataclass

@@ -25,6 +25,8 @@ def read_parallel(folder: Path, split: str, source: str, target: str) -> Paralle
     files = (Path(folder) / f"{split}.{source}", Path(folder) / f"{split}.{target}")
     sources, targets = read_lines(files[0]), read_lines(files[1])
     if len(sources) != len(targets):
-        raise DataError(f"{files[0]} has {len(sources)} lines but {files[1]} has "
-                        f"{len(targets)}: parallel files must be line-aligned")
+        raise DataError(
+            f"{files[0]} has {len(sources)} lines but {files[1]} has "
+            f"{len(targets)}: parallel files must be line-aligned"
+        )
     return Parallel([s.strip() for s in sources], [t.strip() for t in targets], files)

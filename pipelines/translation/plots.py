@@ -11,13 +11,15 @@ import numpy as np
 from pipelines.core.plots import save_png  # also selects the Agg backend
 
 
-def attention_png(weights: np.ndarray, source: Sequence[str], output: Sequence[str],
-                  sentence: str, path: Path) -> Path:
+def attention_png(
+    weights: np.ndarray, source: Sequence[str], output: Sequence[str], sentence: str, path: Path
+) -> Path:
     """`weights` `[output tokens, source tokens]` as a heat map, subword pieces on the
     axes (`▁` starts a word), the sentence as the title."""
     fig, ax = plt.subplots(figsize=(1.0 + 0.38 * len(source), 1.2 + 0.32 * len(output)))
-    ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max()), 1e-6),
-              aspect="auto")
+    ax.imshow(
+        weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max()), 1e-6), aspect="auto"
+    )
     ax.set_xticks(range(len(source)), source, rotation=90, fontsize=8)
     ax.set_yticks(range(len(output)), output, fontsize=8)
     ax.set_xlabel("source")

@@ -66,29 +66,31 @@ class TranslationTask(Task):
         folder = self.data_dir / d.corpus
         names = {"train": d.train, "validation": d.validation, "test": d.test}
         self.splits: dict[str, Parallel] = {
-            split: read_parallel(folder, names[split], d.source, d.target) for split in SPLITS}
+            split: read_parallel(folder, names[split], d.source, d.target) for split in SPLITS
+        }
         train = self.splits["train"]
         if not any(train.sources):
             raise DataError(f"{train.files[0]}: no training sentences")
-        print(f"[translation] learning subword vocabularies from {len(train)} pairs",
-              flush=True)
-        self.source_vocabulary = learn_vocabulary([s for s in train.sources if s],
-                                                  d.source_vocab_size)
-        self.target_vocabulary = learn_vocabulary([t for t in train.targets if t],
-                                                  d.target_vocab_size)
+        print(f"[translation] learning subword vocabularies from {len(train)} pairs", flush=True)
+        self.source_vocabulary = learn_vocabulary(
+            [s for s in train.sources if s], d.source_vocab_size
+        )
+        self.target_vocabulary = learn_vocabulary(
+            [t for t in train.targets if t], d.target_vocab_size
+        )
         self._set_components()
         self.filtered: dict[str, int] = {}  # pairs left out of training, by split
         self.ids = {split: self._kept_pairs(split) for split in ("train", "validation")}
         counts = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
-        print(f"[translation] {counts} pairs; vocabularies {d.source} "
-              f"{len(self.source_vocabulary)}, {d.target} {len(self.target_vocabulary)}",
-              flush=True)
+        print(
+            f"[translation] {counts} pairs; vocabularies {d.source} "
+            f"{len(self.source_vocabulary)}, {d.target} {len(self.target_vocabulary)}",
+            flush=True,
+        )
 
     def _set_components(self) -> None:
-        self.source_tokenizer = SubwordTokenizer(self.source_vocabulary,
-                                                 name="source_tokenizer")
-        self.target_tokenizer = SubwordTokenizer(self.target_vocabulary,
-                                                 name="target_tokenizer")
+        self.source_tokenizer = SubwordTokenizer(self.source_vocabulary, name="source_tokenizer")
+        self.target_tokenizer = SubwordTokenizer(self.target_vocabulary, name="target_tokenizer")
 
     def _kept_pairs(self, split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Token ids of the split's pairs that training keeps: both sides non-empty and
@@ -96,17 +98,25 @@ class TranslationTask(Task):
         d, pairs = self.config.data, self.splits[split]
         sources = _token_ids(self.source_tokenizer, pairs.sources)
         targets = _token_ids(self.target_tokenizer, pairs.targets)
-        kept = [i for i, (s, t) in enumerate(zip(sources, targets, strict=True))
-                if 0 < len(s) <= d.max_source_tokens and 0 < len(t) <= d.max_target_tokens]
+        kept = [
+            i
+            for i, (s, t) in enumerate(zip(sources, targets, strict=True))
+            if 0 < len(s) <= d.max_source_tokens and 0 < len(t) <= d.max_target_tokens
+        ]
         empty = sum(1 for s, t in zip(sources, targets, strict=True) if not len(s) or not len(t))
         dropped = len(pairs) - len(kept)
         if dropped:
-            print(f"[translation] {split}: left out {dropped} of {len(pairs)} pairs "
-                  f"({empty} with an empty side, {dropped - empty} over "
-                  f"{d.max_source_tokens}/{d.max_target_tokens} tokens)", flush=True)
+            print(
+                f"[translation] {split}: left out {dropped} of {len(pairs)} pairs "
+                f"({empty} with an empty side, {dropped - empty} over "
+                f"{d.max_source_tokens}/{d.max_target_tokens} tokens)",
+                flush=True,
+            )
         if split == "train" and not kept:
-            raise DataError(f"{pairs.files[0]}: no training pair is non-empty and within "
-                            "data.max_source_tokens / data.max_target_tokens")
+            raise DataError(
+                f"{pairs.files[0]}: no training pair is non-empty and within "
+                "data.max_source_tokens / data.max_target_tokens"
+            )
         self.filtered[split] = dropped
         return [sources[i] for i in kept], [targets[i] for i in kept]
 
@@ -116,8 +126,10 @@ class TranslationTask(Task):
     def save_assets(self, folder: Path) -> list[Path]:
         """The two subword vocabularies (id i is line i)."""
         d = self.config.data
-        return [write_vocabulary(folder / f"vocabulary.{d.source}.txt", self.source_vocabulary),
-                write_vocabulary(folder / f"vocabulary.{d.target}.txt", self.target_vocabulary)]
+        return [
+            write_vocabulary(folder / f"vocabulary.{d.source}.txt", self.source_vocabulary),
+            write_vocabulary(folder / f"vocabulary.{d.target}.txt", self.target_vocabulary),
+        ]
 
     def load_assets(self, folder: Path) -> None:
         d = self.config.data
@@ -131,15 +143,24 @@ class TranslationTask(Task):
         `target_out` the reference then [END]; padding has weight 0."""
         sources, targets = self.ids[split]
         source_ids, target_ids = _ragged(sources), _ragged(targets)
-        ds = tf.data.Dataset.range(len(sources)).map(
-            lambda i: (source_ids[i], target_ids[i])).cache()
+        ds = (
+            tf.data.Dataset.range(len(sources))
+            .map(lambda i: (source_ids[i], target_ids[i]))
+            .cache()
+        )
         if training:
-            ds = ds.shuffle(min(self.config.data.shuffle_buffer, len(sources)),
-                            seed=self.config.train.seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(
+                min(self.config.data.shuffle_buffer, len(sources)),
+                seed=self.config.train.seed,
+                reshuffle_each_iteration=True,
+            )
         ds = ds.bucket_by_sequence_length(
             lambda s, t: tf.maximum(tf.shape(s)[0], tf.shape(t)[0] + 1),
-            bucket_boundaries=_BOUNDARIES, bucket_batch_sizes=[batch] * (len(_BOUNDARIES) + 1),
-            pad_to_bucket_boundary=False, drop_remainder=False)
+            bucket_boundaries=_BOUNDARIES,
+            bucket_batch_sizes=[batch] * (len(_BOUNDARIES) + 1),
+            pad_to_bucket_boundary=False,
+            drop_remainder=False,
+        )
 
         def to_example(source, target):
             rows = tf.shape(target)[0]
@@ -147,18 +168,19 @@ class TranslationTask(Task):
             lengths = tf.reduce_sum(tf.cast(target > 0, tf.int32), axis=1)
             target_out = tf.concat([target, tf.zeros([rows, 1], tf.int32)], axis=1)
             target_out = tf.tensor_scatter_nd_update(
-                target_out, tf.stack([tf.range(rows), lengths], axis=1),
-                tf.fill([rows], END_ID))
-            weights = tf.cast(tf.sequence_mask(lengths + 1, tf.shape(target_out)[1]),
-                              tf.float32)
+                target_out, tf.stack([tf.range(rows), lengths], axis=1), tf.fill([rows], END_ID)
+            )
+            weights = tf.cast(tf.sequence_mask(lengths + 1, tf.shape(target_out)[1]), tf.float32)
             return {"source": source, "target": target_in}, target_out, weights
 
-        return ds.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-            tf.data.AUTOTUNE)
+        return ds.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
     def datasets(self, global_batch_size: int):
-        val = (self._dataset("validation", global_batch_size, training=False)
-               if self.ids["validation"][0] else None)
+        val = (
+            self._dataset("validation", global_batch_size, training=False)
+            if self.ids["validation"][0]
+            else None
+        )
         return self._dataset("train", global_batch_size, training=True), val
 
     # -- model ------------------------------------------------------------------------
@@ -167,28 +189,43 @@ class TranslationTask(Task):
         sizes = (len(self.source_vocabulary), len(self.target_vocabulary))
         if m.name == "transformer":
             model: Seq2Seq = TransformerTranslator(
-                *sizes, layers=m.layers, decoder_layers=m.decoder_layers,
-                width=m.width, heads=m.heads,
-                feedforward=m.feedforward, dropout=m.dropout,
-                max_source=d.max_source_tokens + 1, max_target=d.max_target_tokens + 1,
-                name="transformer")
+                *sizes,
+                layers=m.layers,
+                decoder_layers=m.decoder_layers,
+                width=m.width,
+                heads=m.heads,
+                feedforward=m.feedforward,
+                dropout=m.dropout,
+                max_source=d.max_source_tokens + 1,
+                max_target=d.max_target_tokens + 1,
+                name="transformer",
+            )
         elif m.name == "rnn_attention":
             model = RNNAttentionTranslator(
-                *sizes, cell=m.cell, attention=m.attention, embedding=m.embedding,
-                units=m.units, dropout=m.dropout, name="rnn_attention")
+                *sizes,
+                cell=m.cell,
+                attention=m.attention,
+                embedding=m.embedding,
+                units=m.units,
+                dropout=m.dropout,
+                name="rnn_attention",
+            )
         else:
-            raise ConfigError(f"model.name: unknown model '{m.name}' "
-                            "(known: transformer, rnn_attention)")
+            raise ConfigError(
+                f"model.name: unknown model '{m.name}' (known: transformer, rnn_attention)"
+            )
         one = tf.ones([1, 2], tf.int32)
         model({"source": one, "target": one})  # build every layer
         return model
 
     def compile_args(self, model: keras.Model) -> dict[str, Any]:
         loss = SmoothedSparseCategoricalCrossentropy(
-            self.config.model.label_smoothing, from_logits=True,
-            reduction="mean_with_sample_weight")
-        return {"loss": loss, "weighted_metrics": [
-            keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")]}
+            self.config.model.label_smoothing, from_logits=True, reduction="mean_with_sample_weight"
+        )
+        return {
+            "loss": loss,
+            "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
+        }
 
     # -- serving ----------------------------------------------------------------------
     def signatures(self, model: keras.Model) -> dict[str, Serving]:
@@ -200,23 +237,31 @@ class TranslationTask(Task):
         source_tokenizer, target_tokenizer = self.source_tokenizer, self.target_tokenizer
 
         def translate(text, greedy: bool):
-            ids = source_tokenizer.tokenize(text)[:, :d.max_source_tokens]
+            ids = source_tokenizer.tokenize(text)[:, : d.max_source_tokens]
             lengths = tf.cast(ids.row_lengths(), tf.int32)
             source = tf.pad(ids.to_tensor(), [[0, 0], [0, 1]])  # never zero columns
-            bound = tf.cast(tf.math.ceil(s.max_length_ratio * tf.cast(lengths, tf.float32)),
-                            tf.int32) + s.max_length_offset
+            bound = (
+                tf.cast(tf.math.ceil(s.max_length_ratio * tf.cast(lengths, tf.float32)), tf.int32)
+                + s.max_length_offset
+            )
             bound = tf.where(lengths > 0, tf.minimum(bound, d.max_target_tokens + 1), 0)
-            tokens, score = model.translate(source, bound, beam_width=s.beam_width,
-                                            alpha=s.length_penalty, greedy=greedy,
-                                            stop=s.beam_stop)
+            tokens, score = model.translate(
+                source,
+                bound,
+                beam_width=s.beam_width,
+                alpha=s.length_penalty,
+                greedy=greedy,
+                stop=s.beam_stop,
+            )
             return {"translation": target_tokenizer.detokenize(tokens), "score": score}
 
         inputs = {"text": tf.TensorSpec([None], tf.string)}
         resources = [model, source_tokenizer, target_tokenizer]
         default_greedy = s.decoder == "greedy"
         return {
-            DEFAULT_SIGNATURE: Serving(lambda text: translate(text, default_greedy), inputs,
-                                       resources),
+            DEFAULT_SIGNATURE: Serving(
+                lambda text: translate(text, default_greedy), inputs, resources
+            ),
             GREEDY: Serving(lambda text: translate(text, True), inputs, resources),
         }
 
@@ -224,12 +269,15 @@ class TranslationTask(Task):
         return {"text": self.splits["test"].sources[:5]}
 
     # -- metrics ----------------------------------------------------------------------
-    def translate(self, model: keras.Model, sentences: Sequence[str],
-                  signature: str = DEFAULT_SIGNATURE) -> list[str]:
+    def translate(
+        self, model: keras.Model, sentences: Sequence[str], signature: str = DEFAULT_SIGNATURE
+    ) -> list[str]:
         """Translations of `sentences` through the serving graph, in the input order."""
+
         def answers(ranked: list[str]) -> Iterator[list[str]]:
-            for result in self.serve_batches(model, {"text": ranked}, signature,
-                                             batch_size=_SERVE_BATCH, desc="translating"):
+            for result in self.serve_batches(
+                model, {"text": ranked}, signature, batch_size=_SERVE_BATCH, desc="translating"
+            ):
                 yield [t.decode("utf-8") for t in result["translation"]]
 
         return in_length_order(sentences, answers)
@@ -245,8 +293,7 @@ class TranslationTask(Task):
         hyps = self.translate(model, pairs.sources, GREEDY if greedy else DEFAULT_SIGNATURE)
         if split == "test":
             for name, (score, signature) in scored(pairs.targets, hyps).items():
-                print(f"[translation] test {name} {score:.2f} (sacreBLEU {signature})",
-                      flush=True)
+                print(f"[translation] test {name} {score:.2f} (sacreBLEU {signature})", flush=True)
         return translation_scores(pairs.targets, hyps)
 
     def plots(self, model: keras.Model, out_dir: Path) -> list[Path]:
@@ -254,35 +301,44 @@ class TranslationTask(Task):
         tokens across (the Transformer's last decoder layer, averaged over heads)."""
         from pipelines.translation.plots import attention_png
 
-        sentences = self.splits["test"].sources[:self.config.eval.attention_plots]
+        sentences = self.splits["test"].sources[: self.config.eval.attention_plots]
         out = []
         for i, sentence in enumerate(sentences):
             source = self.source_tokenizer.tokenize(tf.constant([sentence])).to_tensor()
             if source.shape[1] == 0:
                 continue
-            source = source[:, :self.config.data.max_source_tokens]
+            source = source[:, : self.config.data.max_source_tokens]
             bound = tf.constant([self.config.data.max_target_tokens + 1])
             tokens, _ = model.translate(source, bound, greedy=True)
             tokens = tokens.numpy()[0]
             target = np.concatenate([[START_ID], tokens[:-1]])[None]
             weights = model.cross_attention(source, tf.constant(target, tf.int32)).numpy()[0]
-            out.append(attention_png(
-                weights, [self.source_vocabulary[t] for t in source.numpy()[0]],
-                [self.target_vocabulary[t] for t in tokens], sentence,
-                Path(out_dir) / f"attention_{i}.png"))
+            out.append(
+                attention_png(
+                    weights,
+                    [self.source_vocabulary[t] for t in source.numpy()[0]],
+                    [self.target_vocabulary[t] for t in tokens],
+                    sentence,
+                    Path(out_dir) / f"attention_{i}.png",
+                )
+            )
         return out
 
     # -- batch prediction -------------------------------------------------------------
     @classmethod
-    def lines_from_response(cls, outputs: dict[str, np.ndarray],
-                            signature: str = DEFAULT_SIGNATURE,
-                            lines: Sequence[str] = ()) -> list[str]:
+    def lines_from_response(
+        cls,
+        outputs: dict[str, np.ndarray],
+        signature: str = DEFAULT_SIGNATURE,
+        lines: Sequence[str] = (),
+    ) -> list[str]:
         """The translation of each input line (one sentence a line)."""
         return [t.decode("utf-8") for t in outputs["translation"]]
 
 
-def in_length_order(sentences: Sequence[str],
-                    answers: Callable[[list[str]], Iterable[list[str]]]) -> list[str]:
+def in_length_order(
+    sentences: Sequence[str], answers: Callable[[list[str]], Iterable[list[str]]]
+) -> list[str]:
     """What `answers` gives for `sentences` sorted by length (so that each batch holds
     sentences of similar length and decodes no longer than it must), back in input order."""
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
@@ -296,8 +352,9 @@ def in_length_order(sentences: Sequence[str],
 def _token_ids(tokenizer: SubwordTokenizer, lines: Sequence[str]) -> list[np.ndarray]:
     out: list[np.ndarray] = []
     for start in range(0, len(lines), _TOKENIZE_BATCH):
-        ids = tokenizer.tokenize(tf.constant(list(lines[start:start + _TOKENIZE_BATCH]),
-                                             tf.string))
+        ids = tokenizer.tokenize(
+            tf.constant(list(lines[start : start + _TOKENIZE_BATCH]), tf.string)
+        )
         out += [np.asarray(row, np.int32) for row in ids.numpy()]
     return out
 
@@ -305,5 +362,6 @@ def _token_ids(tokenizer: SubwordTokenizer, lines: Sequence[str]) -> list[np.nda
 def _ragged(rows: Sequence[np.ndarray]) -> tf.RaggedTensor:
     lengths = [len(r) for r in rows]
     values = np.concatenate(rows) if rows else np.zeros([0], np.int32)
-    return tf.RaggedTensor.from_row_lengths(tf.constant(values, tf.int32),
-                                            tf.constant(lengths, tf.int64))
+    return tf.RaggedTensor.from_row_lengths(
+        tf.constant(values, tf.int32), tf.constant(lengths, tf.int64)
+    )

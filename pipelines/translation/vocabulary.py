@@ -19,7 +19,7 @@ def piece_counts(lines: Sequence[str]) -> Counter:
     """How often each pre-tokenized piece occurs in `lines`."""
     counts: Counter = Counter()
     for start in range(0, len(lines), _BATCH):
-        pieces = pretokenize(tf.constant(list(lines[start:start + _BATCH]), tf.string))
+        pieces = pretokenize(tf.constant(list(lines[start : start + _BATCH]), tf.string))
         counts.update(p.decode("utf-8") for p in pieces.flat_values.numpy())
     return counts
 
@@ -33,7 +33,13 @@ def learn_vocabulary(lines: Sequence[str], size: int) -> list[str]:
     # pass per try: a tight upper bound (a piece in every thousandth piece of text is kept
     # whatever the size) saves most of the tries of the default 10 million.
     upper = max(16, sum(counts.values()) // 1000)
-    vocabulary = learner.learn(list(counts.items()), size, list(RESERVED_TOKENS),
-                               upper_thresh=upper, lower_thresh=1, max_token_length=50)
+    vocabulary = learner.learn(
+        list(counts.items()),
+        size,
+        list(RESERVED_TOKENS),
+        upper_thresh=upper,
+        lower_thresh=1,
+        max_token_length=50,
+    )
     rest = [v for v in vocabulary if v not in RESERVED_TOKENS]
     return [*RESERVED_TOKENS, *rest]

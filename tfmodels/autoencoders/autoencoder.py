@@ -36,19 +36,31 @@ class Autoencoder(keras.Model):
     `sparsity_penalty` (before its weight).
     """
 
-    def __init__(self, encoder: keras.Model, decoder: keras.Model, *,
-                 corruption: Corruption | None = None, reconstruction_loss: str = "mse",
-                 sparsity: str = "", sparsity_weight: float = 0.0,
-                 sparsity_target: float = 0.05, binarize: float = 0.0,
-                 anomaly_score: str = "relative_error", detail_power: float = 1.0,
-                 **kwargs):
+    def __init__(
+        self,
+        encoder: keras.Model,
+        decoder: keras.Model,
+        *,
+        corruption: Corruption | None = None,
+        reconstruction_loss: str = "mse",
+        sparsity: str = "",
+        sparsity_weight: float = 0.0,
+        sparsity_target: float = 0.05,
+        binarize: float = 0.0,
+        anomaly_score: str = "relative_error",
+        detail_power: float = 1.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if reconstruction_loss not in RECONSTRUCTION_LOSSES:
-            raise ValueError(f"model.reconstruction_loss: unknown '{reconstruction_loss}' "
-                             f"({', '.join(RECONSTRUCTION_LOSSES)})")
+            raise ValueError(
+                f"model.reconstruction_loss: unknown '{reconstruction_loss}' "
+                f"({', '.join(RECONSTRUCTION_LOSSES)})"
+            )
         if anomaly_score not in ANOMALY_SCORES:
-            raise ValueError(f"model.anomaly_score: unknown '{anomaly_score}' "
-                             f"({', '.join(ANOMALY_SCORES)})")
+            raise ValueError(
+                f"model.anomaly_score: unknown '{anomaly_score}' ({', '.join(ANOMALY_SCORES)})"
+            )
         if sparsity and sparsity not in SPARSITY:
             raise ValueError(f"model.sparsity: unknown '{sparsity}' ({', '.join(SPARSITY)})")
         self.encoder = encoder
@@ -62,8 +74,7 @@ class Autoencoder(keras.Model):
         self.anomaly_score = anomaly_score
         self.detail_power = float(detail_power)
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
-        self.sparsity_tracker = (keras.metrics.Mean(name="sparsity_penalty") if sparsity
-                                 else None)
+        self.sparsity_tracker = keras.metrics.Mean(name="sparsity_penalty") if sparsity else None
 
     @property
     def code_shape(self) -> tuple[int, ...]:
@@ -84,8 +95,11 @@ class Autoencoder(keras.Model):
         clean = self.prepare(x)
         seen = self.corruption(clean, training=training) if self.corruption else clean
         code = self.encoder(seen, training=training)
-        return {"reconstruction": self.decoder(code, training=training), "code": code,
-                "input": seen}
+        return {
+            "reconstruction": self.decoder(code, training=training),
+            "code": code,
+            "input": seen,
+        }
 
     # -- training ---------------------------------------------------------------------
     def reconstruction_error(self, target, reconstruction) -> tf.Tensor:
@@ -135,7 +149,13 @@ class Autoencoder(keras.Model):
         pixels = self.prepare(x)  # once: the error and the detail need them too
         reconstruction = self.decode(self._flat_code(pixels))
         error = losses.squared_error(pixels, reconstruction)
-        score = (error if self.anomaly_score == "error"
-                 else losses.relative_error(error, pixels, power=self.detail_power))
-        return {"anomaly_score": score, "reconstruction": reconstruction,
-                "reconstruction_error": error}
+        score = (
+            error
+            if self.anomaly_score == "error"
+            else losses.relative_error(error, pixels, power=self.detail_power)
+        )
+        return {
+            "anomaly_score": score,
+            "reconstruction": reconstruction,
+            "reconstruction_error": error,
+        }

@@ -34,52 +34,71 @@ class Pair:
     decoder: keras.Model
 
 
-def dense_pair(index: int, in_shape: tuple[int, ...], units: int, activation: str,
-               out_activation: str) -> Pair:
+def dense_pair(
+    index: int, in_shape: tuple[int, ...], units: int, activation: str, out_activation: str
+) -> Pair:
     """Flatten -> Dense(units); back: Dense(prod(in_shape)) -> reshape to `in_shape`."""
     inputs = keras.Input(in_shape, name=f"enc{index}_in")
     x = keras.layers.Flatten(name=f"enc{index}_flatten")(inputs)
     code = keras.layers.Dense(units, activation=activation, name=f"enc{index}_dense")(x)
     encoder = keras.Model(inputs, code, name=f"encoder_{index}")
     back_in = keras.Input((units,), name=f"dec{index}_in")
-    y = keras.layers.Dense(math.prod(in_shape), activation=out_activation,
-                           name=f"dec{index}_dense")(back_in)
+    y = keras.layers.Dense(
+        math.prod(in_shape), activation=out_activation, name=f"dec{index}_dense"
+    )(back_in)
     y = keras.layers.Reshape(in_shape, name=f"dec{index}_reshape")(y)
     return Pair(encoder, keras.Model(back_in, y, name=f"decoder_{index}"))
 
 
-def conv_pair(index: int, in_shape: tuple[int, int, int], filters: int,
-              out_activation: str, depth: int = 0) -> Pair:
+def conv_pair(
+    index: int, in_shape: tuple[int, int, int], filters: int, out_activation: str, depth: int = 0
+) -> Pair:
     """Conv 3x3 stride 2 ('same'), then `depth` 3x3 stride-1 convs; back: `depth` stride-1
     convs, then a transposed conv with the output padding that restores `in_shape`
     exactly (28 -> 14 -> 28, 7 -> 4 -> 7). The stride-1 layers work at the halved size,
     where they cost a quarter of what they would before it."""
     height, width, channels = in_shape
     inputs = keras.Input(in_shape, name=f"enc{index}_in")
-    features = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu",
-                                   name=f"enc{index}_conv")(inputs)
+    features = keras.layers.Conv2D(
+        filters, 3, strides=2, padding="same", activation="relu", name=f"enc{index}_conv"
+    )(inputs)
     for j in range(depth):
-        features = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
-                                       name=f"enc{index}_conv{j + 1}")(features)
+        features = keras.layers.Conv2D(
+            filters, 3, padding="same", activation="relu", name=f"enc{index}_conv{j + 1}"
+        )(features)
     encoder = keras.Model(inputs, features, name=f"encoder_{index}")
-    back_in = keras.Input((math.ceil(height / 2), math.ceil(width / 2), filters),
-                          name=f"dec{index}_in")
+    back_in = keras.Input(
+        (math.ceil(height / 2), math.ceil(width / 2), filters), name=f"dec{index}_in"
+    )
     y = back_in
     for j in range(depth):
-        y = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
-                                name=f"dec{index}_conv{j + 1}")(y)
+        y = keras.layers.Conv2D(
+            filters, 3, padding="same", activation="relu", name=f"dec{index}_conv{j + 1}"
+        )(y)
     # Output length of a 3x3 stride-2 'same' transposed conv: 2n - 1 + output_padding.
     padding = (1 - height % 2, 1 - width % 2)
-    y = keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same",
-                                     output_padding=padding, activation=out_activation,
-                                     name=f"dec{index}_deconv")(y)
+    y = keras.layers.Conv2DTranspose(
+        channels,
+        3,
+        strides=2,
+        padding="same",
+        output_padding=padding,
+        activation=out_activation,
+        name=f"dec{index}_deconv",
+    )(y)
     return Pair(encoder, keras.Model(back_in, y, name=f"decoder_{index}"))
 
 
-def build_pairs(base: str, input_shape: tuple[int, int, int], code_size: int,
-                hidden: tuple[int, ...] = (), filters: tuple[int, ...] = (),
-                code_activation: str = "linear", output_activation: str = "sigmoid",
-                depth: int = 0) -> list[Pair]:
+def build_pairs(
+    base: str,
+    input_shape: tuple[int, int, int],
+    code_size: int,
+    hidden: tuple[int, ...] = (),
+    filters: tuple[int, ...] = (),
+    code_activation: str = "linear",
+    output_activation: str = "sigmoid",
+    depth: int = 0,
+) -> list[Pair]:
     """The pairs from the image to the code: `base` dense uses `hidden`, conv `filters`
     (and `depth` stride-1 convs in each); a last pair makes a dense code of `code_size`
     units. Conv with `code_size` 0 has none: the code is the last feature map (a
@@ -131,8 +150,14 @@ class Corruption(keras.layers.Layer):
 
     KINDS = ("gaussian", "masking")
 
-    def __init__(self, kind: str = "gaussian", stddev: float = 0.5, rate: float = 0.3,
-                 seed: int | None = None, **kwargs):
+    def __init__(
+        self,
+        kind: str = "gaussian",
+        stddev: float = 0.5,
+        rate: float = 0.3,
+        seed: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if kind not in self.KINDS:
             raise ValueError(f"model.noise: unknown '{kind}' ({', '.join(self.KINDS)})")
@@ -144,8 +169,9 @@ class Corruption(keras.layers.Layer):
             return x
         shape = keras.ops.shape(x)
         if self.kind == "gaussian":
-            noise = keras.random.normal(shape, stddev=self.stddev, seed=self.seed_generator,
-                                        dtype=x.dtype)
+            noise = keras.random.normal(
+                shape, stddev=self.stddev, seed=self.seed_generator, dtype=x.dtype
+            )
             return keras.ops.clip(x + noise, 0.0, 1.0)
         keep = keras.random.uniform(shape, seed=self.seed_generator) >= self.rate
         return x * keras.ops.cast(keep, x.dtype)
@@ -154,5 +180,10 @@ class Corruption(keras.layers.Layer):
         return input_shape
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "kind": self.kind, "stddev": self.stddev,
-                "rate": self.rate, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "kind": self.kind,
+            "stddev": self.stddev,
+            "rate": self.rate,
+            "seed": self.seed,
+        }

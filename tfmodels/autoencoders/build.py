@@ -48,34 +48,36 @@ class AutoencoderSpec:
     seed: int = 0
 
     def __post_init__(self):
-        for key, value, known in (("name", self.name, MODEL_NAMES), ("base", self.base, BASES),
-                                  ("noise", self.noise, Corruption.KINDS),
-                                  ("sparsity", self.sparsity, SPARSITY),
-                                  ("decoder", self.likelihood, LIKELIHOODS),
-                                  ("reconstruction_loss", self.reconstruction_loss,
-                                   RECONSTRUCTION_LOSSES),
-                                  ("anomaly_score", self.anomaly_score, ANOMALY_SCORES)):
+        for key, value, known in (
+            ("name", self.name, MODEL_NAMES),
+            ("base", self.base, BASES),
+            ("noise", self.noise, Corruption.KINDS),
+            ("sparsity", self.sparsity, SPARSITY),
+            ("decoder", self.likelihood, LIKELIHOODS),
+            ("reconstruction_loss", self.reconstruction_loss, RECONSTRUCTION_LOSSES),
+            ("anomaly_score", self.anomaly_score, ANOMALY_SCORES),
+        ):
             if value not in known:
                 raise ValueError(f"model.{key}: unknown '{value}' ({', '.join(known)})")
         if not 0 <= self.detail_power <= 2:
-            raise ValueError(f"model.detail_power must be between 0 and 2, got "
-                             f"{self.detail_power}")
+            raise ValueError(f"model.detail_power must be between 0 and 2, got {self.detail_power}")
         if self.depth < 0:
             raise ValueError(f"model.depth must be 0 or more, got {self.depth}")
         if self.code_size < 0 or (self.code_size == 0 and not self.convolutional_code_ok):
             raise ValueError(
                 f"model.code_size must be at least 1, got {self.code_size} (0, a "
                 "convolutional code, is for the conv and denoising models on conv layers "
-                "with model.filters)")
+                "with model.filters)"
+            )
         if self.epochs_per_pair < 1:
-            raise ValueError(f"model.epochs_per_pair must be at least 1, got "
-                             f"{self.epochs_per_pair}")
+            raise ValueError(
+                f"model.epochs_per_pair must be at least 1, got {self.epochs_per_pair}"
+            )
 
     @property
     def convolutional_code_ok(self) -> bool:
         """Whether `code_size` 0 (the last feature map as the code) can be built."""
-        return (self.name in ("conv", "denoising") and self.layers == "conv"
-                and bool(self.filters))
+        return self.name in ("conv", "denoising") and self.layers == "conv" and bool(self.filters)
 
     @property
     def pairs(self) -> int:
@@ -97,25 +99,43 @@ def build_autoencoder(spec: AutoencoderSpec) -> keras.Model:
         code_activation = "linear"
         if spec.name == "sparse":
             code_activation = "sigmoid" if spec.sparsity == "kl" else "relu"
-        pairs = build_pairs(spec.layers, spec.input_shape, spec.code_size, spec.hidden,
-                            spec.filters, code_activation=code_activation, depth=spec.depth)
-        common.update(reconstruction_loss=spec.reconstruction_loss,
-                      anomaly_score=spec.anomaly_score, detail_power=spec.detail_power)
+        pairs = build_pairs(
+            spec.layers,
+            spec.input_shape,
+            spec.code_size,
+            spec.hidden,
+            spec.filters,
+            code_activation=code_activation,
+            depth=spec.depth,
+        )
+        common.update(
+            reconstruction_loss=spec.reconstruction_loss,
+            anomaly_score=spec.anomaly_score,
+            detail_power=spec.detail_power,
+        )
         if spec.name == "stacked":
-            model = StackedAutoencoder(pairs, epochs_per_pair=spec.epochs_per_pair,
-                                       name="stacked_autoencoder", **common)
+            model = StackedAutoencoder(
+                pairs, epochs_per_pair=spec.epochs_per_pair, name="stacked_autoencoder", **common
+            )
         else:
             extra = {}
             if spec.name == "denoising":
-                extra["corruption"] = Corruption(spec.noise, spec.noise_stddev,
-                                                 spec.mask_rate, seed=spec.seed,
-                                                 name="corruption")
+                extra["corruption"] = Corruption(
+                    spec.noise, spec.noise_stddev, spec.mask_rate, seed=spec.seed, name="corruption"
+                )
             if spec.name == "sparse":
-                extra.update(sparsity=spec.sparsity, sparsity_weight=spec.sparsity_weight,
-                             sparsity_target=spec.sparsity_target)
-            model = Autoencoder(chain([p.encoder for p in pairs], "encoder"),
-                                chain([p.decoder for p in reversed(pairs)], "decoder"),
-                                name=f"{spec.name}_autoencoder", **common, **extra)
+                extra.update(
+                    sparsity=spec.sparsity,
+                    sparsity_weight=spec.sparsity_weight,
+                    sparsity_target=spec.sparsity_target,
+                )
+            model = Autoencoder(
+                chain([p.encoder for p in pairs], "encoder"),
+                chain([p.decoder for p in reversed(pairs)], "decoder"),
+                name=f"{spec.name}_autoencoder",
+                **common,
+                **extra,
+            )
     model(np.zeros((1, *spec.input_shape), np.float32))  # creates every weight
     return model
 
@@ -124,8 +144,15 @@ def _vae(spec: AutoencoderSpec) -> VariationalAutoencoder:
     """The pairs' layers with the code layer split into the posterior's mean and log
     variance; the decoder outputs logits (Bernoulli) or means in [0, 1] (Gaussian)."""
     output = "linear" if spec.likelihood == "bernoulli" else "sigmoid"
-    pairs = build_pairs(spec.layers, spec.input_shape, spec.code_size, spec.hidden,
-                        spec.filters, output_activation=output, depth=spec.depth)
+    pairs = build_pairs(
+        spec.layers,
+        spec.input_shape,
+        spec.code_size,
+        spec.hidden,
+        spec.filters,
+        output_activation=output,
+        depth=spec.depth,
+    )
     inputs = keras.Input(spec.input_shape, name="pixels")
     x = inputs
     for pair in pairs[:-1]:
@@ -135,7 +162,12 @@ def _vae(spec: AutoencoderSpec) -> VariationalAutoencoder:
     z_log_var = keras.layers.Dense(spec.code_size, name="z_log_var")(x)
     encoder = keras.Model(inputs, [z_mean, z_log_var], name="encoder")
     decoder = chain([p.decoder for p in reversed(pairs)], "decoder")
-    return VariationalAutoencoder(encoder, decoder, likelihood=spec.likelihood,
-                                  binarize=spec.binarize,
-                                  kl_warmup_steps=spec.kl_warmup_steps, seed=spec.seed,
-                                  name="vae")
+    return VariationalAutoencoder(
+        encoder,
+        decoder,
+        likelihood=spec.likelihood,
+        binarize=spec.binarize,
+        kl_warmup_steps=spec.kl_warmup_steps,
+        seed=spec.seed,
+        name="vae",
+    )

@@ -45,8 +45,9 @@ def binary_crossentropy(target: tf.Tensor, reconstruction: tf.Tensor) -> tf.Tens
 
 def bernoulli_nll(target: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     """-log p(x | logits) in nats, summed over each image's pixels (Bernoulli pixels)."""
-    ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(target, tf.float32),
-                                                 logits=tf.cast(logits, tf.float32))
+    ce = tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.cast(target, tf.float32), logits=tf.cast(logits, tf.float32)
+    )
     return tf.reduce_sum(ce, axis=_pixels_axes(ce))
 
 
@@ -72,10 +73,12 @@ def l1_activity(code: tf.Tensor) -> tf.Tensor:
 def kl_sparsity(code: tf.Tensor, target: float) -> tf.Tensor:
     """Sum over code units of KL(target || mean activation over the batch): each unit
     (a sigmoid) should be on for about `target` of the images. A batch-level scalar."""
-    rate = tf.clip_by_value(tf.reduce_mean(tf.cast(code, tf.float32), axis=0),
-                            _EPSILON, 1 - _EPSILON)
-    return tf.reduce_sum(target * tf.math.log(target / rate)
-                         + (1 - target) * tf.math.log((1 - target) / (1 - rate)))
+    rate = tf.clip_by_value(
+        tf.reduce_mean(tf.cast(code, tf.float32), axis=0), _EPSILON, 1 - _EPSILON
+    )
+    return tf.reduce_sum(
+        target * tf.math.log(target / rate) + (1 - target) * tf.math.log((1 - target) / (1 - rate))
+    )
 
 
 def fine_detail(x: tf.Tensor) -> tf.Tensor:
@@ -88,8 +91,9 @@ def fine_detail(x: tf.Tensor) -> tf.Tensor:
     return across + down
 
 
-def relative_error(error: tf.Tensor, target: tf.Tensor, floor: float = 1e-4,
-                   power: float = 1.0) -> tf.Tensor:
+def relative_error(
+    error: tf.Tensor, target: tf.Tensor, floor: float = 1e-4, power: float = 1.0
+) -> tf.Tensor:
     """A per-image `squared_error` over the image's `fine_detail` (plus `floor`, for flat
     images) to the `power`: the error relative to what the image's own complexity explains.
 

@@ -27,8 +27,11 @@ class StackedAutoencoder(Autoencoder):
     """An `Autoencoder` made of `pairs`, trained pair by pair, then as a whole."""
 
     def __init__(self, pairs: list[Pair], *, epochs_per_pair: int = 1, **kwargs):
-        super().__init__(chain([p.encoder for p in pairs], "encoder"),
-                         chain([p.decoder for p in reversed(pairs)], "decoder"), **kwargs)
+        super().__init__(
+            chain([p.encoder for p in pairs], "encoder"),
+            chain([p.decoder for p in reversed(pairs)], "decoder"),
+            **kwargs,
+        )
         self.encoder_blocks = [p.encoder for p in pairs]
         self.decoder_blocks = [p.decoder for p in pairs]
         self.epochs_per_pair = int(epochs_per_pair)
@@ -48,8 +51,9 @@ class StackedAutoencoder(Autoencoder):
         if phase == self.active_phase:
             return
         self.active_phase = phase
-        for index, (encoder, decoder) in enumerate(zip(self.encoder_blocks,
-                                                       self.decoder_blocks, strict=True)):
+        for index, (encoder, decoder) in enumerate(
+            zip(self.encoder_blocks, self.decoder_blocks, strict=True)
+        ):
             encoder.trainable = decoder.trainable = phase in (index, self.fine_tuning_phase)
         if getattr(self, "compiled", False):
             self.make_train_function(force=True)
@@ -72,7 +76,8 @@ class StackedAutoencoder(Autoencoder):
         if training and self.active_phase < self.fine_tuning_phase:
             target = self.prepare(x)
             self.reconstruction_tracker.update_state(
-                self.reconstruction_error(target, y_pred["reconstruction"]))
+                self.reconstruction_error(target, y_pred["reconstruction"])
+            )
             return self.pair_loss(x, self.active_phase)
         return super().compute_loss(x, y, y_pred, sample_weight, training)
 

@@ -31,9 +31,17 @@ class VariationalAutoencoder(keras.Model):
     means in [0, 1] (Gaussian). Logged terms: `reconstruction_loss` (-log p(x|z), nats)
     and `kl` (nats)."""
 
-    def __init__(self, encoder: keras.Model, decoder: keras.Model, *,
-                 likelihood: str = "bernoulli", binarize: float = 0.0,
-                 kl_warmup_steps: int = 0, seed: int | None = None, **kwargs):
+    def __init__(
+        self,
+        encoder: keras.Model,
+        decoder: keras.Model,
+        *,
+        likelihood: str = "bernoulli",
+        binarize: float = 0.0,
+        kl_warmup_steps: int = 0,
+        seed: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"model.decoder: unknown '{likelihood}' ({', '.join(LIKELIHOODS)})")
@@ -43,8 +51,11 @@ class VariationalAutoencoder(keras.Model):
         self.binarize = float(binarize)
         self.kl_warmup_steps = int(kl_warmup_steps)
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.log_sigma = (self.add_weight(shape=(), initializer="zeros", name="log_sigma")
-                          if likelihood == "gaussian" else None)
+        self.log_sigma = (
+            self.add_weight(shape=(), initializer="zeros", name="log_sigma")
+            if likelihood == "gaussian"
+            else None
+        )
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl")
 
@@ -67,8 +78,11 @@ class VariationalAutoencoder(keras.Model):
         z_mean, z_log_var = self.posterior(x, training)
         noise = keras.random.normal(keras.ops.shape(z_mean), seed=self.seed_generator)
         z = z_mean + tf.exp(0.5 * z_log_var) * noise
-        return {"decoded": self.decoder(z, training=training), "z_mean": z_mean,
-                "z_log_var": z_log_var}
+        return {
+            "decoded": self.decoder(z, training=training),
+            "z_mean": z_mean,
+            "z_log_var": z_log_var,
+        }
 
     # -- the likelihood ---------------------------------------------------------------
     def sigma_log(self) -> tf.Tensor:
@@ -114,8 +128,9 @@ class VariationalAutoencoder(keras.Model):
         target = self.prepare(x)
         return self._negative_elbo_of(target, *self._posterior_of(target), samples, seed)
 
-    def _negative_elbo_of(self, target, z_mean, z_log_var, samples: int,
-                          seed=SERVING_SEED) -> tf.Tensor:
+    def _negative_elbo_of(
+        self, target, z_mean, z_log_var, samples: int, seed=SERVING_SEED
+    ) -> tf.Tensor:
         size = self.code_size
         noise = tf.random.stateless_normal((samples, size), seed=seed)
         z = z_mean[:, None] + tf.exp(0.5 * z_log_var)[:, None] * noise[None]  # [B, S, D]
@@ -130,6 +145,8 @@ class VariationalAutoencoder(keras.Model):
         target = self.prepare(x)  # once, and the posterior once, for all three outputs
         z_mean, z_log_var = self._posterior_of(target)
         reconstruction = self.decode(z_mean)
-        return {"anomaly_score": self._negative_elbo_of(target, z_mean, z_log_var, samples),
-                "reconstruction": reconstruction,
-                "reconstruction_error": losses.squared_error(target, reconstruction)}
+        return {
+            "anomaly_score": self._negative_elbo_of(target, z_mean, z_log_var, samples),
+            "reconstruction": reconstruction,
+            "reconstruction_error": losses.squared_error(target, reconstruction),
+        }

@@ -46,10 +46,16 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return {**super().get_config(), "fused": self.fused}
 
     def _fusable(self, inputs, mask) -> bool:
-        return (self.fused and keras.backend.backend() == "tensorflow" and mask is None
-                and not self.renorm
-                and len(inputs.shape) == 4 and self.axis in (-1, 3)
-                and self.scale and self.center)
+        return (
+            self.fused
+            and keras.backend.backend() == "tensorflow"
+            and mask is None
+            and not self.renorm
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3)
+            and self.scale
+            and self.center
+        )
 
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, mask):
@@ -59,16 +65,24 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             inputs = tf.cast(inputs, tf.float32)
         if training and self.trainable:
             outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                inputs, self.gamma, self.beta, epsilon=self.epsilon, is_training=True)
+                inputs, self.gamma, self.beta, epsilon=self.epsilon, is_training=True
+            )
             # The kernel returns the unbiased batch variance, as Keras' moving average
             # of the biased one would converge to within a factor n / (n - 1).
-            self.moving_mean.assign(self.moving_mean * self.momentum
-                                    + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(self.moving_variance * self.momentum
-                                        + variance * (1.0 - self.momentum))
+            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(
+                self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
+            )
         else:
             outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                inputs, self.gamma, self.beta, mean=self.moving_mean,
-                variance=self.moving_variance, epsilon=self.epsilon, is_training=False)
-        return tf.cast(outputs, self.compute_dtype) if outputs.dtype != self.compute_dtype \
-            else outputs
+                inputs,
+                self.gamma,
+                self.beta,
+                mean=self.moving_mean,
+                variance=self.moving_variance,
+                epsilon=self.epsilon,
+                is_training=False,
+            )
+        return (
+            tf.cast(outputs, self.compute_dtype) if outputs.dtype != self.compute_dtype else outputs
+        )

@@ -13,8 +13,7 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="tfmodels")
 class MultiLabelCrossentropy(keras.losses.Loss):
-    def __init__(self, from_logits: bool = True, name: str = "multi_label_crossentropy",
-                 **kwargs):
+    def __init__(self, from_logits: bool = True, name: str = "multi_label_crossentropy", **kwargs):
         super().__init__(name=name, **kwargs)
         self.from_logits = from_logits
 

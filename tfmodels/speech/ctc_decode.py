@@ -15,8 +15,9 @@ STRATEGIES = ("greedy", "beam_search")
 CONFIDENCES = ("sequence", "frame")
 
 
-def ctc_decode(logits, lengths, strategy: str = "greedy", beam_width: int = 16,
-               confidence: str = "sequence") -> dict[str, tf.Tensor]:
+def ctc_decode(
+    logits, lengths, strategy: str = "greedy", beam_width: int = 16, confidence: str = "sequence"
+) -> dict[str, tf.Tensor]:
     """Logits `[B, T, C]` (blank id 0) and valid frames `[B]` -> the best labelling.
 
     Returns a dict of
@@ -34,13 +35,14 @@ def ctc_decode(logits, lengths, strategy: str = "greedy", beam_width: int = 16,
     if strategy not in STRATEGIES:
         raise ValueError(f"ctc_decode: unknown strategy '{strategy}' ({', '.join(STRATEGIES)})")
     if confidence not in CONFIDENCES:
-        raise ValueError(f"ctc_decode: unknown confidence '{confidence}' "
-                         f"({', '.join(CONFIDENCES)})")
+        raise ValueError(
+            f"ctc_decode: unknown confidence '{confidence}' ({', '.join(CONFIDENCES)})"
+        )
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
     lengths = tf.cast(lengths, tf.int32)
-    decoded, scores = keras.ops.ctc_decode(log_probs, lengths, strategy=strategy,
-                                           beam_width=beam_width, top_paths=1,
-                                           mask_index=BLANK)
+    decoded, scores = keras.ops.ctc_decode(
+        log_probs, lengths, strategy=strategy, beam_width=beam_width, top_paths=1, mask_index=BLANK
+    )
     ids = decoded[0]
     label_lengths = tf.reduce_sum(tf.cast(ids >= 0, tf.int32), axis=1)
     ids = ids[:, : tf.reduce_max(tf.concat([label_lengths, [0]], 0))]
@@ -53,5 +55,9 @@ def ctc_decode(logits, lengths, strategy: str = "greedy", beam_width: int = 16,
         mask = tf.sequence_mask(lengths, tf.shape(log_probs)[1], tf.float32)
         best = tf.exp(tf.reduce_max(log_probs, axis=-1))
         conf = tf.reduce_sum(best * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
-    return {"ids": ids, "lengths": label_lengths, "log_probability": log_probability,
-            "confidence": tf.where(has_frames, conf, tf.zeros_like(conf))}
+    return {
+        "ids": ids,
+        "lengths": label_lengths,
+        "log_probability": log_probability,
+        "confidence": tf.where(has_frames, conf, tf.zeros_like(conf)),
+    }

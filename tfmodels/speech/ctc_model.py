@@ -41,8 +41,9 @@ def min_ctc_frames(labels) -> tf.Tensor:
     labels = tf.cast(labels, tf.int32)
     valid = labels > 0
     repeats = valid[:, 1:] & valid[:, :-1] & tf.equal(labels[:, 1:], labels[:, :-1])
-    return (tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
-            + tf.reduce_sum(tf.cast(repeats, tf.int32), axis=1))
+    return tf.reduce_sum(tf.cast(valid, tf.int32), axis=1) + tf.reduce_sum(
+        tf.cast(repeats, tf.int32), axis=1
+    )
 
 
 @keras.saving.register_keras_serializable(package="tfmodels")
@@ -64,9 +65,13 @@ class CTCLoss(keras.losses.Loss):
         logit_lengths = tf.cast(y_pred["logit_lengths"], tf.int32)
         feasible = logit_lengths >= min_ctc_frames(labels)
         label_lengths = tf.reduce_sum(tf.cast(labels > 0, tf.int32), axis=1)
-        loss = keras.ops.ctc_loss(tf.maximum(labels, 0), logits,
-                                  tf.where(feasible, label_lengths, 0), logit_lengths,
-                                  mask_index=BLANK)
+        loss = keras.ops.ctc_loss(
+            tf.maximum(labels, 0),
+            logits,
+            tf.where(feasible, label_lengths, 0),
+            logit_lengths,
+            mask_index=BLANK,
+        )
         return tf.where(feasible, loss, tf.zeros_like(loss))
 
 
@@ -112,9 +117,11 @@ class CTCModelSpec:
         if self.cell not in ("gru", "lstm"):
             raise ValueError(f"model.cell: unknown cell '{self.cell}' (gru, lstm)")
         if len(self.time_strides) != len(self.conv_filters) or (
-                self.conv == "2d" and len(self.freq_strides) != len(self.conv_filters)):
-            raise ValueError("model: one time stride (and, for 2d, one frequency stride) "
-                             "per conv layer")
+            self.conv == "2d" and len(self.freq_strides) != len(self.conv_filters)
+        ):
+            raise ValueError(
+                "model: one time stride (and, for 2d, one frequency stride) per conv layer"
+            )
 
 
 @keras.saving.register_keras_serializable(package="tfmodels")
@@ -177,14 +184,19 @@ def _front_end(spec: CTCModelSpec, x, lengths):
     for i, filters in enumerate(spec.conv_filters):
         if spec.conv == "2d":
             x = keras.layers.ZeroPadding2D((pad, pad), name=f"conv_pad_{i}")(x)
-            x = keras.layers.Conv2D(filters, k, strides=(spec.time_strides[i],
-                                                         spec.freq_strides[i]),
-                                    activation="relu", name=f"conv_{i}")(x)
+            x = keras.layers.Conv2D(
+                filters,
+                k,
+                strides=(spec.time_strides[i], spec.freq_strides[i]),
+                activation="relu",
+                name=f"conv_{i}",
+            )(x)
         else:
             x = keras.layers.ZeroPadding1D(pad, name=f"conv_pad_{i}")(x)
-            x = keras.layers.Conv1D(filters, k, strides=spec.time_strides[i], activation="relu",
-                                    name=f"conv_{i}")(x)
-        lengths = StridedLengths(spec.time_strides[i:i + 1], name=f"lengths_{i}")(lengths)
+            x = keras.layers.Conv1D(
+                filters, k, strides=spec.time_strides[i], activation="relu", name=f"conv_{i}"
+            )(x)
+        lengths = StridedLengths(spec.time_strides[i : i + 1], name=f"lengths_{i}")(lengths)
         x = ZeroPadding(name=f"zero_padding_{i}")(x, lengths)
     if spec.conv == "2d":
         x = keras.layers.Reshape((-1, x.shape[2] * x.shape[3]), name="merge_bins")(x)
@@ -193,8 +205,12 @@ def _front_end(spec: CTCModelSpec, x, lengths):
     return x, lengths
 
 
-def build_ctc_model(spec: CTCModelSpec, features: LogMelSpectrogram | None = None,
-                    augment: SpecAugment | None = None, name: str = "ctc_model") -> CTCModel:
+def build_ctc_model(
+    spec: CTCModelSpec,
+    features: LogMelSpectrogram | None = None,
+    augment: SpecAugment | None = None,
+    name: str = "ctc_model",
+) -> CTCModel:
     """The recogniser as a `CTCModel`.
 
     Inputs: without `features`, `{"features": [B, F, num_features] float32,
@@ -205,15 +221,20 @@ def build_ctc_model(spec: CTCModelSpec, features: LogMelSpectrogram | None = Non
     `F' = output_lengths(F, spec.time_strides)`.
     """
     if features is None:
-        inputs = {"features": keras.Input((None, spec.num_features), name="features"),
-                  "frame_lengths": keras.Input((), dtype="int32", name="frame_lengths")}
+        inputs = {
+            "features": keras.Input((None, spec.num_features), name="features"),
+            "frame_lengths": keras.Input((), dtype="int32", name="frame_lengths"),
+        }
         x, lengths = inputs["features"], inputs["frame_lengths"]
     else:
         if features.n_mels != spec.num_features:
-            raise ValueError(f"model: {features.n_mels} mel bins but num_features "
-                             f"{spec.num_features}")
-        inputs = {"waveform": keras.Input((None,), name="waveform"),
-                  "lengths": keras.Input((), dtype="int32", name="lengths")}
+            raise ValueError(
+                f"model: {features.n_mels} mel bins but num_features {spec.num_features}"
+            )
+        inputs = {
+            "waveform": keras.Input((None,), name="waveform"),
+            "lengths": keras.Input((), dtype="int32", name="lengths"),
+        }
         x, lengths = features(inputs["waveform"], inputs["lengths"])
     if augment is not None:
         x = augment(x, lengths)
@@ -223,10 +244,13 @@ def build_ctc_model(spec: CTCModelSpec, features: LogMelSpectrogram | None = Non
     for i in range(spec.layers):
         x = keras.layers.Dropout(spec.dropout, name=f"dropout_{i}")(x)
         # Default activations, no recurrent dropout: the cuDNN kernel applies on a GPU.
-        x = keras.layers.Bidirectional(rnn(spec.units, return_sequences=True),
-                                       name=f"birnn_{i}")(x, mask=mask)
+        x = keras.layers.Bidirectional(rnn(spec.units, return_sequences=True), name=f"birnn_{i}")(
+            x, mask=mask
+        )
     x = keras.layers.Dropout(spec.dropout, name="dropout_out")(x)
     logits = keras.layers.Dense(spec.num_classes, dtype="float32", name="logits")(x)
-    outputs = {"logits": logits,
-               "logit_lengths": keras.layers.Identity(name="logit_lengths")(lengths)}
+    outputs = {
+        "logits": logits,
+        "logit_lengths": keras.layers.Identity(name="logit_lengths")(lengths),
+    }
     return CTCModel(inputs, outputs, name=name)

@@ -27,10 +27,19 @@ class LogMelSpectrogram(keras.layers.Layer):
     frames beyond each length are 0.
     """
 
-    def __init__(self, sample_rate: int = 8000, frame_ms: float = 25.0, step_ms: float = 10.0,
-                 n_mels: int = 40, fft_length: int | None = None, min_hz: float = 20.0,
-                 max_hz: float | None = None, normalize: bool = True, floor: float = 1e-6,
-                 **kwargs):
+    def __init__(
+        self,
+        sample_rate: int = 8000,
+        frame_ms: float = 25.0,
+        step_ms: float = 10.0,
+        n_mels: int = 40,
+        fft_length: int | None = None,
+        min_hz: float = 20.0,
+        max_hz: float | None = None,
+        normalize: bool = True,
+        floor: float = 1e-6,
+        **kwargs,
+    ):
         kwargs.setdefault("dtype", "float32")  # stays float32 under mixed precision
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
@@ -46,8 +55,10 @@ class LogMelSpectrogram(keras.layers.Layer):
         self.normalize = bool(normalize)
         self.floor = float(floor)
         if self.frame_step < 1 or self.fft_length < self.frame_length:
-            raise ValueError(f"LogMelSpectrogram: frame {self.frame_length}, step "
-                             f"{self.frame_step}, fft {self.fft_length} samples do not fit")
+            raise ValueError(
+                f"LogMelSpectrogram: frame {self.frame_length}, step "
+                f"{self.frame_step}, fft {self.fft_length} samples do not fit"
+            )
         self.built = True
 
     def frame_lengths(self, lengths: tf.Tensor) -> tf.Tensor:
@@ -59,10 +70,12 @@ class LogMelSpectrogram(keras.layers.Layer):
         waveform = tf.cast(waveform, tf.float32)
         lengths = tf.cast(lengths, tf.int32)
         waveform *= tf.sequence_mask(lengths, tf.shape(waveform)[1], tf.float32)
-        stft = tf.signal.stft(waveform, self.frame_length, self.frame_step, self.fft_length,
-                              pad_end=True)
+        stft = tf.signal.stft(
+            waveform, self.frame_length, self.frame_step, self.fft_length, pad_end=True
+        )
         mel = tf.signal.linear_to_mel_weight_matrix(
-            self.n_mels, self.fft_length // 2 + 1, self.sample_rate, self.min_hz, self.max_hz)
+            self.n_mels, self.fft_length // 2 + 1, self.sample_rate, self.min_hz, self.max_hz
+        )
         features = tf.math.log(tf.matmul(tf.abs(stft) ** 2, mel) + self.floor)
         frames = self.frame_lengths(lengths)
         mask = tf.sequence_mask(frames, tf.shape(features)[1], tf.float32)[:, :, None]
@@ -76,11 +89,21 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     def compute_output_spec(self, waveform, lengths):
         batch = waveform.shape[0]
-        return (keras.KerasTensor((batch, None, self.n_mels), "float32"),
-                keras.KerasTensor((batch,), "int32"))
+        return (
+            keras.KerasTensor((batch, None, self.n_mels), "float32"),
+            keras.KerasTensor((batch,), "int32"),
+        )
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "sample_rate": self.sample_rate,
-                "frame_ms": self.frame_ms, "step_ms": self.step_ms, "n_mels": self.n_mels,
-                "fft_length": self.fft_length, "min_hz": self.min_hz, "max_hz": self.max_hz,
-                "normalize": self.normalize, "floor": self.floor}
+        return {
+            **super().get_config(),
+            "sample_rate": self.sample_rate,
+            "frame_ms": self.frame_ms,
+            "step_ms": self.step_ms,
+            "n_mels": self.n_mels,
+            "fft_length": self.fft_length,
+            "min_hz": self.min_hz,
+            "max_hz": self.max_hz,
+            "normalize": self.normalize,
+            "floor": self.floor,
+        }

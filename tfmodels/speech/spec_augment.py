@@ -21,9 +21,16 @@ class SpecAugment(keras.layers.Layer):
     `min(time_width, max_time_fraction * length)` frames, each at a uniform position.
     """
 
-    def __init__(self, freq_masks: int = 2, freq_width: int = 8, time_masks: int = 2,
-                 time_width: int = 20, max_time_fraction: float = 0.2,
-                 seed: int | None = None, **kwargs):
+    def __init__(
+        self,
+        freq_masks: int = 2,
+        freq_width: int = 8,
+        time_masks: int = 2,
+        time_width: int = 20,
+        max_time_fraction: float = 0.2,
+        seed: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.freq_masks = int(freq_masks)
         self.freq_width = int(freq_width)
@@ -34,8 +41,9 @@ class SpecAugment(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
 
-    def _bands(self, count: int, max_width: tf.Tensor, extent: tf.Tensor,
-               size: tf.Tensor) -> tf.Tensor:
+    def _bands(
+        self, count: int, max_width: tf.Tensor, extent: tf.Tensor, size: tf.Tensor
+    ) -> tf.Tensor:
         """`[B, size]` True inside any of `count` random bands per row, each of width
         uniform in `[0, max_width]` and lying within the first `extent` positions."""
         batch = tf.shape(max_width)[0]
@@ -71,7 +79,12 @@ class SpecAugment(keras.layers.Layer):
         return features_shape
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "freq_masks": self.freq_masks,
-                "freq_width": self.freq_width, "time_masks": self.time_masks,
-                "time_width": self.time_width, "max_time_fraction": self.max_time_fraction,
-                "seed": self.seed}
+        return {
+            **super().get_config(),
+            "freq_masks": self.freq_masks,
+            "freq_width": self.freq_width,
+            "time_masks": self.time_masks,
+            "time_width": self.time_width,
+            "max_time_fraction": self.max_time_fraction,
+            "seed": self.seed,
+        }

@@ -33,8 +33,9 @@ class CTCVocabulary(keras.layers.Layer):
             raise ValueError("CTCVocabulary: word tokens cannot contain whitespace")
         self.unit = unit
         # Out-of-vocabulary tokens get index 0, the blank, and are dropped by `encode`.
-        self.lookup = keras.layers.StringLookup(vocabulary=self.tokens, num_oov_indices=1,
-                                                oov_token=OOV, mask_token=None, name="lookup")
+        self.lookup = keras.layers.StringLookup(
+            vocabulary=self.tokens, num_oov_indices=1, oov_token=OOV, mask_token=None, name="lookup"
+        )
         self.built = True
 
     @property
@@ -92,8 +93,7 @@ def snap_to_lexicon(text: tf.Tensor, lexicon: Sequence[str]) -> tf.Tensor:
         known = tf.strings.unicode_split(tf.constant(list(lexicon)), "UTF-8")
         pairs_hyp = tf.gather(hyp, tf.repeat(tf.range(count), size))
         pairs_known = tf.gather(known, tf.tile(tf.range(size), [count]))
-        distance = tf.edit_distance(pairs_hyp.to_sparse(), pairs_known.to_sparse(),
-                                    normalize=False)
+        distance = tf.edit_distance(pairs_hyp.to_sparse(), pairs_known.to_sparse(), normalize=False)
         return tf.argmin(tf.reshape(distance, [count, size]), axis=1, output_type=tf.int32)
 
     # The edit-distance kernel refuses an empty batch: no words, nothing to look up.

@@ -21,8 +21,15 @@ class CharCNN(keras.layers.Layer):
     a padding word (no characters) encodes to zeros.
     """
 
-    def __init__(self, vocab_size: int, dim: int = 32, filters: int = 64,
-                 kernel_sizes: Sequence[int] = (3,), init_stddev: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int = 32,
+        filters: int = 64,
+        kernel_sizes: Sequence[int] = (3,),
+        init_stddev: float = 0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
         self.dim = dim
@@ -31,13 +38,12 @@ class CharCNN(keras.layers.Layer):
         self.init_stddev = init_stddev
         if not self.kernel_sizes:
             raise ValueError("CharCNN needs at least one kernel size")
-        init = (keras.initializers.RandomNormal(stddev=init_stddev) if init_stddev > 0
-                else "uniform")
-        self.embedding = keras.layers.Embedding(vocab_size, dim, embeddings_initializer=init,
-                                                name="char_embedding")
+        init = keras.initializers.RandomNormal(stddev=init_stddev) if init_stddev > 0 else "uniform"
+        self.embedding = keras.layers.Embedding(
+            vocab_size, dim, embeddings_initializer=init, name="char_embedding"
+        )
         self.convs = [
-            keras.layers.Conv1D(filters, k, padding="same", activation="relu",
-                                name=f"char_conv{k}")
+            keras.layers.Conv1D(filters, k, padding="same", activation="relu", name=f"char_conv{k}")
             for k in self.kernel_sizes
         ]
 
@@ -67,6 +73,11 @@ class CharCNN(keras.layers.Layer):
         return None
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim,
-                "filters": self.filters, "kernel_sizes": list(self.kernel_sizes),
-                "init_stddev": self.init_stddev}
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "dim": self.dim,
+            "filters": self.filters,
+            "kernel_sizes": list(self.kernel_sizes),
+            "init_stddev": self.init_stddev,
+        }

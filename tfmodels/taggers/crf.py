@@ -30,8 +30,11 @@ class CRFTransitions(keras.layers.Layer):
 
     def build(self, input_shape):
         self.transitions = self.add_weight(
-            shape=(self.num_tags + 1, self.num_tags + 1), initializer="zeros",
-            name="transitions", dtype="float32")
+            shape=(self.num_tags + 1, self.num_tags + 1),
+            initializer="zeros",
+            name="transitions",
+            dtype="float32",
+        )
 
     def call(self, logits):
         return logits
@@ -71,8 +74,11 @@ def crf_negative_log_likelihood(logits, tags, transitions):
         new = tf.reduce_logsumexp(alpha[:, :, None] + inner[None], axis=1) + logit_t
         return tf.where(mask_t[:, None], new, alpha)
 
-    alpha = tf.foldl(step, (tf.transpose(logits[:, 1:], [1, 0, 2]), tf.transpose(mask[:, 1:])),
-                     initializer=start[None] + logits[:, 0])
+    alpha = tf.foldl(
+        step,
+        (tf.transpose(logits[:, 1:], [1, 0, 2]), tf.transpose(mask[:, 1:])),
+        initializer=start[None] + logits[:, 0],
+    )
     log_partition = tf.reduce_logsumexp(alpha + end[None], axis=1)
     return tf.where(lengths > 0, log_partition - score, 0.0)
 
@@ -86,8 +92,12 @@ class CRFLoss(keras.losses.Loss):
     `y_true` is `[B, T]` tag ids with -1 beyond each sequence.
     """
 
-    def __init__(self, layer: CRFTransitions, name: str = "crf_loss",
-                 reduction: str = "mean_with_sample_weight"):
+    def __init__(
+        self,
+        layer: CRFTransitions,
+        name: str = "crf_loss",
+        reduction: str = "mean_with_sample_weight",
+    ):
         super().__init__(name=name, reduction=reduction)
         self.layer = layer
 

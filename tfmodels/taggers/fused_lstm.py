@@ -33,9 +33,18 @@ class FusedBiLSTM(keras.layers.Layer):
         peephole = tf.zeros([self.units], x.dtype)
         # Gate layout i, f, c, o: the same as Keras' LSTM kernels.
         return tf.raw_ops.BlockLSTMV2(
-            seq_len_max=tf.cast(tf.shape(x)[0], tf.int64), x=x, cs_prev=zeros, h_prev=zeros,
-            w=kernel, wci=peephole, wcf=peephole, wco=peephole, b=tf.cast(cell.bias, x.dtype),
-            cell_clip=-1.0, use_peephole=False).h
+            seq_len_max=tf.cast(tf.shape(x)[0], tf.int64),
+            x=x,
+            cs_prev=zeros,
+            h_prev=zeros,
+            w=kernel,
+            wci=peephole,
+            wcf=peephole,
+            wco=peephole,
+            b=tf.cast(cell.bias, x.dtype),
+            cell_clip=-1.0,
+            use_peephole=False,
+        ).h
 
     def call(self, inputs, mask=None):
         x = tf.transpose(tf.cast(inputs, tf.float32), [1, 0, 2])  # time major
@@ -46,8 +55,9 @@ class FusedBiLSTM(keras.layers.Layer):
         lengths = tf.cast(lengths, tf.int64)
         forward = self._run(x, self.source.forward_layer)
         reversed_x = tf.reverse_sequence(x, lengths, seq_axis=0, batch_axis=1)
-        backward = tf.reverse_sequence(self._run(reversed_x, self.source.backward_layer),
-                                       lengths, seq_axis=0, batch_axis=1)
+        backward = tf.reverse_sequence(
+            self._run(reversed_x, self.source.backward_layer), lengths, seq_axis=0, batch_axis=1
+        )
         out = tf.transpose(tf.concat([forward, backward], axis=-1), [1, 0, 2])
         return tf.cast(out, self.compute_dtype)
 
@@ -59,11 +69,13 @@ class FusedBiLSTM(keras.layers.Layer):
 
 
 def _is_keras_bilstm(layer: keras.layers.Layer) -> bool:
-    return (isinstance(layer, keras.layers.Bidirectional)
-            and isinstance(layer.forward_layer, keras.layers.LSTM)
-            and layer.forward_layer.cell.activation is keras.activations.tanh
-            and layer.forward_layer.cell.recurrent_activation is keras.activations.sigmoid
-            and layer.forward_layer.cell.use_bias)
+    return (
+        isinstance(layer, keras.layers.Bidirectional)
+        and isinstance(layer.forward_layer, keras.layers.LSTM)
+        and layer.forward_layer.cell.activation is keras.activations.tanh
+        and layer.forward_layer.cell.recurrent_activation is keras.activations.sigmoid
+        and layer.forward_layer.cell.use_bias
+    )
 
 
 def with_fused_lstms(model: keras.Model) -> keras.Model:
@@ -72,6 +84,7 @@ def with_fused_lstms(model: keras.Model) -> keras.Model:
     Every other layer is shared, and the fused layers read the trained LSTM variables, so
     the result always computes what `model` computes (tested), only faster on a CPU.
     """
+
     def swap(layer):
         if _is_keras_bilstm(layer):
             return FusedBiLSTM(layer, name=layer.name)

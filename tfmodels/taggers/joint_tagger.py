@@ -103,8 +103,9 @@ class BroadcastConcat(keras.layers.Layer):
 def joint_tagger_inputs(spec: JointTaggerSpec) -> dict[str, keras.KerasTensor]:
     inputs = tagger_inputs(spec.tagger)
     if spec.chars is not None:
-        inputs[spec.chars.input] = keras.Input(shape=(None, None), dtype="int32",
-                                               name=spec.chars.input)
+        inputs[spec.chars.input] = keras.Input(
+            shape=(None, None), dtype="int32", name=spec.chars.input
+        )
     return inputs
 
 
@@ -114,23 +115,27 @@ def build_joint_tagger(spec: JointTaggerSpec, name: str = "joint_tagger") -> ker
     extra = []
     if spec.chars is not None:
         c = spec.chars
-        encoder = CharCNN(c.vocab_size, c.dim, c.filters, c.kernel_sizes, c.init_stddev,
-                          name="char_cnn")
+        encoder = CharCNN(
+            c.vocab_size, c.dim, c.filters, c.kernel_sizes, c.init_stddev, name="char_cnn"
+        )
         extra.append(encoder(inputs[c.input]))
     states, mask = encode_sequence(spec.tagger, inputs, extra=extra)
     pooled = AttentionPooling(spec.attention_units, name="attention_pooling")(states, mask=mask)
     pooled = keras.layers.Dropout(spec.intent_dropout)(pooled)
     tag_features = states
     if spec.intent_context > 0:
-        context = keras.layers.Dense(spec.intent_context, activation="tanh",
-                                     name="intent_context")(pooled)
+        context = keras.layers.Dense(spec.intent_context, activation="tanh", name="intent_context")(
+            pooled
+        )
         tag_features = BroadcastConcat(name="tag_features")(states, context)
-    tags = keras.layers.Dense(spec.tagger.num_tags, dtype="float32",
-                              name=spec.tag_output)(tag_features)
+    tags = keras.layers.Dense(spec.tagger.num_tags, dtype="float32", name=spec.tag_output)(
+        tag_features
+    )
     if spec.crf:
         tags = CRFTransitions(spec.tagger.num_tags, name=f"{spec.tag_output}_crf")(tags)
-    intent = keras.layers.Dense(spec.num_intents, dtype="float32",
-                                name=spec.sequence_output)(pooled)
+    intent = keras.layers.Dense(spec.num_intents, dtype="float32", name=spec.sequence_output)(
+        pooled
+    )
     return keras.Model(inputs, {spec.tag_output: tags, spec.sequence_output: intent}, name=name)
 
 
@@ -153,8 +158,9 @@ def crf_layers(model: keras.Model) -> list[CRFTransitions]:
     return found
 
 
-def build_joint_tagger_ensemble(spec: JointTaggerSpec, members: int,
-                                name: str = "joint_tagger_ensemble") -> keras.Model:
+def build_joint_tagger_ensemble(
+    spec: JointTaggerSpec, members: int, name: str = "joint_tagger_ensemble"
+) -> keras.Model:
     """`members` joint taggers (submodels `member_0`, ...) on the same inputs, each with its
     own initialisation and dropout noise, trained side by side with a loss each and
     averaged at inference (`average_members`).
@@ -172,8 +178,12 @@ def build_joint_tagger_ensemble(spec: JointTaggerSpec, members: int,
     return keras.Model(inputs, outputs, name=name)
 
 
-def average_members(outputs: dict, keys: list[tuple[str, str]],
-                    transitions: list | None = None, multi_label: bool = False):
+def average_members(
+    outputs: dict,
+    keys: list[tuple[str, str]],
+    transitions: list | None = None,
+    multi_label: bool = False,
+):
     """(tag scores, sequence logits, transitions) averaged over the members whose outputs
     `keys` names (`member_output_keys`), in the form the single model's decoder takes; for
     one member they decode exactly as that model's own outputs.
@@ -188,8 +198,9 @@ def average_members(outputs: dict, keys: list[tuple[str, str]],
 
     tags = [tf.cast(outputs[tag_key], tf.float32) for tag_key, _ in keys]
     if transitions:
-        transitions = tf.reduce_mean(tf.stack([tf.cast(t, tf.float32) for t in transitions]),
-                                     axis=0)
+        transitions = tf.reduce_mean(
+            tf.stack([tf.cast(t, tf.float32) for t in transitions]), axis=0
+        )
     else:
         transitions = None
         tags = [tf.nn.log_softmax(t, axis=-1) for t in tags]

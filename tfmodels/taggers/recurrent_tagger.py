@@ -46,8 +46,7 @@ def _rnn(cell: str, units: int, dropout: float, recurrent_dropout: float, name: 
     else:
         raise ValueError(f"model.cell: unknown cell '{cell}' (lstm, gru)")
     return keras.layers.Bidirectional(
-        layer(units, return_sequences=True, dropout=dropout,
-              recurrent_dropout=recurrent_dropout),
+        layer(units, return_sequences=True, dropout=dropout, recurrent_dropout=recurrent_dropout),
         name=name,
     )
 
@@ -68,10 +67,14 @@ def encode_sequence(spec: TaggerSpec, inputs: dict[str, keras.KerasTensor], extr
     mask = keras.ops.not_equal(inputs[first], 0)
     parts = []
     for emb in spec.embeddings:
-        init = (keras.initializers.RandomNormal(stddev=emb.init_stddev) if emb.init_stddev > 0
-                else "uniform")
-        table = keras.layers.Embedding(emb.vocab_size, emb.dim, embeddings_initializer=init,
-                                       name=f"{emb.name}_embedding")
+        init = (
+            keras.initializers.RandomNormal(stddev=emb.init_stddev)
+            if emb.init_stddev > 0
+            else "uniform"
+        )
+        table = keras.layers.Embedding(
+            emb.vocab_size, emb.dim, embeddings_initializer=init, name=f"{emb.name}_embedding"
+        )
         parts += [table(inputs[name]) for name in emb.inputs]
     parts += [inputs[name] for name in spec.dense_inputs]
     parts += list(extra)
@@ -83,7 +86,8 @@ def encode_sequence(spec: TaggerSpec, inputs: dict[str, keras.KerasTensor], extr
         x = keras.layers.Dense(spec.projection, name="projection")(x)
     for i in range(spec.layers):
         x = _rnn(spec.cell, spec.units, spec.dropout, spec.recurrent_dropout, f"birnn_{i}")(
-            x, mask=mask)
+            x, mask=mask
+        )
     x = keras.layers.Dropout(spec.dropout)(x)
     return x, mask
 

@@ -42,9 +42,14 @@ class SubwordEncoderLayers(keras.layers.Layer):
 
     def call(self, pieces, first_piece):
         pieces = ops.cast(pieces, "int32")
-        layers = self.encoder({TOKEN_IDS: pieces, SEGMENT_IDS: ops.zeros_like(pieces),
-                               PADDING_MASK: ops.cast(ops.not_equal(pieces, 0), "int32")},
-                              training=False)
+        layers = self.encoder(
+            {
+                TOKEN_IDS: pieces,
+                SEGMENT_IDS: ops.zeros_like(pieces),
+                PADDING_MASK: ops.cast(ops.not_equal(pieces, 0), "int32"),
+            },
+            training=False,
+        )
         if not isinstance(layers, (list, tuple)):
             layers = [layers]
         stacked = ops.stack([ops.cast(layer, "float32") for layer in layers], axis=2)
@@ -60,8 +65,9 @@ class LayerMix(keras.layers.Layer):
     """`[B, T, L, D]` -> `[B, T, D]`: softmax-weighted sum over L, times a learned scale."""
 
     def build(self, input_shape):
-        self.layer_logits = self.add_weight(shape=(input_shape[-2],), initializer="zeros",
-                                            name="layer_logits")
+        self.layer_logits = self.add_weight(
+            shape=(input_shape[-2],), initializer="zeros", name="layer_logits"
+        )
         self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
         self.built = True
 
@@ -74,17 +80,22 @@ class LayerMix(keras.layers.Layer):
         return (*input_shape[:-2], input_shape[-1])
 
 
-def with_layer_mix(tagger: keras.Model, feature: str, num_layers: int, dim: int,
-                   layers_input: str, name: str) -> keras.Model:
+def with_layer_mix(
+    tagger: keras.Model, feature: str, num_layers: int, dim: int, layers_input: str, name: str
+) -> keras.Model:
     """`tagger` (which takes the dense `[B, T, D]` input `feature`) fed by a `LayerMix` of
     the `[B, T, L, D]` input `layers_input`, in place of `feature`.
 
     One mix for the whole model, however many taggers (an ensemble's members) share it.
     """
-    inputs = {key: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=key)
-              for key, t in tagger.input.items() if key != feature}
-    inputs[layers_input] = keras.Input(shape=(None, num_layers, dim), dtype="float32",
-                                       name=layers_input)
+    inputs = {
+        key: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=key)
+        for key, t in tagger.input.items()
+        if key != feature
+    }
+    inputs[layers_input] = keras.Input(
+        shape=(None, num_layers, dim), dtype="float32", name=layers_input
+    )
     vectors = LayerMix(name="layer_mix")(inputs[layers_input])
     tagger_inputs = {key: inputs[key] for key in tagger.input if key != feature}
     return keras.Model(inputs, tagger({**tagger_inputs, feature: vectors}), name=name)

@@ -68,18 +68,24 @@ class ConstrainedViterbi(keras.layers.Layer):
         ragged = tf.RaggedTensor.from_tensor(scores, lengths=lengths)
         weights = None if transitions is None else tf.cast(transitions, tf.float32)
         path = tf_text.viterbi_constrained_sequence(
-            ragged, transition_weights=weights, allowed_transitions=tf.constant(self.allowed),
-            use_log_space=True, use_start_and_end_states=True,
+            ragged,
+            transition_weights=weights,
+            allowed_transitions=tf.constant(self.allowed),
+            use_log_space=True,
+            use_start_and_end_states=True,
         )
-        return tf.cast(path, tf.int32).to_tensor(default_value=-1,
-                                                  shape=tf.shape(logits)[:2])
+        return tf.cast(path, tf.int32).to_tensor(default_value=-1, shape=tf.shape(logits)[:2])
 
     def get_config(self):
         return {**super().get_config(), "allowed": self.allowed.tolist()}
 
 
-def tag_by_length(rows: tf.RaggedTensor, tag_fn,
-                  boundaries=(4, 8, 12, 16, 24, 32, 48, 64, 96, 128), dtype=tf.int32):
+def tag_by_length(
+    rows: tf.RaggedTensor,
+    tag_fn,
+    boundaries=(4, 8, 12, 16, 24, 32, 48, 64, 96, 128),
+    dtype=tf.int32,
+):
     """Run `tag_fn` (ragged `[n, (T)]` rows -> dense `[n, T']` tags) on groups of rows of
     similar length, and return ragged tags (`dtype`) aligned with `rows`.
 
@@ -97,7 +103,7 @@ def tag_by_length(rows: tf.RaggedTensor, tag_fn,
     starts = tf.cumsum(counts, exclusive=True)
 
     def body(g, pieces):
-        index = order[starts[g]:starts[g] + counts[g]]
+        index = order[starts[g] : starts[g] + counts[g]]
 
         def tagged():
             tags = tag_fn(tf.gather(rows, index))
@@ -108,10 +114,14 @@ def tag_by_length(rows: tf.RaggedTensor, tag_fn,
         flat = tf.cond(counts[g] > 0, tagged, lambda: tf.zeros([0], dtype))
         return g + 1, pieces.write(g, flat)
 
-    pieces = tf.TensorArray(dtype, size=len(boundaries) + 1, infer_shape=False,
-                            element_shape=tf.TensorShape([None]))
-    _, pieces = tf.while_loop(lambda g, _: g < len(boundaries) + 1, body,
-                              (tf.constant(0), pieces),
-                              parallel_iterations=len(boundaries) + 1)
+    pieces = tf.TensorArray(
+        dtype, size=len(boundaries) + 1, infer_shape=False, element_shape=tf.TensorShape([None])
+    )
+    _, pieces = tf.while_loop(
+        lambda g, _: g < len(boundaries) + 1,
+        body,
+        (tf.constant(0), pieces),
+        parallel_iterations=len(boundaries) + 1,
+    )
     by_group = tf.RaggedTensor.from_row_lengths(pieces.concat(), tf.gather(lengths, order))
     return tf.gather(by_group, tf.math.invert_permutation(order))

@@ -16,8 +16,27 @@ import keras
 import tensorflow as tf
 
 # Code points Python's str.split() treats as whitespace: removed, never part of a unit.
-WHITESPACE = (9, 10, 11, 12, 13, 28, 29, 30, 31, 32, 133, 160, 5760, *range(8192, 8203),
-              8232, 8233, 8239, 8287, 12288)
+WHITESPACE = (
+    9,
+    10,
+    11,
+    12,
+    13,
+    28,
+    29,
+    30,
+    31,
+    32,
+    133,
+    160,
+    5760,
+    *range(8192, 8203),
+    8232,
+    8233,
+    8239,
+    8287,
+    12288,
+)
 PAD, OOV = "", "[UNK]"
 BOS, EOS = "<s>", "</s>"
 TAG_B, TAG_M, TAG_E, TAG_S = 0, 1, 2, 3
@@ -43,8 +62,11 @@ def _unit_classes(codes: tf.Tensor, row_starts: tf.Tensor, row_limits: tf.Tensor
     digit = lambda c: _in(c, (0x30, 0x39), (0xFF10, 0xFF19))  # noqa: E731
     dot = (codes == 0x2E) | (codes == 0xFF0E)
     percent = (codes == 0x25) | (codes == 0xFF05)
-    number = digit(codes) | (dot & has_prev & digit(prev) & has_next & digit(nxt)) | (
-        percent & has_prev & digit(prev))
+    number = (
+        digit(codes)
+        | (dot & has_prev & digit(prev) & has_next & digit(nxt))
+        | (percent & has_prev & digit(prev))
+    )
     latin = _in(codes, (0x41, 0x5A), (0x61, 0x7A), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A))
     return tf.where(number, _NUMBER, tf.where(latin, _LATIN, _OTHER))
 
@@ -61,14 +83,18 @@ def split_units(text: tf.Tensor, normalise: bool) -> tuple[tf.RaggedTensor, tf.R
     codes = tf.strings.unicode_decode(text, "UTF-8", errors="replace")
     flat_codes = codes.flat_values
     rows = codes.value_rowids()
-    keep = tf.logical_not(tf.reduce_any(
-        tf.equal(flat_codes[:, None], tf.constant(WHITESPACE, tf.int32)[None, :]), axis=1))
+    keep = tf.logical_not(
+        tf.reduce_any(
+            tf.equal(flat_codes[:, None], tf.constant(WHITESPACE, tf.int32)[None, :]), axis=1
+        )
+    )
     starts = tf.gather(codes.row_starts(), rows)
     limits = tf.gather(codes.row_limits(), rows)
     if normalise:
         classes = _unit_classes(flat_codes, starts, limits)
-        prev_class = tf.gather(classes, tf.maximum(tf.range(tf.size(classes),
-                                                            dtype=rows.dtype) - 1, 0))
+        prev_class = tf.gather(
+            classes, tf.maximum(tf.range(tf.size(classes), dtype=rows.dtype) - 1, 0)
+        )
         prev_keep = tf.gather(keep, tf.maximum(tf.range(tf.size(keep), dtype=rows.dtype) - 1, 0))
         at_row_start = tf.range(tf.size(keep), dtype=rows.dtype) == starts
         begins = keep & ((classes == _OTHER) | at_row_start | ~prev_keep | (classes != prev_class))
@@ -79,7 +105,8 @@ def split_units(text: tf.Tensor, normalise: bool) -> tuple[tf.RaggedTensor, tf.R
     num_units = tf.reduce_sum(tf.cast(begins, tf.int64))
     kept_ids = tf.boolean_mask(unit_ids, keep)
     flat_units = tf.strings.unsorted_segment_join(
-        tf.boolean_mask(chars.flat_values, keep), kept_ids, num_units)
+        tf.boolean_mask(chars.flat_values, keep), kept_ids, num_units
+    )
     per_row = tf.math.unsorted_segment_sum(tf.cast(begins, tf.int64), rows, codes.nrows())
     units = tf.RaggedTensor.from_row_lengths(flat_units, per_row)
     if not normalise:
@@ -88,8 +115,9 @@ def split_units(text: tf.Tensor, normalise: bool) -> tuple[tf.RaggedTensor, tf.R
     head_classes = tf.boolean_mask(classes, begins)
     halfwidth = tf.where(_in(head_codes, (0xFF01, 0xFF5E)), head_codes - 0xFEE0, head_codes)
     single = tf.strings.unicode_encode(tf.expand_dims(halfwidth, 1), "UTF-8")
-    flat_norm = tf.where(head_classes == _NUMBER, "0",
-                         tf.where(head_classes == _LATIN, "X", single))
+    flat_norm = tf.where(
+        head_classes == _NUMBER, "0", tf.where(head_classes == _LATIN, "X", single)
+    )
     return units, units.with_flat_values(flat_norm)
 
 
@@ -97,10 +125,14 @@ def bmes_tags(word_units: tf.RaggedTensor) -> tf.RaggedTensor:
     """Ragged `[W, (U)]` units of each word -> B/M/E/S tag ids of the same shape."""
     lengths = word_units.row_lengths()
     position = tf.range(tf.size(word_units.flat_values, out_type=tf.int64)) - tf.gather(
-        word_units.row_starts(), word_units.value_rowids())
+        word_units.row_starts(), word_units.value_rowids()
+    )
     length = tf.gather(lengths, word_units.value_rowids())
-    tags = tf.where(length == 1, TAG_S,
-                    tf.where(position == 0, TAG_B, tf.where(position == length - 1, TAG_E, TAG_M)))
+    tags = tf.where(
+        length == 1,
+        TAG_S,
+        tf.where(position == 0, TAG_B, tf.where(position == length - 1, TAG_E, TAG_M)),
+    )
     return word_units.with_flat_values(tf.cast(tags, tf.int32))
 
 
@@ -113,8 +145,9 @@ def words_from_tags(units: tf.RaggedTensor, tags: tf.RaggedTensor) -> tf.RaggedT
     word_ids = tf.cumsum(tf.cast(starts, tf.int64)) - 1
     num_words = tf.reduce_sum(tf.cast(starts, tf.int64))
     flat_words = tf.strings.unsorted_segment_join(flat_units, word_ids, num_words)
-    per_row = tf.math.unsorted_segment_sum(tf.cast(starts, tf.int64), units.value_rowids(),
-                                           units.nrows())
+    per_row = tf.math.unsorted_segment_sum(
+        tf.cast(starts, tf.int64), units.value_rowids(), units.nrows()
+    )
     return tf.RaggedTensor.from_row_lengths(flat_words, per_row)
 
 
@@ -141,7 +174,8 @@ def _shifted(units: tf.RaggedTensor, offset: int, filler: str) -> tf.Tensor:
     rows = units.value_rowids()
     target = pos + offset
     inside = (target >= tf.gather(units.row_starts(), rows)) & (
-        target < tf.gather(units.row_limits(), rows))
+        target < tf.gather(units.row_limits(), rows)
+    )
     safe = tf.clip_by_value(target, 0, tf.maximum(n - 1, 0))
     return tf.where(inside, tf.gather(flat, safe), filler)
 
@@ -154,23 +188,33 @@ class SegmentationPreprocessor(keras.layers.Layer):
     of length n that begins / ends here, 0 if none, n = 2..max_word).
     """
 
-    def __init__(self, chars: Sequence[str], bigrams: Sequence[str] = (),
-                 lexicon: Mapping[str, float] | Sequence[str] = (), max_word: int = 4,
-                 **kwargs):
+    def __init__(
+        self,
+        chars: Sequence[str],
+        bigrams: Sequence[str] = (),
+        lexicon: Mapping[str, float] | Sequence[str] = (),
+        max_word: int = 4,
+        **kwargs,
+    ):
         super().__init__(trainable=False, **kwargs)
         self.max_word = max_word
         self.char_lookup = keras.layers.StringLookup(
-            vocabulary=list(chars), mask_token=PAD, oov_token=OOV, name="char_lookup")
+            vocabulary=list(chars), mask_token=PAD, oov_token=OOV, name="char_lookup"
+        )
         self.use_bigrams = bool(bigrams)
         self.bigram_lookup = keras.layers.StringLookup(
-            vocabulary=list(bigrams) or ["<none>"], mask_token=PAD, oov_token=OOV,
-            name="bigram_lookup")
+            vocabulary=list(bigrams) or ["<none>"],
+            mask_token=PAD,
+            oov_token=OOV,
+            name="bigram_lookup",
+        )
         self.use_lexicon = bool(lexicon)
         weights = dict(lexicon) if isinstance(lexicon, Mapping) else dict.fromkeys(lexicon, 1.0)
         self.lexicon_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(list(weights) or ["<none>"]),
-                tf.constant(list(weights.values()) or [0.0], tf.float32)),
+                tf.constant(list(weights.values()) or [0.0], tf.float32),
+            ),
             default_value=0.0,
         )
 
@@ -189,7 +233,8 @@ class SegmentationPreprocessor(keras.layers.Layer):
         begins, ends = [], []
         for width in range(2, self.max_word + 1):
             gram = tf.strings.reduce_join(
-                tf.stack([tf.gather(flat, safe(pos + k)) for k in range(width)], axis=1), axis=1)
+                tf.stack([tf.gather(flat, safe(pos + k)) for k in range(width)], axis=1), axis=1
+            )
             inside = pos + width - 1 < limits
             hit = tf.where(inside, self.lexicon_table.lookup(gram), 0.0)
             back = pos - (width - 1)

@@ -16,7 +16,18 @@ from tfmodels.translation.subwords import (
 from tfmodels.translation.transformer import TransformerTranslator
 
 __all__ = [
-    "END_ID", "PAD_ID", "RESERVED_TOKENS", "START_ID", "STOPS", "UNK_ID", "RNNAttentionTranslator",
-    "Seq2Seq", "SubwordTokenizer", "TransformerTranslator", "beam_search", "greedy_decode",
-    "length_penalty", "pretokenize",
+    "END_ID",
+    "PAD_ID",
+    "RESERVED_TOKENS",
+    "START_ID",
+    "STOPS",
+    "UNK_ID",
+    "RNNAttentionTranslator",
+    "Seq2Seq",
+    "SubwordTokenizer",
+    "TransformerTranslator",
+    "beam_search",
+    "greedy_decode",
+    "length_penalty",
+    "pretokenize",
 ]

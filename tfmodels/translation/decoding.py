@@ -29,8 +29,9 @@ def length_penalty(lengths: tf.Tensor, alpha: float) -> tf.Tensor:
     return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
 
 
-def _allowed(log_probs: tf.Tensor, finished: tf.Tensor, force_end: tf.Tensor,
-             pad_id: int, end_id: int) -> tf.Tensor:
+def _allowed(
+    log_probs: tf.Tensor, finished: tf.Tensor, force_end: tf.Tensor, pad_id: int, end_id: int
+) -> tf.Tensor:
     """Finished rows may only add [PAD] at no cost; rows at their bound only [END]."""
     vocab = tf.shape(log_probs)[-1]
     pad_only = tf.where(tf.range(vocab) == pad_id, 0.0, _NEG)
@@ -43,9 +44,16 @@ def _output_lengths(tokens: tf.Tensor, pad_id: int) -> tf.Tensor:
     return tf.reduce_sum(tf.cast(tf.not_equal(tokens, pad_id), tf.int32), axis=-1)
 
 
-def greedy_decode(step: Step, static: Any, state: Any, max_lengths: tf.Tensor,
-                  start_id: int, end_id: int, pad_id: int = 0,
-                  alpha: float = 0.0) -> tuple[tf.Tensor, tf.Tensor]:
+def greedy_decode(
+    step: Step,
+    static: Any,
+    state: Any,
+    max_lengths: tf.Tensor,
+    start_id: int,
+    end_id: int,
+    pad_id: int = 0,
+    alpha: float = 0.0,
+) -> tuple[tf.Tensor, tf.Tensor]:
     """The most probable token at each step: (tokens [B, L], scores [B])."""
     batch = tf.shape(max_lengths)[0]
     limit = tf.reduce_max(tf.concat([max_lengths, [0]], 0))
@@ -63,11 +71,22 @@ def greedy_decode(step: Step, static: Any, state: Any, max_lengths: tf.Tensor,
         tokens = tf.concat([tokens, token[:, None]], axis=-1)
         return i + 1, token, state, tokens, scores, finished
 
-    start = (tf.constant(0), tf.fill([batch], start_id), state, tf.zeros([batch, 0], tf.int32),
-             tf.zeros([batch]), max_lengths <= 0)
-    invariants = (tf.TensorShape([]), tf.TensorShape([None]),
-                  _invariants(state),
-                  tf.TensorShape([None, None]), tf.TensorShape([None]), tf.TensorShape([None]))
+    start = (
+        tf.constant(0),
+        tf.fill([batch], start_id),
+        state,
+        tf.zeros([batch, 0], tf.int32),
+        tf.zeros([batch]),
+        max_lengths <= 0,
+    )
+    invariants = (
+        tf.TensorShape([]),
+        tf.TensorShape([None]),
+        _invariants(state),
+        tf.TensorShape([None, None]),
+        tf.TensorShape([None]),
+        tf.TensorShape([None]),
+    )
     _, _, _, tokens, scores, _ = tf.while_loop(cond, body, start, shape_invariants=invariants)
     return tokens, scores / length_penalty(_output_lengths(tokens, pad_id), alpha)
 
@@ -76,7 +95,8 @@ def _invariants(state: Any) -> Any:
     """The loop's shape invariants for `state`: a dimension that starts empty (a cache of
     the tokens so far) grows."""
     return tf.nest.map_structure(
-        lambda t: tf.TensorShape([None if d == 0 else d for d in t.shape]), state)
+        lambda t: tf.TensorShape([None if d == 0 else d for d in t.shape]), state
+    )
 
 
 def _repeat(tree: Any, times: int) -> Any:
@@ -86,19 +106,25 @@ def _repeat(tree: Any, times: int) -> Any:
 STOPS = ("bound", "top", "none")
 
 
-def _stop_early(tokens: tf.Tensor, scores: tf.Tensor, finished: tf.Tensor,
-                bound_penalty: tf.Tensor, pad_id: int, alpha: float,
-                top: bool) -> tuple[tf.Tensor, tf.Tensor]:
+def _stop_early(
+    tokens: tf.Tensor,
+    scores: tf.Tensor,
+    finished: tf.Tensor,
+    bound_penalty: tf.Tensor,
+    pad_id: int,
+    alpha: float,
+    top: bool,
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Ends every hypothesis of the sentences whose best ended hypothesis no live one can
     beat (with `top`, also of those whose most probable hypothesis has ended); the live
     ones cut short lose (score `_CUT`). `bound_penalty` `[B, 1]`: the length penalty at
     each sentence's length bound, the most a live hypothesis's can grow to."""
     lengths = _output_lengths(tokens, pad_id)  # [B, k]
     ended_best = tf.reduce_max(
-        tf.where(finished, scores / length_penalty(lengths, alpha), -float("inf")), axis=-1)
+        tf.where(finished, scores / length_penalty(lengths, alpha), -float("inf")), axis=-1
+    )
     most_penalty = tf.maximum(length_penalty(lengths + 1, alpha), bound_penalty)
-    live_best = tf.reduce_max(
-        tf.where(finished, -float("inf"), scores / most_penalty), axis=-1)
+    live_best = tf.reduce_max(tf.where(finished, -float("inf"), scores / most_penalty), axis=-1)
     done = ended_best >= live_best
     if top:
         done |= finished[:, 0]  # hypotheses stay sorted by log-probability (top_k)
@@ -106,9 +132,18 @@ def _stop_early(tokens: tf.Tensor, scores: tf.Tensor, finished: tf.Tensor,
     return tf.where(done & ~finished, _CUT, scores), finished | done
 
 
-def beam_search(step: Step, static: Any, state: Any, max_lengths: tf.Tensor,
-                start_id: int, end_id: int, beam_width: int, pad_id: int = 0,
-                alpha: float = 0.0, stop: str = "bound") -> tuple[tf.Tensor, tf.Tensor]:
+def beam_search(
+    step: Step,
+    static: Any,
+    state: Any,
+    max_lengths: tf.Tensor,
+    start_id: int,
+    end_id: int,
+    beam_width: int,
+    pad_id: int = 0,
+    alpha: float = 0.0,
+    stop: str = "bound",
+) -> tuple[tf.Tensor, tf.Tensor]:
     """The best of `beam_width` hypotheses per sentence by length-normalised score:
     (tokens [B, L], scores [B]). Hypotheses are ranked by log-probability while
     decoding; the length penalty chooses among the final ones. When a sentence is done:
@@ -134,8 +169,7 @@ def beam_search(step: Step, static: Any, state: Any, max_lengths: tf.Tensor,
     def body(i, last, state, tokens, scores, finished):
         logits, state = step(tf.reshape(last, [-1]), static, state, i)
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-        log_probs = _allowed(log_probs, tf.reshape(finished, [-1]), i >= bounds - 1,
-                             pad_id, end_id)
+        log_probs = _allowed(log_probs, tf.reshape(finished, [-1]), i >= bounds - 1, pad_id, end_id)
         vocab = tf.shape(log_probs)[-1]
         total = scores[..., None] + tf.reshape(log_probs, [batch, k, vocab])
         scores, index = tf.math.top_k(tf.reshape(total, [batch, k * vocab]), k=k)
@@ -147,20 +181,28 @@ def beam_search(step: Step, static: Any, state: Any, max_lengths: tf.Tensor,
         ended = tf.reshape(i >= bounds - 1, [batch, k])
         finished = tf.gather(finished, beam, batch_dims=1) | tf.equal(token, end_id) | ended
         if stop != "none":
-            scores, finished = _stop_early(tokens, scores, finished, bound_penalty,
-                                           pad_id, alpha, top=stop == "top")
+            scores, finished = _stop_early(
+                tokens, scores, finished, bound_penalty, pad_id, alpha, top=stop == "top"
+            )
         return i + 1, token, state, tokens, scores, finished
 
-    start = (tf.constant(0), tf.fill([batch, k], start_id), state,
-             tf.zeros([batch, k, 0], tf.int32), tf.tile(first[None], [batch, 1]),
-             tf.tile((max_lengths <= 0)[:, None], [1, k]))
-    invariants = (tf.TensorShape([]), tf.TensorShape([None, k]),
-                  _invariants(state),
-                  tf.TensorShape([None, k, None]), tf.TensorShape([None, k]),
-                  tf.TensorShape([None, k]))
-    _, _, _, tokens, scores, _ = tf.while_loop(cond, body, start,
-                                               shape_invariants=invariants)
+    start = (
+        tf.constant(0),
+        tf.fill([batch, k], start_id),
+        state,
+        tf.zeros([batch, k, 0], tf.int32),
+        tf.tile(first[None], [batch, 1]),
+        tf.tile((max_lengths <= 0)[:, None], [1, k]),
+    )
+    invariants = (
+        tf.TensorShape([]),
+        tf.TensorShape([None, k]),
+        _invariants(state),
+        tf.TensorShape([None, k, None]),
+        tf.TensorShape([None, k]),
+        tf.TensorShape([None, k]),
+    )
+    _, _, _, tokens, scores, _ = tf.while_loop(cond, body, start, shape_invariants=invariants)
     normalised = scores / length_penalty(_output_lengths(tokens, pad_id), alpha)
     best = tf.argmax(normalised, axis=-1, output_type=tf.int32)
-    return (tf.gather(tokens, best, batch_dims=1),
-            tf.gather(normalised, best, batch_dims=1))
+    return (tf.gather(tokens, best, batch_dims=1), tf.gather(normalised, best, batch_dims=1))

@@ -18,9 +18,17 @@ SCORES = ("additive", "multiplicative")
 
 
 class RNNAttentionTranslator(Seq2Seq):
-    def __init__(self, source_vocab: int, target_vocab: int, cell: str = "gru",
-                 attention: str = "additive", embedding: int = 256, units: int = 256,
-                 dropout: float = 0.1, **kwargs):
+    def __init__(
+        self,
+        source_vocab: int,
+        target_vocab: int,
+        cell: str = "gru",
+        attention: str = "additive",
+        embedding: int = 256,
+        units: int = 256,
+        dropout: float = 0.1,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not '{cell}'")
@@ -32,9 +40,12 @@ class RNNAttentionTranslator(Seq2Seq):
         self.target_embedding = keras.layers.Embedding(target_vocab, embedding)
         self.dropout = keras.layers.Dropout(dropout)
         self.encoder = keras.layers.Bidirectional(
-            rnn(units, return_sequences=True, return_state=True), name="encoder")
-        self.bridge = [keras.layers.Dense(units, activation="tanh", name=f"bridge_{i}")
-                       for i in range(2 if cell == "lstm" else 1)]
+            rnn(units, return_sequences=True, return_state=True), name="encoder"
+        )
+        self.bridge = [
+            keras.layers.Dense(units, activation="tanh", name=f"bridge_{i}")
+            for i in range(2 if cell == "lstm" else 1)
+        ]
         self.decoder = rnn(units, return_sequences=True, return_state=True, name="decoder")
         self.keys = keras.layers.Dense(units, use_bias=False, name="attention_keys")
         if attention == "additive":
@@ -45,12 +56,17 @@ class RNNAttentionTranslator(Seq2Seq):
 
     def encode(self, source, training=False):
         mask = padding_mask(source)
-        out = self.encoder(self.dropout(self.source_embedding(source), training=training),
-                           mask=mask, training=training)
+        out = self.encoder(
+            self.dropout(self.source_embedding(source), training=training),
+            mask=mask,
+            training=training,
+        )
         memory, states = out[0], out[1:]
         half = len(states) // 2  # forward states, then backward ones
-        initial = [bridge(tf.concat([states[i], states[half + i]], -1))
-                   for i, bridge in enumerate(self.bridge)]
+        initial = [
+            bridge(tf.concat([states[i], states[half + i]], -1))
+            for i, bridge in enumerate(self.bridge)
+        ]
         return {"memory": memory, "keys": self.keys(memory), "mask": mask}, initial
 
     def _attend(self, static, h):

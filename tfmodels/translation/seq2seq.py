@@ -22,16 +22,23 @@ class Seq2Seq(keras.Model):
     def start(self, source: tf.Tensor) -> tuple[Any, Any]:
         raise NotImplementedError
 
-    def step(self, tokens: tf.Tensor, static: Any, state: Any,
-             index: tf.Tensor) -> tuple[tf.Tensor, Any]:
+    def step(
+        self, tokens: tf.Tensor, static: Any, state: Any, index: tf.Tensor
+    ) -> tuple[tf.Tensor, Any]:
         raise NotImplementedError
 
     def cross_attention(self, source: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
 
-    def translate(self, source: tf.Tensor, max_lengths: tf.Tensor, beam_width: int = 1,
-                  alpha: float = 0.0, greedy: bool = False,
-                  stop: str = "bound") -> tuple[tf.Tensor, tf.Tensor]:
+    def translate(
+        self,
+        source: tf.Tensor,
+        max_lengths: tf.Tensor,
+        beam_width: int = 1,
+        alpha: float = 0.0,
+        greedy: bool = False,
+        stop: str = "bound",
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """Token ids `[B, S]` (0-padded) -> (output ids `[B, L]` ending in [END], padded
         with [PAD]; length-normalised log-probabilities `[B]`), at most `max_lengths`
         tokens each (0: nothing). `greedy`: the greedy decoder, else beam search (`stop`:
@@ -39,10 +46,12 @@ class Seq2Seq(keras.Model):
         max_lengths = tf.cast(max_lengths, tf.int32)
         static, state = self.start(source)
         if greedy:
-            return greedy_decode(self.step, static, state, max_lengths, START_ID, END_ID,
-                                 PAD_ID, alpha)
-        return beam_search(self.step, static, state, max_lengths, START_ID, END_ID,
-                           beam_width, PAD_ID, alpha, stop)
+            return greedy_decode(
+                self.step, static, state, max_lengths, START_ID, END_ID, PAD_ID, alpha
+            )
+        return beam_search(
+            self.step, static, state, max_lengths, START_ID, END_ID, beam_width, PAD_ID, alpha, stop
+        )
 
 
 def padding_mask(ids: tf.Tensor) -> tf.Tensor:

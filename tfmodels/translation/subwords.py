@@ -28,8 +28,9 @@ def pretokenize(text: tf.Tensor) -> tf.RaggedTensor:
     split off (the units WordPiece learns and tokenizes)."""
     text = tf.strings.strip(tf.strings.regex_replace(text, r"\s+", " "))
     text = tf.strings.regex_replace(text, WORD_MARK, "_")
-    marked = tf.where(text == "", text,
-                      WORD_MARK + tf.strings.regex_replace(text, " ", " " + WORD_MARK))
+    marked = tf.where(
+        text == "", text, WORD_MARK + tf.strings.regex_replace(text, " ", " " + WORD_MARK)
+    )
     return tf_text.regex_split(marked, rf"\s|{_PUNCTUATION}", _PUNCTUATION)
 
 
@@ -40,15 +41,22 @@ class SubwordTokenizer(keras.layers.Layer):
     def __init__(self, vocabulary: Sequence[str], **kwargs):
         super().__init__(trainable=False, **kwargs)
         vocabulary = list(vocabulary)
-        if tuple(vocabulary[:len(RESERVED_TOKENS)]) != RESERVED_TOKENS:
+        if tuple(vocabulary[: len(RESERVED_TOKENS)]) != RESERVED_TOKENS:
             raise ValueError(f"a vocabulary starts with {', '.join(RESERVED_TOKENS)}")
         self.vocabulary = vocabulary
         self._wordpiece = tf_text.FastWordpieceTokenizer(
-            vocabulary, suffix_indicator="##", max_bytes_per_word=100,
-            token_out_type=tf.int32, unknown_token="[UNK]", no_pretokenization=True,
-            support_detokenization=False)
-        pieces = [p.removeprefix("##") if i >= len(RESERVED_TOKENS) else ""
-                  for i, p in enumerate(vocabulary)]
+            vocabulary,
+            suffix_indicator="##",
+            max_bytes_per_word=100,
+            token_out_type=tf.int32,
+            unknown_token="[UNK]",
+            no_pretokenization=True,
+            support_detokenization=False,
+        )
+        pieces = [
+            p.removeprefix("##") if i >= len(RESERVED_TOKENS) else ""
+            for i, p in enumerate(vocabulary)
+        ]
         self._pieces = tf.constant(pieces, dtype=tf.string)
         self.built = True  # no weights; the graph ops above are all it needs
 

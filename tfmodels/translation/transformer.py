@@ -18,22 +18,41 @@ from tfmodels.translation.seq2seq import Seq2Seq, padding_mask
 
 
 class TransformerTranslator(Seq2Seq):
-    def __init__(self, source_vocab: int, target_vocab: int, layers: int = 3, width: int = 256,
-                 heads: int = 8, feedforward: int = 1024, dropout: float = 0.1,
-                 max_source: int = 128, max_target: int = 128,
-                 decoder_layers: int = 0, **kwargs):
+    def __init__(
+        self,
+        source_vocab: int,
+        target_vocab: int,
+        layers: int = 3,
+        width: int = 256,
+        heads: int = 8,
+        feedforward: int = 1024,
+        dropout: float = 0.1,
+        max_source: int = 128,
+        max_target: int = 128,
+        decoder_layers: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.heads, self.head_dim = heads, width // heads
         self.source_embedding = keras_hub.layers.TokenAndPositionEmbedding(
-            source_vocab, max_source, width, name="source_embedding")
+            source_vocab, max_source, width, name="source_embedding"
+        )
         self.target_embedding = keras_hub.layers.TokenAndPositionEmbedding(
-            target_vocab, max_target, width, name="target_embedding")
+            target_vocab, max_target, width, name="target_embedding"
+        )
         self.embedding_dropout = keras.layers.Dropout(dropout)
-        self.encoders = [keras_hub.layers.TransformerEncoder(
-            feedforward, heads, dropout=dropout, name=f"encoder_{i}") for i in range(layers)]
-        self.decoders = [keras_hub.layers.TransformerDecoder(
-            feedforward, heads, dropout=dropout, name=f"decoder_{i}")
-            for i in range(decoder_layers or layers)]  # 0: as many as the encoder
+        self.encoders = [
+            keras_hub.layers.TransformerEncoder(
+                feedforward, heads, dropout=dropout, name=f"encoder_{i}"
+            )
+            for i in range(layers)
+        ]
+        self.decoders = [
+            keras_hub.layers.TransformerDecoder(
+                feedforward, heads, dropout=dropout, name=f"decoder_{i}"
+            )
+            for i in range(decoder_layers or layers)
+        ]  # 0: as many as the encoder
         self.logits = keras.layers.Dense(target_vocab, name="logits", dtype="float32")
 
     def encode(self, source, training=False):
@@ -48,16 +67,25 @@ class TransformerTranslator(Seq2Seq):
         target = inputs["target"]
         x = self.embedding_dropout(self.target_embedding(target), training=training)
         for layer in self.decoders:
-            x = layer(x, memory, decoder_padding_mask=padding_mask(target),
-                      encoder_padding_mask=source_mask, training=training)
+            x = layer(
+                x,
+                memory,
+                decoder_padding_mask=padding_mask(target),
+                encoder_padding_mask=source_mask,
+                training=training,
+            )
         return self.logits(x)
 
     def start(self, source):
         memory, mask = self.encode(source)
         batch = tf.shape(source)[0]
-        cross = [(_heads_first(layer._cross_attention_layer._key_dense(memory)),
-                  _heads_first(layer._cross_attention_layer._value_dense(memory)))
-                 for layer in self.decoders]
+        cross = [
+            (
+                _heads_first(layer._cross_attention_layer._key_dense(memory)),
+                _heads_first(layer._cross_attention_layer._value_dense(memory)),
+            )
+            for layer in self.decoders
+        ]
         empty = tf.zeros(tf.stack([batch, self.heads, 0, self.head_dim]), memory.dtype)
         own = [(empty, empty) for _ in self.decoders]
         return {"mask": mask[:, None, None, :], "cross": cross}, {"self": own}
@@ -66,7 +94,8 @@ class TransformerTranslator(Seq2Seq):
         x = self.target_embedding(tokens[:, None], start_index=index)
         caches = []
         for layer, (keys, values), (memory_keys, memory_values) in zip(
-                self.decoders, state["self"], static["cross"], strict=True):
+            self.decoders, state["self"], static["cross"], strict=True
+        ):
             own = layer._self_attention_layer
             keys = tf.concat([keys, _heads_first(own._key_dense(x))], axis=2)
             values = tf.concat([values, _heads_first(own._value_dense(x))], axis=2)
@@ -85,19 +114,24 @@ class TransformerTranslator(Seq2Seq):
         memory, source_mask = self.encode(source)
         x = self.target_embedding(target)
         for layer in self.decoders[:-1]:
-            x = layer(x, memory, decoder_padding_mask=padding_mask(target),
-                      encoder_padding_mask=source_mask)
+            x = layer(
+                x,
+                memory,
+                decoder_padding_mask=padding_mask(target),
+                encoder_padding_mask=source_mask,
+            )
         last = self.decoders[-1]
         length = tf.shape(target)[1]
         causal = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)
         own_mask = causal[None] & padding_mask(target)[:, None, :]
         attended = last._self_attention_layer(query=x, value=x, attention_mask=own_mask)
         x = last._self_attention_layer_norm(x + attended)
-        cross_mask = tf.broadcast_to(source_mask[:, None, :],
-                                     [tf.shape(x)[0], length, tf.shape(source)[1]])
-        _, scores = last._cross_attention_layer(query=x, value=memory,
-                                                attention_mask=cross_mask,
-                                                return_attention_scores=True)
+        cross_mask = tf.broadcast_to(
+            source_mask[:, None, :], [tf.shape(x)[0], length, tf.shape(source)[1]]
+        )
+        _, scores = last._cross_attention_layer(
+            query=x, value=memory, attention_mask=cross_mask, return_attention_scores=True
+        )
         return tf.reduce_mean(scores, axis=1)
 
 
@@ -106,8 +140,13 @@ def _heads_first(projected: tf.Tensor) -> tf.Tensor:
     return tf.transpose(projected, [0, 2, 1, 3])
 
 
-def _attend(attention: keras.layers.MultiHeadAttention, x: tf.Tensor, keys: tf.Tensor,
-            values: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
+def _attend(
+    attention: keras.layers.MultiHeadAttention,
+    x: tf.Tensor,
+    keys: tf.Tensor,
+    values: tf.Tensor,
+    mask: tf.Tensor | None = None,
+) -> tf.Tensor:
     """One query token `x` [N, 1, width] against `keys`/`values` [N, heads, T, dim] with
     the weights of `attention` (a decoder layer's post-norm sublayer, no dropout at
     inference): what its call computes, without a cache of its own."""

@@ -24,9 +24,28 @@ __all__ = ["alexnet", "build_classifier", "inception", "lenet", "model_names", "
 
 def model_names() -> list[str]:
     """The names `build_classifier` accepts (a family name alone picks a default depth)."""
-    return ["lenet", "alexnet", "vgg", "vgg11", "vgg13", "vgg16", "vgg19", "inception",
-            "resnet", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-            "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+    return [
+        "lenet",
+        "alexnet",
+        "vgg",
+        "vgg11",
+        "vgg13",
+        "vgg16",
+        "vgg19",
+        "inception",
+        "resnet",
+        "resnet14",
+        "resnet20",
+        "resnet32",
+        "resnet44",
+        "resnet56",
+        "resnet110",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "resnet101",
+        "resnet152",
+    ]
 
 
 def build_classifier(
@@ -58,10 +77,21 @@ def build_classifier(
     if family == "inception" and not depth:
         return inception(input_shape, num_classes, preprocess=preprocess, width=width, **extra)
     if family == "vgg":
-        return vgg(input_shape, num_classes, depth=int(depth or 16), preprocess=preprocess,
-                   width=width, **extra)
+        return vgg(
+            input_shape,
+            num_classes,
+            depth=int(depth or 16),
+            preprocess=preprocess,
+            width=width,
+            **extra,
+        )
     if family == "resnet":
         default = 20 if small else 50
-        return resnet(input_shape, num_classes, depth=int(depth or default),
-                      preprocess=preprocess, width=width)
+        return resnet(
+            input_shape,
+            num_classes,
+            depth=int(depth or default),
+            preprocess=preprocess,
+            width=width,
+        )
     raise ValueError(f"unknown model '{name}' (known: {', '.join(model_names())})")

@@ -27,8 +27,14 @@ def alexnet(
     small = min(input_shape[:2]) < 64
 
     def conv(filters: int, kernel: int, strides: int = 1, padding: str = "same", name=""):
-        return layers.Conv2D(max(1, int(filters * width)), kernel, strides=strides,
-                             padding=padding, activation="relu", name=name)
+        return layers.Conv2D(
+            max(1, int(filters * width)),
+            kernel,
+            strides=strides,
+            padding=padding,
+            activation="relu",
+            name=name,
+        )
 
     if small:
         widths, dense = (48, 128, 192, 192, 128), 1024

@@ -21,8 +21,9 @@ from tfmodels.layers import FusedBatchNormalization
 
 
 def conv_bn(x, filters: int, kernel: int, strides: int = 1, name: str = ""):
-    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
-                      name=f"{name}_conv")(x)
+    x = layers.Conv2D(
+        filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv"
+    )(x)
     x = FusedBatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
@@ -53,15 +54,31 @@ def downsample_module(x, c3: int, name: str):
 
 # GoogLeNet modules: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool projection); "M" = max pool.
 GOOGLENET = [
-    ("3a", (64, 96, 128, 16, 32, 32)), ("3b", (128, 128, 192, 32, 96, 64)), "M",
-    ("4a", (192, 96, 208, 16, 48, 64)), ("4b", (160, 112, 224, 24, 64, 64)),
-    ("4c", (128, 128, 256, 24, 64, 64)), ("4d", (112, 144, 288, 32, 64, 64)),
-    ("4e", (256, 160, 320, 32, 128, 128)), "M",
-    ("5a", (256, 160, 320, 32, 128, 128)), ("5b", (384, 192, 384, 48, 128, 128)),
+    ("3a", (64, 96, 128, 16, 32, 32)),
+    ("3b", (128, 128, 192, 32, 96, 64)),
+    "M",
+    ("4a", (192, 96, 208, 16, 48, 64)),
+    ("4b", (160, 112, 224, 24, 64, 64)),
+    ("4c", (128, 128, 256, 24, 64, 64)),
+    ("4d", (112, 144, 288, 32, 64, 64)),
+    ("4e", (256, 160, 320, 32, 128, 128)),
+    "M",
+    ("5a", (256, 160, 320, 32, 128, 128)),
+    ("5b", (384, 192, 384, 48, 128, 128)),
 ]
 # Small Inception: ("i", 1x1, 3x3) modules and ("d", 3x3) downsample modules.
-SMALL = [("i", 32, 32), ("i", 32, 48), ("d", 80), ("i", 112, 48), ("i", 96, 64),
-         ("i", 80, 80), ("i", 48, 96), ("d", 96), ("i", 176, 160), ("i", 176, 160)]
+SMALL = [
+    ("i", 32, 32),
+    ("i", 32, 48),
+    ("d", 80),
+    ("i", 112, 48),
+    ("i", 96, 64),
+    ("i", 80, 80),
+    ("i", 48, 96),
+    ("d", 96),
+    ("i", 176, 160),
+    ("i", 176, 160),
+]
 
 
 def inception(

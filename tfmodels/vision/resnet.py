@@ -34,10 +34,16 @@ BN_MOMENTUM = 0.9
 
 def conv_bn(x, filters: int, kernel: int, strides: int = 1, relu: bool = True, name: str = ""):
     """Convolution, batch norm and (optionally) ReLU: the unit every block is made of."""
-    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
-                      kernel_initializer="he_normal", name=f"{name}_conv")(x)
-    x = FusedBatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
-                                name=f"{name}_bn")(x)
+    x = layers.Conv2D(
+        filters,
+        kernel,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=f"{name}_conv",
+    )(x)
+    x = FusedBatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 

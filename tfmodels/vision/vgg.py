@@ -21,10 +21,30 @@ from tfmodels.layers import FusedBatchNormalization
 CONFIGS: dict[int, list[int | str]] = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
-         512, 512, 512, "M"],
-    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-         512, 512, 512, 512, "M"],
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    19: [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ],
 }
 
 
@@ -52,8 +72,9 @@ def vgg(
             block, conv_index = block + 1, 1
             continue
         name = f"block{block}_conv{conv_index}"
-        x = layers.Conv2D(max(1, int(item * width)), 3, padding="same",
-                          use_bias=not batch_norm, name=name)(x)
+        x = layers.Conv2D(
+            max(1, int(item * width)), 3, padding="same", use_bias=not batch_norm, name=name
+        )(x)
         if batch_norm:
             x = FusedBatchNormalization(name=f"{name}_bn")(x)
         x = layers.ReLU(name=f"{name}_relu")(x)
