@@ -56,7 +56,7 @@ def parser(description: str, default_config: str | None = None) -> argparse.Argu
 
 def data_dir(args: argparse.Namespace) -> Path:
     """`--data-dir` or `$TFPIPE_DATA_DIR`: benchmarks never fall back to the samples."""
-    from pipelines.core.runner import resolve_data_dir
+    from pipelines.core.run_layout import resolve_data_dir
 
     if not (args.data_dir or os.environ.get("TFPIPE_DATA_DIR")):
         raise SystemExit("give --data-dir or set TFPIPE_DATA_DIR (e.g. ../shared/data)")

@@ -10,7 +10,8 @@ from helpers import subprocess_env, tfpipe
 from pipelines.cli import build_parser
 from pipelines.core import config as cfgmod
 from pipelines.core.registry import get_task_class
-from pipelines.core.runner import load_task_config, run_dir_for
+from pipelines.core.run_layout import run_dir_for
+from pipelines.core.runner import load_task_config
 from pipelines.core.tracking import NotTracked, Tracker
 
 # Per pipeline: (main test metric, the other test metrics), and three runs' overrides.

@@ -36,7 +36,7 @@ class ScheduleConfig:
 
 
 # Keras dtype policies by config name; `auto`: float16 on a GPU, bfloat16 on CPUs that have
-# it (`runner.keras_policy`).
+# it (`precision.keras_policy`).
 Precision = Literal["none", "auto", "mixed_float16", "mixed_bfloat16"]
 
 

@@ -17,10 +17,8 @@ own.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -28,13 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.core import config as cfgmod
+from pipelines.core.precision import in_serving_precision, serving_precision, setup_precision
 from pipelines.core.registry import get_task_class
+from pipelines.core.run_layout import (
+    CHECKPOINT_DIR,
+    SAVEDMODEL_ARTIFACT,
+    resolve_data_dir,
+    run_dir_for,
+)
 
 log = logging.getLogger(__name__)
-
-BUNDLED_DATA = Path(__file__).resolve().parents[2] / "data"
-CHECKPOINT_DIR = "checkpoint"
-SAVEDMODEL_ARTIFACT = "savedmodel"  # the export's MLflow artifact path
 
 
 @dataclasses.dataclass
@@ -79,65 +80,6 @@ class Fitted:
     epochs_run: int
     epoch_keys: set[str]
     examples_per_second: float | None
-
-
-def resolve_data_dir(data_dir: str | Path | None) -> Path:
-    """`--data-dir`, else `TFPIPE_DATA_DIR`, else the sample data bundled under `data/`."""
-    chosen = data_dir or os.environ.get("TFPIPE_DATA_DIR") or BUNDLED_DATA
-    path = Path(chosen).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"data directory {path} does not exist")
-    return path
-
-
-def run_dir_for(workdir: Path, pipeline: str, run_name: str) -> Path:
-    """Per-run state: resolved config, checkpoints, kept model, MLflow run id, plots."""
-    return Path(workdir) / "state" / pipeline / run_name
-
-
-def keras_policy(policy: str) -> str:
-    """The Keras dtype policy a `mixed_precision` config value names; `auto`: float16 on a
-    GPU, bfloat16 on CPUs that have it."""
-    import tensorflow as tf
-
-    if policy == "auto":
-        if tf.config.list_physical_devices("GPU"):
-            return "mixed_float16"
-        flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-        return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
-    return "float32" if policy == "none" else policy
-
-
-def setup_precision(policy: str) -> None:
-    """Set Keras' global dtype policy from a `mixed_precision` config value."""
-    import keras
-
-    keras.mixed_precision.set_global_policy(keras_policy(policy))
-
-
-def serving_precision(config: cfgmod.PipelineConfig) -> str:
-    """The Keras policy an export computes in: `export.mixed_precision`, else the training's."""
-    return keras_policy(config.export.mixed_precision or config.train.mixed_precision)
-
-
-@contextlib.contextmanager
-def in_serving_precision(task, model, config: cfgmod.PipelineConfig):
-    """`model`, or, when `export.mixed_precision` resolves to another policy than the
-    training's, the same weights in a model built under it (variables stay float32 under a
-    mixed policy, so they carry over as they are), with that policy set while it is in use."""
-    import keras
-
-    policy, trained = serving_precision(config), keras_policy(config.train.mixed_precision)
-    if policy == trained:
-        yield model
-        return
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        served = task.build_model()
-        served.set_weights(model.get_weights())
-        yield served
-    finally:
-        keras.mixed_precision.set_global_policy(trained)
 
 
 def load_task_config(

@@ -24,6 +24,8 @@ import keras
 import numpy as np
 
 from pipelines.core import config as cfgmod
+from pipelines.core.precision import serving_precision
+from pipelines.core.run_layout import run_dir_for
 
 MARKER = "trained_model.json"
 CONFIG = "config.yaml"
@@ -113,8 +115,6 @@ def load_trained_model(task_cls, folder: Path, overrides: list[str] | tuple[str,
     """(task, model, config) rebuilt from a kept model, no training data read."""
     import keras
 
-    from pipelines.core.runner import serving_precision
-
     folder = Path(folder)
     config = load_config(task_cls, folder, overrides)
     keras.mixed_precision.set_global_policy(serving_precision(config))
@@ -175,7 +175,6 @@ def find_trained_model(
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from pipelines.core.runner import run_dir_for
     from pipelines.core.tracking import tracking_uri
 
     for candidate in (Path(ref), Path(ref) / ARTIFACT_PATH):
