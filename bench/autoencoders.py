@@ -40,7 +40,7 @@ SHARES = {"one_class": 0.6, "vae": 0.2, "denoising": 0.2}
 # What each part sets on top of the recipe (then --set): the VAE trains on digits moved by
 # up to a pixel (it overfits 7,600 digits otherwise: 94.5 -> 90.3 nats), with a 32-number
 # code and a stride-1 layer after each stride-2 one (it underfits with 16 and none: 88.8 ->
-# 84.4 nats in the same 3.5 minutes, README); the denoising
+# 84.4 nats in the same 3.5 minutes, BENCHMARKS.md); the denoising
 # model keeps a wide code (16 numbers cannot hold a digit's detail: 18.7 -> 20.1 dB). Both
 # decay their rate over their time (the epochs cap set out of the way).
 PART_OVERRIDES = {
