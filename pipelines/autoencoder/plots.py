@@ -104,3 +104,42 @@ def score_histogram_png(
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save_png(fig, path)
+
+
+def plot_sample(normal: np.ndarray, count: int) -> np.ndarray:
+    """Test indices to show: the first normal images, and as many anomalies if any."""
+    normal_ids, anomaly_ids = np.flatnonzero(normal), np.flatnonzero(~normal)
+    if not len(anomaly_ids):
+        return normal_ids[:count]
+    half = max(1, count // 2)
+    return np.concatenate([normal_ids[: count - half], anomaly_ids[:half]])
+
+
+def vae_pngs(model, codes: np.ndarray, seed: int, out_dir: Path, title: str) -> list[Path]:
+    """A VAE's images decoded from random normal codes (drawn from `seed`), and from codes
+    on straight lines between the posterior means (`codes`) of pairs of test images."""
+    rng = np.random.default_rng(seed)
+    samples = model.decode(rng.standard_normal((32, model.code_size)).astype(np.float32))
+    samples = samples.numpy()
+    paths = [
+        image_rows_png(
+            [(f"samples {i * 8 + 1}-{i * 8 + 8}", samples[i * 8 : i * 8 + 8]) for i in range(4)],
+            out_dir / "vae_samples.png",
+            f"{title}: decoded random normal codes",
+        )
+    ]
+    steps = np.linspace(0.0, 1.0, 9, dtype=np.float32)[:, None]
+    rows = []
+    for row in range(min(4, len(codes) // 2)):
+        start, end = codes[2 * row], codes[2 * row + 1]
+        path = (1 - steps) * start + steps * end
+        rows.append((f"test {2 * row} to {2 * row + 1}", model.decode(path).numpy()))
+    if rows:
+        paths.append(
+            image_rows_png(
+                rows,
+                out_dir / "vae_interpolation.png",
+                f"{title}: decoded codes between two test images",
+            )
+        )
+    return paths

@@ -7,15 +7,14 @@ anomaly threshold is a percentile of those scores (or a given value), so `tfpipe
 can move it without the data. Metrics are measured through the serving graph; with labelled
 test data and normal classes set, anomaly AUROC and average precision.
 
-Signatures: `serving_default` (image bytes -> anomaly score, is_anomaly, threshold,
-reconstruction PNG, reconstruction error), `reconstruct` (-> PNG and pixels), `encode`
-(-> the code; the VAE adds its log variance) and `decode` (a code -> PNG; for the VAE,
-random normal codes sample new images).
+Signatures (`serving.py`): `serving_default` (image bytes -> anomaly score, is_anomaly,
+threshold, reconstruction PNG, reconstruction error), `reconstruct` (-> PNG and pixels),
+`encode` (-> the code; the VAE adds its log variance) and `decode` (a code -> PNG; for the
+VAE, random normal codes sample new images).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 from collections.abc import Sequence
@@ -26,8 +25,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.autoencoder import serving
 from pipelines.autoencoder.config import AutoencoderConfig
 from pipelines.autoencoder.metrics import auroc, average_precision, psnr, threshold_at
+from pipelines.autoencoder.serving import ENCODE, RECONSTRUCT, encode_pngs
 from pipelines.core.config import ConfigError
 from pipelines.core.random_draws import map_with_seeds
 from pipelines.core.task import (
@@ -35,7 +36,6 @@ from pipelines.core.task import (
     EVAL_BATCH,
     Serving,
     Task,
-    json_lines,
     read_vocabulary,
     write_vocabulary,
 )
@@ -50,7 +50,6 @@ from tfmodels.autoencoders import (
     build_autoencoder,
 )
 
-RECONSTRUCT, ENCODE, DECODE = "reconstruct", "encode", "decode"
 LATENT_POINTS = 2000  # test images in the latent-space plot
 EVAL_NOISE_SEED = 1  # the corruption of the test images in the denoising figures
 
@@ -276,57 +275,9 @@ class AutoencoderTask(ImageFileRequests, Task):
 
     # -- serving ----------------------------------------------------------------------
     def signatures(self, model: keras.Model) -> dict[str, Serving]:
-        size, channels = self.image_size, self.channels
-        threshold = self.threshold()
-        vae = isinstance(model, VariationalAutoencoder)
-        score_args = {"samples": self.config.serving.elbo_samples} if vae else {}
-
-        def pixels_of(image_bytes):
-            return tf.cast(decode_images(image_bytes, size, channels), tf.float32) / 255.0
-
-        def serve(image_bytes):
-            scored = model.score(pixels_of(image_bytes), **score_args)
-            score = scored["anomaly_score"]
-            return {
-                "anomaly_score": score,
-                "is_anomaly": score > threshold,
-                "threshold": tf.fill(tf.shape(score), tf.constant(threshold, tf.float32)),
-                "reconstruction": encode_pngs(scored["reconstruction"]),
-                "reconstruction_error": scored["reconstruction_error"],
-            }
-
-        def reconstruct(image_bytes):
-            pixels = model.reconstruct(pixels_of(image_bytes))
-            return {"reconstruction": encode_pngs(pixels), "pixels": pixels}
-
-        def encode(image_bytes):
-            pixels = pixels_of(image_bytes)
-            if not vae:
-                return {"code": model.encode(pixels)}
-            mean, log_var = model.posterior(pixels)
-            return {"code": mean, "code_log_variance": log_var}
-
-        def decode(code):
-            return {"image": encode_pngs(model.decode(code))}
-
-        images = {"image_bytes": tf.TensorSpec([None], tf.string)}
-        code_size = model.code_size
-        rng = np.random.default_rng(0)
-        codes = [
-            np.zeros(code_size, np.float32),
-            *rng.standard_normal((4, code_size)).astype(np.float32),
-        ]
-        return {
-            DEFAULT_SIGNATURE: Serving(serve, images, [model]),
-            RECONSTRUCT: Serving(reconstruct, images, [model]),
-            ENCODE: Serving(encode, images, [model]),
-            DECODE: Serving(
-                decode,
-                {"code": tf.TensorSpec([None, code_size], tf.float32)},
-                [model],
-                warmup={"code": codes},
-            ),
-        }
+        return serving.signatures(
+            self.config, model, self.image_size, self.channels, self.threshold()
+        )
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
         return {"image_bytes": self.images.encoded_bytes("test", 5)}
@@ -423,7 +374,13 @@ class AutoencoderTask(ImageFileRequests, Task):
     def plots(self, model: keras.Model, out_dir: Path) -> list[Path]:
         """Input / (corrupted /) reconstruction grid, the latent space by class, anomaly
         score histograms; for the VAE, samples and latent interpolations."""
-        from pipelines.autoencoder.plots import image_rows_png, latent_png, score_histogram_png
+        from pipelines.autoencoder.plots import (
+            image_rows_png,
+            latent_png,
+            plot_sample,
+            score_histogram_png,
+            vae_pngs,
+        )
 
         out_dir = Path(out_dir)
         if "test" not in self._results:
@@ -475,43 +432,7 @@ class AutoencoderTask(ImageFileRequests, Task):
             )
         )
         if isinstance(model, VariationalAutoencoder):
-            paths += self.vae_plots(model, codes, out_dir, title)
-        return paths
-
-    def vae_plots(
-        self, model: VariationalAutoencoder, codes: np.ndarray, out_dir: Path, title: str
-    ) -> list[Path]:
-        """Images decoded from random normal codes, and from codes on straight lines
-        between the posterior means of pairs of test images."""
-        from pipelines.autoencoder.plots import image_rows_png
-
-        rng = np.random.default_rng(self.config.train.seed)
-        samples = model.decode(rng.standard_normal((32, model.code_size)).astype(np.float32))
-        samples = samples.numpy()
-        paths = [
-            image_rows_png(
-                [
-                    (f"samples {i * 8 + 1}-{i * 8 + 8}", samples[i * 8 : i * 8 + 8])
-                    for i in range(4)
-                ],
-                out_dir / "vae_samples.png",
-                f"{title}: decoded random normal codes",
-            )
-        ]
-        steps = np.linspace(0.0, 1.0, 9, dtype=np.float32)[:, None]
-        rows = []
-        for row in range(min(4, len(codes) // 2)):
-            start, end = codes[2 * row], codes[2 * row + 1]
-            path = (1 - steps) * start + steps * end
-            rows.append((f"test {2 * row} to {2 * row + 1}", model.decode(path).numpy()))
-        if rows:
-            paths.append(
-                image_rows_png(
-                    rows,
-                    out_dir / "vae_interpolation.png",
-                    f"{title}: decoded codes between two test images",
-                )
-            )
+            paths += vae_pngs(model, codes, self.config.train.seed, out_dir, title)
         return paths
 
     # -- batch prediction -------------------------------------------------------------
@@ -522,33 +443,7 @@ class AutoencoderTask(ImageFileRequests, Task):
         signature: str = DEFAULT_SIGNATURE,
         lines: Sequence[str] = (),
     ) -> list[str]:
-        """`path<TAB>score<TAB>is_anomaly` (1 or 0) per image (the path as the input line
-        gives it; without lines, `score<TAB>is_anomaly`); other signatures: a JSON object
-        per image, PNG bytes in base64."""
-        if signature == DEFAULT_SIGNATURE:
-            paths = [f"{line.strip()}\t" for line in lines] or [""] * len(outputs["anomaly_score"])
-            return [
-                f"{path}{score:.6g}\t{int(flag)}"
-                for path, score, flag in zip(
-                    paths, outputs["anomaly_score"], outputs["is_anomaly"], strict=True
-                )
-            ]
-        return json_lines({k: _base64(v) if v.dtype == object else v for k, v in outputs.items()})
-
-
-def encode_pngs(pixels: tf.Tensor) -> tf.Tensor:
-    """Pixels in [0, 1] `[N, H, W, C]` -> PNG bytes `[N]`."""
-    images = tf.cast(tf.round(tf.clip_by_value(pixels, 0.0, 1.0) * 255.0), tf.uint8)
-    return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
-
-
-def plot_sample(normal: np.ndarray, count: int) -> np.ndarray:
-    """Test indices to show: the first normal images, and as many anomalies if any."""
-    normal_ids, anomaly_ids = np.flatnonzero(normal), np.flatnonzero(~normal)
-    if not len(anomaly_ids):
-        return normal_ids[:count]
-    half = max(1, count // 2)
-    return np.concatenate([normal_ids[: count - half], anomaly_ids[:half]])
+        return serving.lines_from_response(outputs, signature, lines)
 
 
 @tf.autograph.experimental.do_not_convert
@@ -572,9 +467,3 @@ def _quantised(pixels: tf.Tensor) -> tf.Tensor:
 
 def _mse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.mean(np.square(np.asarray(a, np.float64) - b), axis=tuple(range(1, a.ndim)))
-
-
-def _base64(values: np.ndarray) -> np.ndarray:
-    return np.array(
-        [base64.b64encode(bytes(v)).decode("ascii") for v in values.ravel()], dtype=object
-    ).reshape(values.shape)

@@ -25,10 +25,11 @@ from pipelines.core.task import (
     read_vocabulary,
     write_vocabulary,
 )
+from pipelines.images import serving
 from pipelines.images.config import ImagesConfig
 from pipelines.images.dataset import ImageSet, image_root
 from pipelines.images.preprocessing import make_preprocess
-from pipelines.images.reader import ImageDataError, ImageFileRequests, decode_images
+from pipelines.images.reader import ImageDataError, ImageFileRequests
 from pipelines.images.source import ImageSource
 from tfmodels.layers import fused_batch_norm
 from tfmodels.losses import SmoothedSparseCategoricalCrossentropy
@@ -178,45 +179,9 @@ class ImagesTask(ImageFileRequests, Task):
 
     # -- serving ----------------------------------------------------------------------
     def signatures(self, model: keras.Model) -> dict[str, Serving]:
-        """`serving_default`: labels and probabilities; `embedding`: the features the
-        classifier's last layer reads (for similarity search, clustering, new heads)."""
-        (height, width), channels = self.image_size, self.channels
-        class_names = list(self.class_names)
-        k = max(1, min(self.config.serving.top_k, len(class_names)))
-        tta_flip = self.config.serving.tta_flip
-        features = keras.Model(
-            model.inputs, model.get_layer("logits").input, name=f"{model.name}_features"
+        return serving.signatures(
+            self.config, model, self.class_names, self.image_size, self.channels
         )
-
-        def pixels_of(image_bytes):
-            return tf.cast(decode_images(image_bytes, (height, width), channels), tf.float32)
-
-        def serve(image_bytes):
-            pixels = pixels_of(image_bytes)
-            probabilities = tf.cast(model(pixels, training=False), tf.float32)
-            if tta_flip:
-                mirrored = model(tf.image.flip_left_right(pixels), training=False)
-                probabilities = (probabilities + tf.cast(mirrored, tf.float32)) / 2
-            top_p, top_i = tf.math.top_k(probabilities, k=k)
-            top_labels = tf.gather(tf.constant(class_names), top_i)
-            return {
-                "label": top_labels[:, 0],
-                "probability": top_p[:, 0],
-                "class_id": top_i[:, 0],
-                "top_k_labels": top_labels,
-                "top_k_probabilities": top_p,
-            }
-
-        def embed(image_bytes):
-            return {
-                "embedding": tf.cast(features(pixels_of(image_bytes), training=False), tf.float32)
-            }
-
-        inputs = {"image_bytes": tf.TensorSpec([None], tf.string)}
-        return {
-            DEFAULT_SIGNATURE: Serving(serve, inputs, [model]),
-            "embedding": Serving(embed, inputs, [model, features]),
-        }
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
         return {"image_bytes": self.images.encoded_bytes("test", 5)}
@@ -311,13 +276,7 @@ class ImagesTask(ImageFileRequests, Task):
         signature: str = DEFAULT_SIGNATURE,
         lines: Sequence[str] = (),
     ) -> list[str]:
-        """`label<TAB>probability` per image (other signatures: JSON per image)."""
-        if signature != DEFAULT_SIGNATURE:
-            return super().lines_from_response(outputs, signature)
-        return [
-            f"{label.decode('utf-8') if isinstance(label, bytes) else label}\t{p:.4f}"
-            for label, p in zip(outputs["label"], outputs["probability"], strict=True)
-        ]
+        return serving.lines_from_response(outputs, signature, lines)
 
 
 @tf.autograph.experimental.do_not_convert

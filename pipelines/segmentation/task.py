@@ -22,27 +22,13 @@ from pipelines.core.task import (
     write_vocabulary,
 )
 from pipelines.core.textio import DataError
+from pipelines.segmentation import serving
 from pipelines.segmentation.config import SegmentationConfig
 from pipelines.segmentation.lexicon import load_lexicon
 from pipelines.segmentation.metrics import word_prf
-from pipelines.segmentation.reader import CLAUSE_END, read_segmented, split_clauses
-from tfmodels.taggers import (
-    ConstrainedViterbi,
-    EmbeddingSpec,
-    TaggerSpec,
-    bmes_transitions,
-    build_recurrent_tagger,
-)
-from tfmodels.taggers.fused_lstm import with_fused_lstms
-from tfmodels.taggers.viterbi import tag_by_length
-from tfmodels.text import chinese
-from tfmodels.text.chinese import (
-    SegmentationPreprocessor,
-    bigrams_of,
-    bmes_tags,
-    split_units,
-    words_from_tags,
-)
+from pipelines.segmentation.reader import read_segmented, split_clauses
+from tfmodels.taggers import EmbeddingSpec, TaggerSpec, build_recurrent_tagger
+from tfmodels.text.chinese import SegmentationPreprocessor, bigrams_of, bmes_tags, split_units
 
 
 class SegmentationTask(Task):
@@ -50,6 +36,14 @@ class SegmentationTask(Task):
     config_class = SegmentationConfig
     default_monitor: ClassVar[str] = "val_f1"
     config: SegmentationConfig
+
+    def __init__(self, config: SegmentationConfig, data_dir: Path | None):
+        super().__init__(config, data_dir)
+        self.sentences: dict[str, list[list[str]]] = {}  # split -> sentences of words
+        self.chars: list[str] = []
+        self.bigrams: list[str] = []
+        self.lexicon: dict[str, float] = {}  # word -> weight, the lexicon features'
+        self.preprocessor: SegmentationPreprocessor | None = None
 
     # -- data -------------------------------------------------------------------------
     def _path(self, relative: str) -> Path:
@@ -230,33 +224,7 @@ class SegmentationTask(Task):
 
     # -- serving ----------------------------------------------------------------------
     def signatures(self, model: keras.Model) -> dict[str, Serving]:
-        preprocessor = self.preprocessor
-        decoder = ConstrainedViterbi(bmes_transitions(), name="bmes_viterbi")
-        normalise = self.config.data.normalise
-        by_clause = self.config.data.split_clauses
-        separator = self.config.serving.separator
-
-        # The same weights, one fused kernel per direction (`serving.fused_lstm`).
-        tagger = with_fused_lstms(model) if self.config.serving.fused_lstm else model
-
-        def tag(rows: tf.RaggedTensor) -> tf.Tensor:
-            return decoder(tagger(preprocessor(rows), training=False), rows.row_lengths())
-
-        def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
-            units, norm = split_units(text, normalise)
-            rows = chinese.split_clauses(norm, sorted(CLAUSE_END)) if by_clause else norm
-            tags = tag_by_length(rows, tag)
-            words = words_from_tags(units, units.with_flat_values(tags.flat_values))
-            return {
-                "words": words.to_tensor(""),
-                "segmented": tf.strings.reduce_join(words, axis=1, separator=separator),
-            }
-
-        return {
-            DEFAULT_SIGNATURE: Serving(
-                serve, {"text": tf.TensorSpec([None], tf.string)}, resources=[tagger, preprocessor]
-            )
-        }
+        return serving.signatures(self.config, model, self.preprocessor)
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
         return {"text": ["".join(s) for s in self.sentences["test"][:5]] or ["中文分词"]}
@@ -282,4 +250,4 @@ class SegmentationTask(Task):
         signature: str = DEFAULT_SIGNATURE,
         lines: Sequence[str] = (),
     ) -> list[str]:
-        return [s.decode("utf-8") for s in outputs["segmented"]]
+        return serving.lines_from_response(outputs, signature, lines)

@@ -1,16 +1,25 @@
-"""From the joint tagger's logits to what a caller wants: slot labels (Viterbi-decoded to
-valid BIO), the intent with its probability, and the entities as `type=value` text."""
+"""The slots export: raw utterances in; from the joint tagger's logits to what a caller
+wants: slot labels (Viterbi-decoded to valid BIO), the intent with its probability, and the
+entities as `type=value` text. Also batch prediction's line format."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from pipelines.core.task import DEFAULT_SIGNATURE, Serving
+from pipelines.slots.config import SlotsConfig
+from pipelines.slots.features import SubwordPieces, UtteranceFeatures
+from tfmodels.taggers.fused_lstm import with_fused_lstms
+from tfmodels.taggers.joint_tagger import average_members, crf_layers
+from tfmodels.taggers.subword_context import SubwordEncoderLayers
 from tfmodels.taggers.viterbi import ConstrainedViterbi, bio_transitions
 
 ENTITY_SEPARATOR = "; "
+ENCODER_LAYERS = "encoder_layers"  # the model's input of the encoder's per-word layer vectors
 
 
 def entities_text(
@@ -139,3 +148,81 @@ class SlotDecoder(keras.layers.Layer):
             "intent_threshold": self.intent_threshold,
             "top_intents": self.top_intents,
         }
+
+
+def encoder_inputs(
+    tokens: tf.RaggedTensor, pieces: SubwordPieces, encoder_layers: SubwordEncoderLayers
+) -> tf.Tensor:
+    """Tokens `[B, (T)]` -> the frozen encoder's `[B, T, L, D]` layer vectors (T >= 1)."""
+    width = tf.maximum(tokens.bounding_shape(axis=1), 1)
+    pieced = pieces(tokens, width)
+    return encoder_layers(pieced["pieces"], pieced["first_piece"])
+
+
+def signatures(
+    config: SlotsConfig,
+    model: keras.Model,
+    features: UtteranceFeatures,
+    tags: Sequence[str],
+    intents: Sequence[str],
+    output_keys: Sequence[tuple[str, str]],
+    pieces: SubwordPieces | None = None,
+    encoder_layers: SubwordEncoderLayers | None = None,
+) -> dict[str, Serving]:
+    """`serving_default`: `text` -> `SlotDecoder`'s outputs. `output_keys`: (slot output,
+    intent output) of each ensemble member (their logits are averaged); `pieces` and
+    `encoder_layers`: the frozen pretrained encoder, with `model.pretrained`."""
+    multi_intent = config.model.multi_intent
+    options = config.serving
+    decoder = SlotDecoder(
+        tags,
+        intents,
+        name="slot_decoder",
+        intent_separator=config.data.intent_separator if multi_intent else None,
+        intent_threshold=options.intent_threshold,
+        top_intents=options.top_intents,
+    )
+    # The same weights, each BiLSTM run by one fused kernel: faster on a CPU.
+    infer = with_fused_lstms(model) if options.fused_lstm else model
+    transitions = [layer.transitions for layer in crf_layers(model)]
+    keys = list(output_keys)
+
+    def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
+        tokens = features.tokenize(text)
+        inputs = features(tokens)
+        if encoder_layers is not None:
+            inputs[ENCODER_LAYERS] = encoder_inputs(tokens, pieces, encoder_layers)
+        logits = infer(inputs, training=False)
+        return decoder(
+            tokens, *average_members(logits, keys, transitions, multi_label=multi_intent)
+        )
+
+    return {
+        DEFAULT_SIGNATURE: Serving(
+            serve,
+            {"text": tf.TensorSpec([None], tf.string)},
+            resources=[
+                model,
+                infer,
+                features,
+                decoder,
+                *filter(None, [pieces, encoder_layers]),
+            ],
+        )
+    }
+
+
+def lines_from_response(
+    outputs: dict[str, np.ndarray],
+    signature: str = DEFAULT_SIGNATURE,
+    lines: Sequence[str] = (),
+) -> list[str]:
+    """`slot slot ...<TAB>intent` per utterance; an empty utterance gives `<TAB>intent`."""
+    out = []
+    for tokens, slots, intent in zip(
+        outputs["tokens"], outputs["slots"], outputs["intent"], strict=True
+    ):
+        n = int(np.count_nonzero(tokens != b""))
+        labels = " ".join(s.decode("utf-8") for s in slots[:n])
+        out.append(f"{labels}\t{intent.decode('utf-8')}")
+    return out

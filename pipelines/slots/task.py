@@ -27,19 +27,18 @@ from pipelines.core.task import (
     write_vocabulary,
 )
 from pipelines.core.textio import DataError
+from pipelines.slots import serving
 from pipelines.slots.config import SlotsConfig
 from pipelines.slots.features import OOV_ID, SubwordPieces, UtteranceFeatures, vocabulary_tokens
 from pipelines.slots.metrics import format_report, joint_scores, per_type_scores, slot_scores
 from pipelines.slots.pretrained import load_subword_encoder
 from pipelines.slots.reader import Utterance, read_split
-from pipelines.slots.serving import SlotDecoder
+from pipelines.slots.serving import ENCODER_LAYERS
 from tfmodels.losses import MultiLabelCrossentropy
 from tfmodels.taggers.crf import CRFLoss
-from tfmodels.taggers.fused_lstm import with_fused_lstms
 from tfmodels.taggers.joint_tagger import (
     CharEncoderSpec,
     JointTaggerSpec,
-    average_members,
     build_joint_tagger,
     build_joint_tagger_ensemble,
     crf_layers,
@@ -50,7 +49,6 @@ from tfmodels.taggers.subword_context import SubwordEncoderLayers, with_layer_mi
 
 ENCODE_BATCH = 64  # utterances per pass of the pretrained encoder before training
 CONTEXT_FEATURE = "context"  # the tagger's input of pretrained contextual word vectors
-ENCODER_LAYERS = "encoder_layers"  # the model's input of the encoder's per-word layer vectors
 
 
 class SlotsTask(Task):
@@ -58,6 +56,27 @@ class SlotsTask(Task):
     config_class = SlotsConfig
     default_monitor: ClassVar[str] = "val_slot_f1"
     config: SlotsConfig
+
+    def __init__(self, config: SlotsConfig, data_dir: Path | None):
+        super().__init__(config, data_dir)
+        self._split_dirs: dict[str, Path] = {}  # split -> its corpus folder
+        self.utterances: dict[str, list[Utterance]] = {}
+        self.test_split = "test"  # the split the test report reads ("validation" if none)
+        # Vocabularies (the kept model's assets) and the graph layers built from them.
+        self.words: list[str] = []
+        self.chars: list[str] = []
+        self.tags: list[str] = []  # "O" first
+        self.intents: list[str] = []
+        self.tag_index: dict[str, int] = {}
+        self.intent_index: dict[str, int] = {}
+        self.features: UtteranceFeatures | None = None
+        # With `model.pretrained`: the frozen encoder, its input pieces, and its vectors of
+        # the training and validation utterances (computed once, before training).
+        self.pieces: SubwordPieces | None = None
+        self.encoder_layers: SubwordEncoderLayers | None = None
+        self._encoded: dict[str, tf.RaggedTensor] = {}
+        # split -> (gold tags, predicted tags, gold intents, predicted intents) last evaluated
+        self._last: dict[str, tuple[list[list[str]], list[list[str]], list[str], list[str]]] = {}
 
     # -- data -------------------------------------------------------------------------
     def corpus_dir(self) -> Path:
@@ -105,7 +124,7 @@ class SlotsTask(Task):
                 split: self._encode(self.utterances[split], split)
                 for split in ("train", "validation")
             }
-        self._last: dict[str, Any] = {}
+        self._last = {}
 
     def _set_components(self) -> None:
         """The graph's feature layer (and the pretrained encoder) from the vocabularies."""
@@ -151,9 +170,7 @@ class SlotsTask(Task):
 
     def _encoder_inputs(self, tokens: tf.RaggedTensor) -> tf.Tensor:
         """Tokens `[B, (T)]` -> the frozen encoder's `[B, T, L, D]` layer vectors (T >= 1)."""
-        width = tf.maximum(tokens.bounding_shape(axis=1), 1)
-        pieces = self.pieces(tokens, width)
-        return self.encoder_layers(pieces["pieces"], pieces["first_piece"])
+        return serving.encoder_inputs(tokens, self.pieces, self.encoder_layers)
 
     def _encode(self, utts: list[Utterance], split: str) -> tf.RaggedTensor:
         """`[N, (T), L, D]` float16 encoder vectors of each utterance's words."""
@@ -404,45 +421,16 @@ class SlotsTask(Task):
 
     # -- serving ----------------------------------------------------------------------
     def signatures(self, model: keras.Model) -> dict[str, Serving]:
-        features = self.features
-        multi_intent = self.config.model.multi_intent
-        options = self.config.serving
-        decoder = SlotDecoder(
+        return serving.signatures(
+            self.config,
+            model,
+            self.features,
             self.tags,
             self.intents,
-            name="slot_decoder",
-            intent_separator=self.config.data.intent_separator if multi_intent else None,
-            intent_threshold=options.intent_threshold,
-            top_intents=options.top_intents,
+            self._output_keys(),
+            self.pieces,
+            self.encoder_layers,
         )
-        # The same weights, each BiLSTM run by one fused kernel: faster on a CPU.
-        infer = with_fused_lstms(model) if options.fused_lstm else model
-        transitions = [layer.transitions for layer in crf_layers(model)]
-        keys = self._output_keys()
-
-        def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
-            tokens = features.tokenize(text)
-            inputs = features(tokens)
-            if self.encoder_layers is not None:
-                inputs[ENCODER_LAYERS] = self._encoder_inputs(tokens)
-            logits = infer(inputs, training=False)
-            return decoder(
-                tokens, *average_members(logits, keys, transitions, multi_label=multi_intent)
-            )
-
-        return {
-            DEFAULT_SIGNATURE: Serving(
-                serve,
-                {"text": tf.TensorSpec([None], tf.string)},
-                resources=[
-                    model,
-                    infer,
-                    features,
-                    decoder,
-                    *filter(None, [self.pieces, self.encoder_layers]),
-                ],
-            )
-        }
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
         return {"text": [u.text for u in self.utterances["test"][:5]]}
@@ -503,12 +491,4 @@ class SlotsTask(Task):
         signature: str = DEFAULT_SIGNATURE,
         lines: Sequence[str] = (),
     ) -> list[str]:
-        """`slot slot ...<TAB>intent` per utterance; an empty utterance gives `<TAB>intent`."""
-        out = []
-        for tokens, slots, intent in zip(
-            outputs["tokens"], outputs["slots"], outputs["intent"], strict=True
-        ):
-            n = int(np.count_nonzero(tokens != b""))
-            labels = " ".join(s.decode("utf-8") for s in slots[:n])
-            out.append(f"{labels}\t{intent.decode('utf-8')}")
-        return out
+        return serving.lines_from_response(outputs, signature, lines)

@@ -26,24 +26,22 @@ from pipelines.core.task import (
     read_vocabulary,
     write_vocabulary,
 )
-from pipelines.core.textio import DataError, read_listed_files
-from pipelines.speech.audio import decode_batch, pad_edges, perturb
+from pipelines.core.textio import DataError
+from pipelines.speech import serving
+from pipelines.speech.audio import decode_batch, perturb
 from pipelines.speech.config import SpeechConfig
 from pipelines.speech.corpus import fsdd_training_recordings, read_splits
 from pipelines.speech.fsdd import DigitJoiner
 from pipelines.speech.manifest import Utterance
 from pipelines.speech.metrics import isolated_accuracy, speech_scores, wer
+from pipelines.speech.serving import GREEDY
 from tfmodels.speech import (
     CTCModelSpec,
     CTCVocabulary,
     LogMelSpectrogram,
     SpecAugment,
     build_ctc_model,
-    ctc_decode,
-    snap_to_lexicon,
 )
-
-GREEDY = "greedy"
 
 
 class SpeechTask(Task):
@@ -53,6 +51,18 @@ class SpeechTask(Task):
     lower_is_better: ClassVar[tuple[str, ...]] = ("wer", "cer")
     predict_input = "audio"
     config: SpeechConfig
+
+    def __init__(self, config: SpeechConfig, data_dir: Path | None):
+        super().__init__(config, data_dir)
+        self.utterances: dict[str, list[Utterance]] = {}
+        self.isolated: list[Utterance] = []  # single-word test recordings (digit accuracy)
+        self._manifests: list[Path] = []
+        self.tokens: list[str] = []  # the characters; label id i + 1 is `tokens[i]`
+        self.lexicon: list[str] = []  # the training transcripts' words
+        self.vocabulary: CTCVocabulary | None = None
+        self.features: LogMelSpectrogram | None = None
+        self._last: dict[str, tuple[list[str], list[str]]] = {}  # split -> (refs, hyps)
+        self._audio: dict[Path, bytes] = {}  # WAV bytes by path, each file read once
 
     # -- data -------------------------------------------------------------------------
     def prepare(self, workdir: Path) -> None:
@@ -72,8 +82,8 @@ class SpeechTask(Task):
             f"{len(self.tokens)} characters",
             flush=True,
         )
-        self._last: dict[str, tuple[list[str], list[str]]] = {}
-        self._audio: dict[Path, bytes] = {}
+        self._last = {}
+        self._audio = {}
 
     def _set_components(self) -> None:
         m, d = self.config.model, self.config.data
@@ -234,52 +244,7 @@ class SpeechTask(Task):
 
     # -- serving ----------------------------------------------------------------------
     def signatures(self, model: keras.Model) -> dict[str, Serving]:
-        """`serving_default` decodes as `serving.decoder` says; `greedy` always greedily.
-        Input `audio`: WAV bytes, one utterance each, any length and rate. Outputs
-        `transcript`, `confidence` and `valid_audio` (False: empty, corrupt or not 16-bit
-        PCM; its transcript is empty and its confidence 0). Silence (below
-        `serving.silence_dbfs`) is valid audio with an empty transcript. With
-        `serving.pad_ms`, each input gets that much low noise at both ends first."""
-        d, s = self.config.data, self.config.serving
-        vocabulary = self.vocabulary
-        silence = float(10 ** (s.silence_dbfs / 20))
-        lexicon = self.lexicon if s.snap_to_lexicon else []
-
-        pad = int(round(s.pad_ms * d.sample_rate / 1000))
-        pad_level = float(10 ** (s.pad_dbfs / 20))
-
-        def recognise(audio, strategy: str):
-            waveform, lengths, ok = decode_batch(audio, d.sample_rate, d.max_seconds)
-            padded, padded_lengths = pad_edges(waveform, lengths, pad, pad_level)
-            out = model({"waveform": padded, "lengths": padded_lengths}, training=False)
-            decoded = ctc_decode(
-                out["logits"],
-                out["logit_lengths"],
-                strategy=strategy,
-                beam_width=s.beam_width,
-                confidence=s.confidence,
-            )
-            text = vocabulary.decode(decoded["ids"])
-            if lexicon:
-                text = snap_to_lexicon(text, lexicon)
-            power = tf.reduce_sum(tf.square(waveform), axis=1) / tf.maximum(
-                tf.cast(lengths, tf.float32), 1.0
-            )
-            speech = ok & (tf.sqrt(power) >= silence)
-            return {
-                "transcript": tf.where(speech, text, ""),
-                "confidence": tf.where(ok, decoded["confidence"], 0.0),
-                "valid_audio": ok,
-            }
-
-        inputs = {"audio": tf.TensorSpec([None], tf.string)}
-        resources = [model, vocabulary]
-        return {
-            DEFAULT_SIGNATURE: Serving(
-                lambda audio: recognise(audio, s.decoder), inputs, resources
-            ),
-            GREEDY: Serving(lambda audio: recognise(audio, "greedy"), inputs, resources),
-        }
+        return serving.signatures(self.config, model, self.vocabulary, self.lexicon)
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
         return {"audio": self.audio_bytes(self.utterances["test"][:5])}
@@ -361,9 +326,7 @@ class SpeechTask(Task):
     # -- batch prediction -------------------------------------------------------------
     @classmethod
     def request_from_lines(cls, lines: Sequence[str], base_dir: Path) -> dict[str, Any]:
-        """Each line is a WAV path (relative to `base_dir`); the request holds its bytes."""
-        data = [content for _, content in read_listed_files(list(lines), base_dir, "WAV file")]
-        return {"audio": np.array(data, dtype=object)}
+        return serving.request_from_lines(lines, base_dir)
 
     @classmethod
     def lines_from_response(
@@ -372,5 +335,4 @@ class SpeechTask(Task):
         signature: str = DEFAULT_SIGNATURE,
         lines: Sequence[str] = (),
     ) -> list[str]:
-        """The transcript of each file (empty for audio that could not be read)."""
-        return [t.decode("utf-8") for t in outputs["transcript"]]
+        return serving.lines_from_response(outputs, signature, lines)

@@ -27,9 +27,11 @@ from pipelines.core.task import (
     write_vocabulary,
 )
 from pipelines.core.textio import DataError
+from pipelines.translation import serving
 from pipelines.translation.config import TranslationConfig
 from pipelines.translation.corpus import Parallel, read_parallel
 from pipelines.translation.metrics import scored, translation_scores
+from pipelines.translation.serving import GREEDY
 from pipelines.translation.vocabulary import learn_vocabulary
 from tfmodels.losses.smoothed_sparse_crossentropy import SmoothedSparseCategoricalCrossentropy
 from tfmodels.translation import (
@@ -42,7 +44,6 @@ from tfmodels.translation import (
     TransformerTranslator,
 )
 
-GREEDY = "greedy"
 SPLITS = ("train", "validation", "test")
 _BOUNDARIES = [8, 12, 16, 20, 24, 32, 48, 64, 96]
 _TOKENIZE_BATCH = 4096
@@ -55,6 +56,17 @@ class TranslationTask(Task):
     default_monitor: ClassVar[str] = "val_loss"
     config: TranslationConfig
 
+    def __init__(self, config: TranslationConfig, data_dir: Path | None):
+        super().__init__(config, data_dir)
+        self.splits: dict[str, Parallel] = {}
+        self.source_vocabulary: list[str] = []  # subword pieces, id i is item i
+        self.target_vocabulary: list[str] = []
+        self.source_tokenizer: SubwordTokenizer | None = None
+        self.target_tokenizer: SubwordTokenizer | None = None
+        self.filtered: dict[str, int] = {}  # pairs left out of training, by split
+        # split -> (source ids, target ids) of the pairs training keeps
+        self.ids: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+
     # -- data -------------------------------------------------------------------------
     def check_config(self) -> None:
         stop = self.config.serving.beam_stop
@@ -65,7 +77,7 @@ class TranslationTask(Task):
         d = self.config.data
         folder = self.data_dir / d.corpus
         names = {"train": d.train, "validation": d.validation, "test": d.test}
-        self.splits: dict[str, Parallel] = {
+        self.splits = {
             split: read_parallel(folder, names[split], d.source, d.target) for split in SPLITS
         }
         train = self.splits["train"]
@@ -79,7 +91,7 @@ class TranslationTask(Task):
             [t for t in train.targets if t], d.target_vocab_size
         )
         self._set_components()
-        self.filtered: dict[str, int] = {}  # pairs left out of training, by split
+        self.filtered = {}
         self.ids = {split: self._kept_pairs(split) for split in ("train", "validation")}
         counts = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
         print(
@@ -229,41 +241,7 @@ class TranslationTask(Task):
 
     # -- serving ----------------------------------------------------------------------
     def signatures(self, model: keras.Model) -> dict[str, Serving]:
-        """`serving_default` decodes as `serving.decoder` says, `greedy` greedily. Input
-        `text` (one sentence each); outputs `translation` and `score` (the output's
-        log-probability over the length penalty). Input longer than
-        `data.max_source_tokens` subword tokens is cut there; empty input gives ""."""
-        d, s = self.config.data, self.config.serving
-        source_tokenizer, target_tokenizer = self.source_tokenizer, self.target_tokenizer
-
-        def translate(text, greedy: bool):
-            ids = source_tokenizer.tokenize(text)[:, : d.max_source_tokens]
-            lengths = tf.cast(ids.row_lengths(), tf.int32)
-            source = tf.pad(ids.to_tensor(), [[0, 0], [0, 1]])  # never zero columns
-            bound = (
-                tf.cast(tf.math.ceil(s.max_length_ratio * tf.cast(lengths, tf.float32)), tf.int32)
-                + s.max_length_offset
-            )
-            bound = tf.where(lengths > 0, tf.minimum(bound, d.max_target_tokens + 1), 0)
-            tokens, score = model.translate(
-                source,
-                bound,
-                beam_width=s.beam_width,
-                alpha=s.length_penalty,
-                greedy=greedy,
-                stop=s.beam_stop,
-            )
-            return {"translation": target_tokenizer.detokenize(tokens), "score": score}
-
-        inputs = {"text": tf.TensorSpec([None], tf.string)}
-        resources = [model, source_tokenizer, target_tokenizer]
-        default_greedy = s.decoder == "greedy"
-        return {
-            DEFAULT_SIGNATURE: Serving(
-                lambda text: translate(text, default_greedy), inputs, resources
-            ),
-            GREEDY: Serving(lambda text: translate(text, True), inputs, resources),
-        }
+        return serving.signatures(self.config, model, self.source_tokenizer, self.target_tokenizer)
 
     def warmup_inputs(self) -> dict[str, list[Any]]:
         return {"text": self.splits["test"].sources[:5]}
@@ -332,8 +310,7 @@ class TranslationTask(Task):
         signature: str = DEFAULT_SIGNATURE,
         lines: Sequence[str] = (),
     ) -> list[str]:
-        """The translation of each input line (one sentence a line)."""
-        return [t.decode("utf-8") for t in outputs["translation"]]
+        return serving.lines_from_response(outputs, signature, lines)
 
 
 def in_length_order(
