@@ -32,7 +32,7 @@ from pipelines.speech.config import SpeechConfig
 from pipelines.speech.corpus import fsdd_training_recordings, read_splits
 from pipelines.speech.fsdd import DigitJoiner
 from pipelines.speech.manifest import Utterance
-from pipelines.speech.metrics import isolated_accuracy, speech_scores, wer
+from pipelines.speech.metrics import isolated_accuracy, speech_scores, wer_of_speakers
 from tfmodels.speech import (
     CTCModelSpec,
     CTCVocabulary,
@@ -334,15 +334,10 @@ class SpeechTask(Task):
                 scores["digit_accuracy"] = isolated_accuracy(
                     [u.transcript for u in self.isolated], words
                 )
-            held_out = set(self.config.data.test_speakers)
-            if held_out:
-                pairs = [
-                    (r, h)
-                    for u, r, h in zip(utts, refs, hyps, strict=True)
-                    if u.extra.get("speaker") in held_out
-                ]
-                if pairs:
-                    scores["wer_held_out_speakers"] = wer(*map(list, zip(*pairs, strict=True)))
+            speakers = [u.extra.get("speaker", "") for u in utts]
+            held_out = wer_of_speakers(speakers, refs, hyps, set(self.config.data.test_speakers))
+            if held_out is not None:
+                scores["wer_held_out_speakers"] = held_out
         return scores
 
     def plots(self, model: keras.Model, out_dir: Path) -> list[Path]:
