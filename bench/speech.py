@@ -151,7 +151,9 @@ def speaker_folds(args) -> int:
     speakers = sorted({r.speaker for r in list_recordings(src)})
     folds = {}
     for speaker in speakers:
-        print(f"[bench] fold {speaker}: training on {', '.join(set(speakers) - {speaker})}")
+        print(
+            f"[bench] fold {speaker}: training on {', '.join(s for s in speakers if s != speaker)}"
+        )
         fold_args = argparse.Namespace(
             **{**vars(args), "workdir": _fold_dir(args.workdir, speaker)}
         )
