@@ -4,16 +4,23 @@ within the budget, scored and timed through the exported SavedModel.
     python bench/speech.py --data-dir ../shared/data --out F.json [--minutes 15] [--workdir W]
         [--config configs/speech-fsdd.yaml] [--set data.test_speakers=[theo] ...]
     python bench/speech.py --data-dir ../shared/data --export W/exports/speech/1 --out F.json
+    python bench/speech.py --data-dir ../shared/data --out F.json --speaker-folds [--minutes 5]
 
 Reports WER and CER (percent) on the connected-digit test set, the accuracy on FSDD's
 isolated test recordings (index 0-4), the real-time factor (seconds of audio transcribed
 per second, batched: utterances of similar length together, the median of three passes
 over the test set) and the latency of one 2-second utterance per call, both with the
 export's default (beam-search) decoder.
+
+With `--speaker-folds`: leave-one-speaker-out over FSDD's speakers. For each, a run trained
+without them (`data.test_speakers=[S]`, `--minutes` each) is scored on their test
+utterances (WER, isolated digits) and, as a reference, on the other speakers' ones; the
+report gives each speaker's held-out WER, their mean and the worst. No timing.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -23,23 +30,24 @@ import common
 def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__, default_config="configs/speech-fsdd.yaml")
     p.add_argument("--batch-size", type=int, default=64, help="utterances per serving call")
+    p.add_argument(
+        "--speaker-folds",
+        action="store_true",
+        help="leave-one-speaker-out: one run per FSDD speaker, scored on that speaker",
+    )
     args = p.parse_args(argv)
+    if args.speaker_folds:
+        return speaker_folds(args)
     config, result, export_dir = common.train_or_export("speech", args)
 
     import tensorflow as tf
 
     from pipelines.speech.corpus import read_splits
-    from pipelines.speech.metrics import cer, isolated_accuracy, wer
+    from pipelines.speech.metrics import cer, isolated_accuracy, wer, wer_of_speakers
 
     splits, isolated, _ = read_splits(common.data_dir(args), config.data, config.train.seed)
     signature = common.load_signature(export_dir)
-
-    def transcribe(utts) -> list[str]:
-        out = []
-        for i in range(0, len(utts), args.batch_size):
-            audio = tf.constant([u.path.read_bytes() for u in utts[i : i + args.batch_size]])
-            out += [t.decode() for t in signature(audio=audio)["transcript"].numpy()]
-        return out
+    transcribe = transcriber(signature, args.batch_size)
 
     test = splits["test"]
     refs, hyps = [u.transcript for u in test], transcribe(test)
@@ -55,13 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     held_out = set(config.data.test_speakers)
     if held_out:
-        pairs = [
-            (r, h)
-            for u, r, h in zip(test, refs, hyps, strict=True)
-            if u.extra.get("speaker") in held_out
-        ]
         report["held_out_speakers"] = sorted(held_out)
-        report["wer_held_out_speakers"] = round(100 * wer(*map(list, zip(*pairs, strict=True))), 3)
+        report["wer_held_out_speakers"] = _percent(
+            wer_of_speakers(_speakers(test), refs, hyps, held_out)
+        )
     if result is not None:
         kept = json.loads((result.model_dir / "trained_model.json").read_text())
         report.update(
@@ -101,6 +106,97 @@ def main(argv: list[str] | None = None) -> int:
     )
     common.write_report(report, args.out, result)
     return 0
+
+
+def transcriber(signature, batch_size: int):
+    """`transcribe(utterances) -> transcripts` through an export's loaded signature."""
+    import tensorflow as tf
+
+    def transcribe(utts) -> list[str]:
+        out = []
+        for i in range(0, len(utts), batch_size):
+            audio = tf.constant([u.path.read_bytes() for u in utts[i : i + batch_size]])
+            out += [t.decode() for t in signature(audio=audio)["transcript"].numpy()]
+        return out
+
+    return transcribe
+
+
+def _speakers(utts) -> list[str]:
+    return [u.extra.get("speaker", "") for u in utts]
+
+
+def _percent(rate: float | None, digits: int = 3) -> float | None:
+    return None if rate is None else round(100 * rate, digits)
+
+
+def speaker_folds(args) -> int:
+    """Leave-one-speaker-out: a run per FSDD speaker trained without them, scored on them."""
+    import statistics
+    from pathlib import Path
+
+    from pipelines.speech.corpus import read_splits
+    from pipelines.speech.fsdd import list_recordings
+    from pipelines.speech.metrics import isolated_accuracy, wer_of_speakers
+
+    if args.export:
+        raise SystemExit("--speaker-folds trains one run per speaker: no --export")
+    if any(s.startswith("data.test_speakers=") for s in args.set):
+        raise SystemExit("--speaker-folds sets data.test_speakers itself")
+    base = common.recipe("speech", args)
+    if not base.data.fsdd:
+        raise SystemExit("--speaker-folds needs FSDD recordings (data.fsdd in the recipe)")
+    src = Path(base.data.fsdd)
+    src = src if src.is_absolute() else common.data_dir(args) / src
+    speakers = sorted({r.speaker for r in list_recordings(src)})
+    folds = {}
+    for speaker in speakers:
+        print(
+            f"[bench] fold {speaker}: training on {', '.join(s for s in speakers if s != speaker)}"
+        )
+        fold_args = argparse.Namespace(
+            **{**vars(args), "workdir": _fold_dir(args.workdir, speaker)}
+        )
+        config, result, export_dir = common.train_or_export(
+            "speech", fold_args, extra=[f"data.test_speakers=[{speaker}]"]
+        )
+        splits, isolated, _ = read_splits(common.data_dir(args), config.data, config.train.seed)
+        transcribe = transcriber(common.load_signature(export_dir), args.batch_size)
+        test = splits["test"]
+        refs, hyps = [u.transcript for u in test], transcribe(test)
+        others = set(speakers) - {speaker}
+        fold = {
+            "wer_held_out": _percent(wer_of_speakers(_speakers(test), refs, hyps, {speaker})),
+            "wer_seen_speakers": _percent(wer_of_speakers(_speakers(test), refs, hyps, others)),
+            "test_utterances_held_out": sum(s == speaker for s in _speakers(test)),
+        }
+        own = [u for u in isolated if u.extra.get("speaker") == speaker]
+        if own:
+            fold["digit_accuracy_held_out"] = round(
+                100 * isolated_accuracy([u.transcript for u in own], transcribe(own)), 2
+            )
+        folds[speaker] = {**fold, **common.run_figures(result)}
+    held_out = {s: f["wer_held_out"] for s, f in folds.items() if f["wer_held_out"] is not None}
+    worst = max(held_out, key=held_out.get)
+    report = {
+        "benchmark": "speech-speaker-folds",
+        "config": args.config,
+        "minutes_per_fold": args.minutes,
+        "folds": folds,
+        "wer_held_out_mean": round(statistics.mean(held_out.values()), 3),
+        "wer_held_out_worst": held_out[worst],
+        "worst_speaker": worst,
+        "overrides": args.set,
+    }
+    common.write_report(report, args.out)
+    return 0
+
+
+def _fold_dir(workdir: str | None, speaker: str) -> str | None:
+    """Each fold's run in `WORKDIR/fold-SPEAKER` (a temporary folder without --workdir)."""
+    from pathlib import Path
+
+    return str(Path(workdir) / f"fold-{speaker}") if workdir else None
 
 
 if __name__ == "__main__":

@@ -10,11 +10,25 @@ import shutil
 import pytest
 from helpers import DATA, tfpipe
 
-from pipelines.core.beam_predict import predict_on_beam
+from pipelines.core.beam_predict import numbered_lines, predict_on_beam
 from pipelines.core.export import latest_export
 from pipelines.core.predict import predict_file
+from pipelines.core.textio import read_lines
 
 SENTENCES = ["他们在北京参观博物馆。", "", "今天我们学习技术。", "   ", "abc", "好"]
+# As PKU's test text without its spaces, and worse: sentences of every length (a line far
+# longer than any length group, without a clause end), Chinese and ASCII punctuation,
+# punctuation alone, full-width letters and digits, whitespace and a \r inside a line.
+MIXED = [
+    "“你好！”他说，“我们走吧？”",
+    "１９９７年，ＡＢＣ公司的收入增长了１５．５％（见表２）。",
+    "Hello, world! 1,234.5 (test) -- ok?",
+    "。，、；：？！",
+    "……——《》",
+    "中\t国\u3000人民\r银行",
+    "迈向充满希望的新世纪" * 90,
+    "他们在北京参观博物馆。今天我们学习技术，明天我们去上海；后天回来。",
+]
 
 
 def _whitespace_free(text: str) -> str:
@@ -27,12 +41,16 @@ def _errors(path) -> list[dict]:
 
 @pytest.mark.slow
 def test_beam_writes_the_lines_plain_predict_writes(segmentation_run, tmp_path):
-    """Done when: `tfpipe predict segmentation --runner beam` on the DirectRunner (two
-    workers) gives the same file as plain predict (`predict_file`, what `tfpipe predict`
-    runs); a BOM and CRLF endings are read the same way."""
+    """Done when: `tfpipe predict segmentation --runner beam --single-file` on the
+    DirectRunner (two workers) gives the same bytes as plain predict (`predict_file`, what
+    `tfpipe predict` runs) on text of mixed lengths and punctuation, its batches made
+    otherwise; a BOM, CRLF endings and an output named without a folder (in the working
+    directory: Beam's local file system matches no bare file name) as well."""
+    lines = (SENTENCES + MIXED) * 17 + ["末行\r"]
     source = tmp_path / "in.txt"
-    source.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(SENTENCES * 40).encode("utf-8") + b"\n")
+    source.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode("utf-8") + b"\r\n")
     plain, beam = tmp_path / "plain.txt", tmp_path / "beam" / "out.txt"
+    beam.parent.mkdir()
     predict_file(
         "segmentation", source, plain, latest_export(segmentation_run / "exports", "segmentation")
     )
@@ -40,9 +58,9 @@ def test_beam_writes_the_lines_plain_predict_writes(segmentation_run, tmp_path):
         "predict",
         "segmentation",
         "--input",
-        str(source),
+        "../in.txt",
         "--output",
-        str(beam),
+        "out.txt",
         "--workdir",
         str(segmentation_run),
         "--runner",
@@ -52,13 +70,27 @@ def test_beam_writes_the_lines_plain_predict_writes(segmentation_run, tmp_path):
         "32",
         "--",
         "--direct_num_workers=2",
+        cwd=beam.parent,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "240 lines answered, 0 dead-lettered" in proc.stdout
+    assert f"{len(lines)} lines answered, 0 dead-lettered" in proc.stdout
     assert beam.read_bytes() == plain.read_bytes()
-    assert len(plain.read_text(encoding="utf-8").splitlines()) == 240
+    answers = plain.read_text(encoding="utf-8").split("\n")
+    assert len(answers) == len(lines) + 1 and answers[-1] == ""
+    assert [a.replace(" ", "") for a in answers[:-1]] == [_whitespace_free(x) for x in lines]
     assert (tmp_path / "beam" / "out.txt.errors").read_text() == ""
     assert sorted(p.name for p in beam.parent.iterdir()) == ["out.txt", "out.txt.errors"]
+
+
+def test_beam_reads_the_lines_plain_predict_reads(tmp_path):
+    """Line ends, a BOM and bytes that are line breaks to `str.splitlines` (NEL, U+2028)
+    give the lines `read_lines` gives, so line N means the same line to both predicts."""
+    text = "\ufeffa\r\n\r\nb\r\r\nc\rd\n\u2028e\x85f\n\n  \ng"
+    source = tmp_path / "in.txt"
+    source.write_bytes(text.encode("utf-8"))
+    read = [(n, raw.decode("utf-8")) for n, raw in numbered_lines(str(source))]
+    assert read == list(enumerate(read_lines(source), start=1))
+    assert [line for _, line in read] == ["a", "", "b", "c\rd", "\u2028e\x85f", "", "  ", "g"]
 
 
 def test_a_line_that_is_not_utf8_goes_to_the_dead_letter_output(segmentation_run, tmp_path):

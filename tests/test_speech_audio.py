@@ -11,6 +11,13 @@ import pytest
 import tensorflow as tf
 
 from pipelines.speech.audio import decode_batch, pad_edges, perturb, resample, wav_info
+from pipelines.speech.warping import (
+    VTLP_BEND,
+    shift_pitch,
+    stretch_tempo,
+    vtlp_source,
+    warp_vocal_tract,
+)
 from pipelines.speech.wavfile import read_wav, to_int16, wav_bytes, write_wav
 
 RATE = 8000
@@ -243,6 +250,67 @@ def test_perturb_changes_speed_gain_and_noise_as_drawn_and_nothing_when_off():
     assert 9.0 <= snr <= 31.0
 
 
+def _peaks_hz(waveform: np.ndarray, count: int) -> list[float]:
+    spectrum = np.abs(np.fft.rfft(waveform))
+    return sorted(
+        float(f) for f in np.fft.rfftfreq(len(waveform), 1 / RATE)[np.argsort(spectrum)[-count:]]
+    )
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_tempo_pitch_and_vocal_tract_warps_move_only_what_they_say(factor):
+    """Tempo: 1/factor as long at the same pitch; pitch: factor times the frequency at the
+    same length; VTLP: every frequency below the bend times factor, the same length."""
+    tone = tf.constant(_tone(500.0))
+    faster = stretch_tempo(tone, factor).numpy()
+    assert len(faster) == round(RATE / factor)
+    assert _peak_hz(faster) == pytest.approx(500.0, abs=2.0)
+    higher = shift_pitch(tone, factor).numpy()
+    assert len(higher) == RATE
+    assert _peak_hz(higher) == pytest.approx(500.0 * factor, abs=2.0)
+    chord = tf.constant(0.6 * _tone(700.0) + 0.4 * _tone(1500.0))
+    warped = warp_vocal_tract(chord, factor).numpy()
+    assert len(warped) == RATE
+    assert _peaks_hz(warped, 2) == pytest.approx([700.0 * factor, 1500.0 * factor], abs=3.0)
+    # Each keeps most of the level (phase-vocoder resynthesis, no gain).
+    for out, source in ((faster, tone), (higher, tone), (warped, chord)):
+        ratio = np.sqrt(np.mean(out[600:-600] ** 2) / np.mean(source.numpy() ** 2))
+        assert 0.7 <= ratio <= 1.1
+
+
+def test_warps_by_one_give_the_input_back_and_vtlp_keeps_the_band_edge():
+    tone = _tone(500.0)
+    for warp in (stretch_tempo, shift_pitch, warp_vocal_tract):
+        assert np.abs(warp(tf.constant(tone), 1.0).numpy() - tone).max() < 0.01
+    short = tf.constant(tone[:300])  # under two frames: as it is
+    assert np.array_equal(warp_vocal_tract(short, 1.1).numpy(), tone[:300])
+    assert stretch_tempo(tf.constant(tone[:0]), 1.1).numpy().tolist() == [0.0]
+    bins = tf.range(129, dtype=tf.float32)
+    for factor in (0.9, 1.1):
+        source = vtlp_source(bins, tf.constant(factor), 128.0).numpy()
+        assert source[-1] == pytest.approx(128.0) and source[0] == 0.0
+        assert np.all(np.diff(source) > 0)  # one source per output, in order
+        below = bins.numpy() <= VTLP_BEND * 128 * min(factor, 1.0)
+        assert source[below] == pytest.approx(bins.numpy()[below] / factor)
+
+
+def test_perturb_draws_tempo_pitch_and_vtlp_within_their_ranges():
+    tone = tf.constant(_tone(500.0))
+    lengths = [len(perturb(tone, tempo=0.1, seed=[d, 0]).numpy()) for d in range(12)]
+    assert min(lengths) >= RATE / 1.1 - 1 and max(lengths) <= RATE / 0.9 + 1
+    assert max(lengths) - min(lengths) > RATE * 0.05
+    for kind in ("pitch", "vtlp"):
+        outs = [perturb(tone, seed=[d, 0], **{kind: 0.1}).numpy() for d in range(12)]
+        peaks = [_peak_hz(out) for out in outs]
+        assert {len(out) for out in outs} == {RATE}
+        assert 450.0 - 2 <= min(peaks) and max(peaks) <= 550.0 + 2 and max(peaks) - min(peaks) > 20
+        again = perturb(tone, seed=[5, 0], **{kind: 0.1}).numpy()
+        assert np.array_equal(again, outs[5])  # the same seed, the same draw
+    # The kinds added later leave the earlier kinds' draws as they were.
+    both = perturb(tone, speed=0.1, vtlp=0.1, seed=[3, 0]).numpy()
+    assert len(both) == len(perturb(tone, speed=0.1, seed=[3, 0]).numpy())
+
+
 def test_only_the_training_set_is_perturbed(tmp_path):
     """`model.speed` (and gain, noise) change training waveforms, never validation ones."""
     from helpers import DATA
@@ -263,11 +331,19 @@ def test_only_the_training_set_is_perturbed(tmp_path):
     assert train_fast != train and len(train_fast) == len(train)
 
 
-@pytest.mark.parametrize("setting", ["model.speed=0.7", "model.gain_db=-3"])
-def test_bad_perturbation_settings_fail_before_any_data_is_read(tmp_path, setting):
+@pytest.mark.parametrize(
+    "setting,named",
+    [
+        ("model.speed=0.7", "model.speed"),
+        ("model.gain_db=-3", "model.gain_db"),
+        ("model.vtlp=0.6", "model.vtlp"),
+        ("model.tempo=-0.1", "model.tempo"),
+    ],
+)
+def test_bad_perturbation_settings_fail_before_any_data_is_read(tmp_path, setting, named):
     from pipelines.core.config import ConfigError
     from pipelines.core.runner import load_task_config, run_pipeline
 
     config = load_task_config("speech", None, [setting])
-    with pytest.raises(ConfigError, match="model.speed"):
+    with pytest.raises(ConfigError, match=named):
         run_pipeline("speech", config, data_dir=tmp_path, workdir=tmp_path / "w")  # no data

@@ -60,6 +60,26 @@ def test_without_normalisation_the_log_mel_energies_are_returned():
     assert float(np.median(loud - quiet)) == pytest.approx(np.log(1e4), abs=0.2)
 
 
+@pytest.mark.parametrize("setting", ["true", "false"])
+def test_model_utterance_norm_sets_the_feature_normalisation_of_the_graph(setting):
+    """`model.utterance_norm` (default on) is the features layer's normalisation, inside
+    the model, so serving normalises as training did."""
+    from helpers import DATA
+
+    from pipelines.core.runner import load_task_config
+    from pipelines.speech.task import SpeechTask
+
+    assert load_task_config("speech", None, []).model.utterance_norm is True
+    task = SpeechTask(load_task_config("speech", None, [f"model.utterance_norm={setting}"]), DATA)
+    task.tokens, task.lexicon = list("abc "), []
+    task._set_components()
+    layer = task.build_model().get_layer("log_mel")
+    assert layer.normalize is (setting == "true")
+    audio, lengths = waveforms([4000]), np.array([4000])
+    reference = LogMelSpectrogram(8000, n_mels=40, normalize=setting == "true")(audio, lengths)
+    np.testing.assert_allclose(layer(audio, lengths)[0], reference[0], atol=1e-6)
+
+
 def test_config_round_trip():
     layer = LogMelSpectrogram(16000, frame_ms=20, step_ms=10, n_mels=64, max_hz=7000)
     clone = LogMelSpectrogram.from_config(layer.get_config())

@@ -15,6 +15,7 @@ from pipelines.speech.metrics import (
     normalise,
     speech_scores,
     wer,
+    wer_of_speakers,
 )
 
 CASES = [
@@ -76,3 +77,13 @@ def test_mismatched_lengths_and_units_are_errors():
     with pytest.raises(ValueError, match="unit"):
         error_counts(["a"], ["a"], "phone")
     assert wer([], []) == 0.0 and isolated_accuracy([], []) == 0.0
+
+
+def test_wer_of_speakers_pools_the_chosen_speakers_utterances():
+    speakers = ["theo", "jackson", "theo", "lucas"]
+    refs = ["one two", "three", "four five six", "seven"]
+    hyps = ["one", "three", "four five six", "eight"]
+    assert wer_of_speakers(speakers, refs, hyps, {"theo"}) == pytest.approx(1 / 5)  # pooled
+    assert wer_of_speakers(speakers, refs, hyps, {"jackson", "lucas"}) == 0.5
+    assert wer_of_speakers(speakers, refs, hyps, {"nicolas"}) is None
+    assert wer_of_speakers(speakers, refs, hyps, set()) is None

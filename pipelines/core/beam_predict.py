@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -55,10 +56,10 @@ class BeamPredictResult:
 
 def numbered_lines(path: str) -> Iterator[tuple[int, bytes]]:
     """(line number from 1, raw bytes without the line ending) of every line of `path`,
-    read by one worker; as `read_lines` splits (a UTF-8 BOM and a trailing \\r dropped)."""
+    read by one worker; as `read_lines` splits (a UTF-8 BOM and trailing \\r dropped)."""
     with FileSystems.open(path) as stream:
         for number, raw in enumerate(iter(stream.readline, b""), start=1):
-            raw = raw.removesuffix(b"\n").removesuffix(b"\r")
+            raw = raw.removesuffix(b"\n").rstrip(b"\r")
             if number == 1:
                 raw = raw.removeprefix(b"\xef\xbb\xbf")
             yield number, raw
@@ -217,7 +218,7 @@ def predict_on_beam(
     Answers go to shards `OUTPUT-SSSSS-of-NNNNN` of `number<TAB>answer` lines, or with
     `single_file` to OUTPUT itself in plain `tfpipe predict`'s format (line N answers line
     N; a dead-lettered line is left empty there); dead letters to `OUTPUT.errors`."""
-    input_file, output, export_dir = str(input_file), str(output), str(export_dir)
+    input_file, output, export_dir = (absolute(p) for p in (input_file, output, export_dir))
     check_signature(export_dir, signature)
     if not FileSystems.exists(input_file):
         raise DataError(f"{input_file}: no such file")
@@ -230,10 +231,19 @@ def predict_on_beam(
     result.wait_until_finish()
     answered, failed = (_counter(result, name) for name in ("answered", "failed"))
     if single_file:
-        merge_sorted(shards, errors, output)
+        merge_sorted(shards, errors, output, expected=answered)
     return BeamPredictResult(
         answered, failed, output if single_file else f"{output}-*-of-*", errors
     )
+
+
+def absolute(path: str | os.PathLike) -> str:
+    """A local path made absolute (a URL such as gs://... as it is): Beam's local file
+    system matches no bare file name (`out.txt.shards-*-of-*` finds nothing where
+    `./out.txt.shards-*` finds the shards), and workers need not share the launcher's
+    working directory."""
+    path = str(path)
+    return os.path.abspath(path) if FileSystems.get_scheme(path) is None else path
 
 
 def check_signature(export_dir: str, signature: str) -> None:
@@ -269,11 +279,12 @@ def shard_files(prefix: str) -> list[str]:
     return [m.path for r in FileSystems.match([f"{prefix}-*-of-*"]) for m in r.metadata_list]
 
 
-def merge_sorted(shards: str, errors: str, output: str) -> int:
+def merge_sorted(shards: str, errors: str, output: str, expected: int | None = None) -> int:
     """The shards `SHARDS-*-of-*` as one file sorted by line number, in plain predict's
     format: line N answers input line N, dead-lettered lines (named in `errors`) left
     empty. Held in memory, written to a temporary name and renamed; the shards are
-    deleted. Returns the number of lines written."""
+    deleted. Returns the number of lines written. `expected`: the answers the job
+    counted; other than that many in the shards fails before anything is written."""
     answers: dict[int, str] = {}
     files = shard_files(shards)
     for path in files:
@@ -281,6 +292,11 @@ def merge_sorted(shards: str, errors: str, output: str) -> int:
             for raw in iter(stream.readline, b""):
                 number, _, answer = raw.decode("utf-8").removesuffix("\n").partition("\t")
                 answers[int(number)] = answer
+    if expected is not None and len(answers) != expected:
+        raise RuntimeError(
+            f"{shards}-*-of-*: {len(answers)} answers in {len(files)} shards, "
+            f"the job counted {expected}"
+        )
     last = max(answers, default=0)
     with FileSystems.open(errors) as stream:
         for raw in iter(stream.readline, b""):

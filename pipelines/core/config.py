@@ -53,6 +53,9 @@ class TrainConfig:
     momentum: float = 0.9
     clipnorm: float = 0.0
     ema: float = 0.0  # >0: keep an exponential moving average of the weights (momentum)
+    # >1: the trained model is the mean of the weights at the ends of the last N epochs
+    # (their checkpoints are kept for it), instead of the best (or last) epoch's.
+    average_last_epochs: int = 0
     schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
     strategy: str = "auto"  # auto | default (one device) | onedevice | mirrored | multiworker
     cpu_replicas: int = 0  # >1 splits the CPU into logical devices (testing mirrored)

@@ -14,6 +14,9 @@ keeps the time between checkpoints, so time that a kill loses still counts.
     checkpoint/epoch-0003/training.weights.h5   model and optimizer variables
     checkpoint/epoch-0003/best_weights.npz      early stopping's best weights so far
     checkpoint/clock.json                 heartbeat: training seconds so far
+
+Only the newest checkpoint is kept, or with `train.average_last_epochs` N the newest N,
+whose weights `average_checkpoints` averages when training ends.
 """
 
 from __future__ import annotations
@@ -54,12 +57,14 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         clock: TrainingClock,
         early_stopping: ResumableEarlyStopping | None = None,
         ema_swap: ResumableSwapEMAWeights | None = None,
+        keep: int = 1,
     ):
         super().__init__()
         self.folder = Path(folder)
         self.clock = clock
         self.early_stopping = early_stopping
         self.ema_swap = ema_swap
+        self.keep = max(keep, 1)  # the newest epochs' checkpoints kept (for averaging)
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -86,9 +91,43 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         os.rename(tmp, final)
         (self.folder / f".{LATEST}.tmp").write_text(name, encoding="utf-8")
         os.replace(self.folder / f".{LATEST}.tmp", self.folder / LATEST)
+        kept = set(epoch_checkpoints(self.folder)[-self.keep :]) | {final}
         for old in self.folder.glob("epoch-*"):
-            if old.name != name:
+            if old not in kept:
                 shutil.rmtree(old, ignore_errors=True)
+
+
+def epoch_checkpoints(folder: Path) -> list[Path]:
+    """The complete per-epoch checkpoints in `folder`, oldest first."""
+    return sorted(p for p in Path(folder).glob("epoch-*") if (p / STATE).exists())
+
+
+def average_checkpoints(folder: Path, model: keras.Model, count: int) -> list[int]:
+    """Set `model`'s weights to the mean of those in the newest `count` checkpoints of
+    `folder` (integer variables, such as seed states, from the newest); returns the epochs
+    averaged. Each checkpoint also loads its optimizer state, the newest's last."""
+    chosen = epoch_checkpoints(folder)[-count:]
+    if not chosen:
+        return []
+    sums: list[np.ndarray] | None = None
+    for path in chosen:
+        model.load_weights(str(path / WEIGHTS))
+        weights = model.get_weights()
+        if sums is None:
+            sums = [np.array(w, dtype=np.float64) if _floating(w) else w for w in weights]
+        else:
+            sums = [s + w if _floating(w) else w for s, w in zip(sums, weights, strict=True)]
+    model.set_weights(
+        [
+            (s / len(chosen)).astype(w.dtype) if _floating(w) else w
+            for s, w in zip(sums, weights, strict=True)
+        ]
+    )
+    return [json.loads((p / STATE).read_text(encoding="utf-8"))["epoch"] for p in chosen]
+
+
+def _floating(array: np.ndarray) -> bool:
+    return np.issubdtype(np.asarray(array).dtype, np.floating)
 
 
 def restore_training(

@@ -220,7 +220,12 @@ def fit(ctx: RunContext) -> Fitted:
         TrainingClock,
     )
     from pipelines.core.multiworker import fit_multiworker, per_worker_steps, weights_digest
-    from pipelines.core.resume import TrainingCheckpoint, clock_file, restore_training
+    from pipelines.core.resume import (
+        TrainingCheckpoint,
+        average_checkpoints,
+        clock_file,
+        restore_training,
+    )
     from pipelines.core.schedules import build_optimizer, build_schedule, time_budget
     from pipelines.core.strategy import scaled
     from pipelines.core.tracking import MlflowEpochLogger
@@ -301,7 +306,9 @@ def fit(ctx: RunContext) -> Fitted:
         early_stopping,
         clock,
         timer,
-        TrainingCheckpoint(checkpoint_dir, clock, early_stopping, ema_swap),
+        TrainingCheckpoint(
+            checkpoint_dir, clock, early_stopping, ema_swap, keep=tc.average_last_epochs
+        ),
     ]
 
     epochs = tc.epochs
@@ -341,6 +348,10 @@ def fit(ctx: RunContext) -> Fitted:
             f"[{ctx.pipeline}] worker {ctx.worker.index}: final weights sha256 {digest}", flush=True
         )
         ctx.tracker.set_tags({"final_weights_sha256": digest})
+    if tc.average_last_epochs > 1:
+        averaged = average_checkpoints(checkpoint_dir, model, tc.average_last_epochs)
+        print(f"[{ctx.pipeline}] weights averaged over epochs {averaged}", flush=True)
+        ctx.tracker.set_tags({"averaged_epochs": ",".join(map(str, averaged))})
     return Fitted(
         model,
         clock.elapsed,

@@ -18,6 +18,8 @@ import math
 
 import tensorflow as tf
 
+from pipelines.speech.warping import play_at, shift_pitch, stretch_tempo, warp_vocal_tract
+
 MAX_CHUNKS = 16  # RIFF chunks looked at before "data" (fmt, LIST, fact, JUNK...)
 PCM, EXTENSIBLE = 1, 0xFFFE
 MAX_CHANNELS = 16
@@ -244,24 +246,36 @@ def perturb(
     gain_db: float = 0.0,
     noise_snr_db: float = 0.0,
     seed: tf.Tensor | None = None,
+    tempo: float = 0.0,
+    pitch: float = 0.0,
+    vtlp: float = 0.0,
 ) -> tf.Tensor:
     """One training utterance `[T]`, changed at random (training only): played at a speed
     factor drawn from [1 - speed, 1 + speed] (tempo and pitch together, by linear
-    interpolation, as Ko et al.'s speed perturbation), gained by up to +-`gain_db`, and
-    with white noise at a signal-to-noise ratio drawn from [noise_snr_db, noise_snr_db +
-    20] dB. 0 turns each off. `seed`: a `[2]` stateless seed (one per utterance)."""
+    interpolation, as Ko et al.'s speed perturbation), its tempo alone changed by a factor
+    within 1 +- `tempo`, its pitch alone within 1 +- `pitch`, its spectrum warped along
+    frequency by a factor within 1 +- `vtlp` (vocal-tract-length perturbation; see
+    `warping`), gained by up to +-`gain_db`, and with white noise at a signal-to-noise ratio
+    drawn from [noise_snr_db, noise_snr_db + 20] dB. 0 turns each off. `seed`: a `[2]`
+    stateless seed (one per utterance)."""
     seed = tf.zeros([2], tf.int64) if seed is None else tf.cast(seed, tf.int64)
     seeds = tf.random.experimental.stateless_split(seed, 4)
+    # The later kinds draw from a seed of their own, so the first ones draw as they did.
+    warps = tf.random.experimental.stateless_split(
+        tf.random.experimental.stateless_fold_in(seed, 1), 3
+    )
+
+    def factor(width: float, draw: tf.Tensor) -> tf.Tensor:
+        return tf.random.stateless_uniform([], draw, 1.0 - width, 1.0 + width)
+
     if speed:
-        factor = tf.random.stateless_uniform([], seeds[0], 1.0 - speed, 1.0 + speed)
-        n = tf.shape(waveform)[0]
-        width = tf.maximum(tf.cast(tf.round(tf.cast(n, tf.float32) / factor), tf.int32), 1)
-        at = tf.range(width, dtype=tf.float32) * factor
-        left = tf.minimum(tf.cast(tf.floor(at), tf.int32), tf.maximum(n - 1, 0))
-        right = tf.minimum(left + 1, tf.maximum(n - 1, 0))
-        share = at - tf.cast(left, tf.float32)
-        padded = tf.concat([waveform, [0.0]], 0)  # an empty waveform stays silent
-        waveform = tf.gather(padded, left) * (1.0 - share) + tf.gather(padded, right) * share
+        waveform = play_at(waveform, factor(speed, seeds[0]))
+    if tempo:
+        waveform = stretch_tempo(waveform, factor(tempo, warps[0]))
+    if pitch:
+        waveform = shift_pitch(waveform, factor(pitch, warps[1]))
+    if vtlp:
+        waveform = warp_vocal_tract(waveform, factor(vtlp, warps[2]))
     if gain_db:
         decibels = tf.random.stateless_uniform([], seeds[1], -gain_db, gain_db)
         waveform = waveform * tf.pow(10.0, decibels / 20.0)

@@ -72,6 +72,15 @@ class SpeechModel:
     speed: float = 0.0
     gain_db: float = 0.0
     noise_snr_db: float = 0.0
+    # Also (training only; 0 = off): the tempo alone (pitch kept) within 1 +- tempo, the
+    # pitch alone (duration kept) within 1 +- pitch, and vocal-tract-length perturbation,
+    # the spectrum warped along frequency by a factor within 1 +- vtlp (0.1: 0.9 to 1.1).
+    tempo: float = 0.0
+    pitch: float = 0.0
+    vtlp: float = 0.0
+    # Each utterance's log-mel features to zero mean and unit variance per mel bin over its
+    # frames, in the graph (training and serving); false: the raw log-mel energies.
+    utterance_norm: bool = True
 
 
 @dataclasses.dataclass

@@ -69,3 +69,14 @@ def speech_scores(refs: Sequence[str], hyps: Sequence[str]) -> dict[str, float]:
         "cer": cer(refs, hyps),
         "sentence_accuracy": isolated_accuracy(refs, hyps),
     }
+
+
+def wer_of_speakers(
+    speakers: Sequence[str], refs: Sequence[str], hyps: Sequence[str], chosen: set[str]
+) -> float | None:
+    """The corpus-level WER of the utterances whose speaker (`speakers`, one per
+    utterance) is in `chosen`; None if there are none."""
+    pairs = [(r, h) for s, r, h in zip(speakers, refs, hyps, strict=True) if s in chosen]
+    if not pairs:
+        return None
+    return wer([r for r, _ in pairs], [h for _, h in pairs])

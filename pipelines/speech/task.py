@@ -33,7 +33,7 @@ from pipelines.speech.config import SpeechConfig
 from pipelines.speech.corpus import fsdd_training_recordings, read_splits
 from pipelines.speech.fsdd import DigitJoiner
 from pipelines.speech.manifest import Utterance
-from pipelines.speech.metrics import isolated_accuracy, speech_scores, wer
+from pipelines.speech.metrics import isolated_accuracy, speech_scores, wer_of_speakers
 from pipelines.speech.serving import GREEDY
 from tfmodels.speech import (
     CTCModelSpec,
@@ -89,7 +89,12 @@ class SpeechTask(Task):
         m, d = self.config.model, self.config.data
         self.vocabulary = CTCVocabulary(self.tokens, unit="char", name="vocabulary")
         self.features = LogMelSpectrogram(
-            d.sample_rate, m.frame_ms, m.step_ms, m.n_mels, name="log_mel"
+            d.sample_rate,
+            m.frame_ms,
+            m.step_ms,
+            m.n_mels,
+            normalize=m.utterance_norm,
+            name="log_mel",
         )
 
     def data_files(self) -> list[Path]:
@@ -181,14 +186,26 @@ class SpeechTask(Task):
             raise ConfigError(
                 f"model.speed {m.speed} (0 to 0.5) / model.gain_db {m.gain_db} (0 or more)"
             )
+        for key in ("tempo", "pitch", "vtlp"):
+            if not 0.0 <= getattr(m, key) < 0.5:
+                raise ConfigError(f"model.{key} {getattr(m, key)}: 0 (off) to below 0.5")
 
     def _perturbed(self, ds: tf.data.Dataset) -> tf.data.Dataset:
-        """Training `(waveform, length, transcript)` with `model.speed`, `gain_db` and
-        `noise_snr_db` applied, new draws every epoch."""
+        """Training `(waveform, length, transcript)` with `model.speed`, `gain_db`,
+        `noise_snr_db`, `tempo`, `pitch` and `vtlp` applied, new draws every epoch."""
         m = self.config.model
 
         def change(example, draw_seed):
-            waveform = perturb(example[0], m.speed, m.gain_db, m.noise_snr_db, draw_seed)
+            waveform = perturb(
+                example[0],
+                m.speed,
+                m.gain_db,
+                m.noise_snr_db,
+                draw_seed,
+                tempo=m.tempo,
+                pitch=m.pitch,
+                vtlp=m.vtlp,
+            )
             return waveform, tf.shape(waveform, out_type=example[1].dtype)[0], example[2]
 
         return map_with_seeds(ds, change, self.config.train.seed)
@@ -200,7 +217,7 @@ class SpeechTask(Task):
         else:
             train = self._decoded(self._files(self.utterances["train"], training=True))
         m = self.config.model
-        if m.speed or m.gain_db or m.noise_snr_db:
+        if m.speed or m.gain_db or m.noise_snr_db or m.tempo or m.pitch or m.vtlp:
             train = self._perturbed(train)
         val = None
         if self.utterances["validation"]:
@@ -282,15 +299,10 @@ class SpeechTask(Task):
                 scores["digit_accuracy"] = isolated_accuracy(
                     [u.transcript for u in self.isolated], words
                 )
-            held_out = set(self.config.data.test_speakers)
-            if held_out:
-                pairs = [
-                    (r, h)
-                    for u, r, h in zip(utts, refs, hyps, strict=True)
-                    if u.extra.get("speaker") in held_out
-                ]
-                if pairs:
-                    scores["wer_held_out_speakers"] = wer(*map(list, zip(*pairs, strict=True)))
+            speakers = [u.extra.get("speaker", "") for u in utts]
+            held_out = wer_of_speakers(speakers, refs, hyps, set(self.config.data.test_speakers))
+            if held_out is not None:
+                scores["wer_held_out_speakers"] = held_out
         return scores
 
     def plots(self, model: keras.Model, out_dir: Path) -> list[Path]:
