@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, TrainConfig
+from tfmodels.vision import ModelName
 
 
 @dataclasses.dataclass
@@ -24,13 +26,13 @@ class ImageReadConfig(DataConfig):
     label_pattern: str = ""
     # How val/test are carved from train: random (seeded, per class) | ordered (the last
     # test_fraction of the files by path is test, the val_fraction before that validation).
-    carve: str = "random"
+    carve: Literal["random", "ordered"] = "random"
     image_size: list[int] = dataclasses.field(default_factory=list)  # [h, w]; [] = most common
     channels: int = 0  # 1 grey, 3 colour, 0 = 1 if every training image is grey, else 3
     val_fraction: float = 0.1  # carved from train (per class) when there is no val/ folder
     test_fraction: float = 0.2  # carved from train when there is no test/ folder
-    # fail | skip: corrupt or unreadable files (or names without a label), reported by path
-    on_bad_image: str = "fail"
+    # Corrupt or unreadable files (or names without a label), reported by path.
+    on_bad_image: Literal["fail", "skip"] = "fail"
     validate: bool = True  # decode every image once before training (folders only)
     cache: str = "auto"  # auto (memory if it fits in cache_max_mb) | memory | none | a path
     cache_max_mb: int = 4096
@@ -55,9 +57,9 @@ class ImagesDataConfig(ImageReadConfig):
 
 @dataclasses.dataclass
 class ImagesModelConfig:
-    """Which classifier (see `tfmodels.vision.model_names()`) and its size."""
+    """Which classifier (`tfmodels.vision.ModelName`) and its size."""
 
-    name: str = "resnet20"  # lenet | alexnet | vgg11 | vgg16 | inception | resnet20 | ...
+    name: ModelName = "resnet20"  # lenet | alexnet | vgg11 | vgg16 | inception | resnet20 | ...
     width: float = 1.0  # filters multiplier (alexnet, vgg, inception, resnet)
     dropout: float = -1.0  # < 0: the family's default
     # Label smoothing of the training loss (0 = plain cross-entropy), e.g. 0.1.

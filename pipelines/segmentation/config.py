@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from pipelines.core.config import DataConfig, PipelineConfig, TrainConfig
 
@@ -31,7 +32,7 @@ class SegmentationModel:
     use_bigrams: bool = True
     layers: int = 1  # stack more with model.layers=N (2 measured no better on PKU, 2x slower)
     units: int = 64
-    cell: str = "lstm"  # lstm (served by a fused kernel) | gru
+    cell: Literal["lstm", "gru"] = "lstm"  # lstm is served by a fused kernel
     dropout: float = 0.2
     embedding_dropout: float = 0.1
     projection: int = 64  # >0: project the features to this width before the BiLSTM

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, TrainConfig
 
@@ -37,7 +38,7 @@ class SlotsModel:
     use_chars: bool = True
     layers: int = 2
     units: int = 128
-    cell: str = "lstm"
+    cell: Literal["lstm", "gru"] = "lstm"  # lstm is served by a fused kernel
     dropout: float = 0.15
     embedding_dropout: float = 0.1
     attention_units: int = 64

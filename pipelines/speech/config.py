@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, TrainConfig
 
@@ -20,7 +21,7 @@ class SpeechData(DataConfig):
     # Single-word test utterances (FSDD's isolated digits): word accuracy as a second figure.
     isolated_test: str = "test_digits.tsv"
     val_fraction: float = 0.1
-    on_error: str = "fail"  # fail | skip: bad manifest lines (named by file and line)
+    on_error: Literal["fail", "skip"] = "fail"  # bad manifest lines (named by file and line)
     sample_rate: int = 8000  # the model's; other rates are resampled in the graph
     max_seconds: float = 60.0  # longer input is cut (training and serving)
     max_train_seconds: float = 30.0  # longer training utterances are left out
@@ -51,13 +52,13 @@ class SpeechModel:
     n_mels: int = 40
     frame_ms: float = 25.0
     step_ms: float = 10.0
-    conv: str = "1d"  # 1d: over time, mel bins as channels | 2d: over time x mel bins
+    conv: Literal["1d", "2d"] = "1d"  # 1d: over time, mel bins as channels; 2d: time x mels
     conv_filters: list[int] = dataclasses.field(default_factory=lambda: [128])
     conv_kernel: int = 5
     time_strides: list[int] = dataclasses.field(default_factory=lambda: [2])
     freq_strides: list[int] = dataclasses.field(default_factory=lambda: [2])  # 2d only
     projection: int = 0
-    cell: str = "gru"  # gru | lstm
+    cell: Literal["gru", "lstm"] = "gru"
     layers: int = 2
     units: int = 128
     dropout: float = 0.1
@@ -78,11 +79,11 @@ class SpeechModel:
 class SpeechServing:
     """Serving options: they may change when a trained run is exported again."""
 
-    decoder: str = "beam_search"  # beam_search | greedy (the `greedy` signature is always there)
+    decoder: Literal["beam_search", "greedy"] = "beam_search"  # signature `greedy` is always there
     beam_width: int = 8
     # sequence: the probability of the decoded labelling; frame: the mean largest
     # per-frame posterior (independent of the utterance's length)
-    confidence: str = "sequence"
+    confidence: Literal["sequence", "frame"] = "sequence"
     # Input whose RMS level is below this (dB relative to full scale) is silence: its
     # transcript is empty. Per-utterance feature normalisation would otherwise amplify
     # near-silence into patterns the model reads as speech.

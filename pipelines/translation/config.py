@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, TrainConfig
 
@@ -31,7 +32,7 @@ class TranslationData(DataConfig):
 class TranslationModel:
     """`transformer` or `rnn_attention` (`tfmodels.translation`)."""
 
-    name: str = "transformer"  # transformer | rnn_attention
+    name: Literal["transformer", "rnn_attention"] = "transformer"
     # transformer
     layers: int = 2
     # Decoder layers; 0 = as many as `layers`. A deep encoder and a shallow decoder
@@ -41,8 +42,8 @@ class TranslationModel:
     heads: int = 4
     feedforward: int = 256
     # rnn_attention
-    cell: str = "gru"  # gru | lstm
-    attention: str = "additive"  # additive (Bahdanau) | multiplicative (Luong)
+    cell: Literal["gru", "lstm"] = "gru"
+    attention: Literal["additive", "multiplicative"] = "additive"  # Bahdanau | Luong
     embedding: int = 128
     units: int = 128
     # both
@@ -55,7 +56,7 @@ class TranslationEval:
     """Decoding during training is costly: BLEU on dev only every few epochs."""
 
     every_epochs: int = 1  # dev BLEU/chrF every N epochs (0: never during training)
-    decoder: str = "greedy"  # dev decoding: greedy | beam_search (the export's default)
+    decoder: Literal["greedy", "beam_search"] = "greedy"  # dev decoding (beam: the export's)
     attention_plots: int = 4  # test sentences drawn as cross-attention heat maps
 
 
@@ -63,12 +64,12 @@ class TranslationEval:
 class TranslationServing:
     """Serving options: they may change when a trained run is exported again."""
 
-    decoder: str = "beam_search"  # beam_search | greedy (signature `greedy` is always there)
+    decoder: Literal["beam_search", "greedy"] = "beam_search"  # signature `greedy` is always there
     beam_width: int = 4
     length_penalty: float = 0.6  # GNMT alpha; 0 = plain log-probability
     # When beam search is done with a sentence: bound (no live hypothesis can beat the best
     # ended one) | top (also once the most probable one has ended: faster) | none
-    beam_stop: str = "bound"
+    beam_stop: Literal["bound", "top", "none"] = "bound"
     # Output at most ratio * input tokens + offset subword tokens (and never more than
     # data.max_target_tokens).
     max_length_ratio: float = 1.5

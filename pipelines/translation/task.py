@@ -18,7 +18,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.core.config import ConfigError
 from pipelines.core.task import (
     DEFAULT_SIGNATURE,
     Serving,
@@ -35,7 +34,6 @@ from tfmodels.losses.smoothed_sparse_crossentropy import SmoothedSparseCategoric
 from tfmodels.translation import (
     END_ID,
     START_ID,
-    STOPS,
     RNNAttentionTranslator,
     Seq2Seq,
     SubwordTokenizer,
@@ -56,11 +54,6 @@ class TranslationTask(Task):
     config: TranslationConfig
 
     # -- data -------------------------------------------------------------------------
-    def check_config(self) -> None:
-        stop = self.config.serving.beam_stop
-        if stop not in STOPS:
-            raise ConfigError(f"serving.beam_stop: '{stop}', not one of {', '.join(STOPS)}")
-
     def prepare(self, workdir: Path) -> None:
         d = self.config.data
         folder = self.data_dir / d.corpus
@@ -200,7 +193,7 @@ class TranslationTask(Task):
                 max_target=d.max_target_tokens + 1,
                 name="transformer",
             )
-        elif m.name == "rnn_attention":
+        else:
             model = RNNAttentionTranslator(
                 *sizes,
                 cell=m.cell,
@@ -209,10 +202,6 @@ class TranslationTask(Task):
                 units=m.units,
                 dropout=m.dropout,
                 name="rnn_attention",
-            )
-        else:
-            raise ConfigError(
-                f"model.name: unknown model '{m.name}' (known: transformer, rnn_attention)"
             )
         one = tf.ones([1, 2], tf.int32)
         model({"source": one, "target": one})  # build every layer
