@@ -9,7 +9,7 @@ from pipelines.core.config import DataConfig, PipelineConfig, TrainConfig
 
 
 @dataclasses.dataclass
-class SegmentationData(DataConfig):
+class SegmentationDataConfig(DataConfig):
     train: str = "cws/sample_train.txt"  # relative to the data dir
     test: str = "cws/sample_test.txt"
     validation: str = ""  # empty: hold out `val_fraction` of train
@@ -26,7 +26,7 @@ class SegmentationData(DataConfig):
 
 
 @dataclasses.dataclass
-class SegmentationModel:
+class SegmentationModelConfig:
     char_dim: int = 128
     bigram_dim: int = 64
     use_bigrams: bool = True
@@ -39,7 +39,7 @@ class SegmentationModel:
 
 
 @dataclasses.dataclass
-class SegmentationServing:
+class SegmentationServingConfig:
     """Serving options: they may change when a trained run is exported again."""
 
     separator: str = " "  # joins the words of the `segmented` output
@@ -50,9 +50,11 @@ class SegmentationServing:
 
 @dataclasses.dataclass
 class SegmentationConfig(PipelineConfig):
-    data: SegmentationData = dataclasses.field(default_factory=SegmentationData)
-    model: SegmentationModel = dataclasses.field(default_factory=SegmentationModel)
-    serving: SegmentationServing = dataclasses.field(default_factory=SegmentationServing)
+    data: SegmentationDataConfig = dataclasses.field(default_factory=SegmentationDataConfig)
+    model: SegmentationModelConfig = dataclasses.field(default_factory=SegmentationModelConfig)
+    serving: SegmentationServingConfig = dataclasses.field(
+        default_factory=SegmentationServingConfig
+    )
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(
             epochs=8, batch_size=32, learning_rate=1e-3, early_stopping_patience=3

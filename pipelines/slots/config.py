@@ -9,7 +9,7 @@ from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, Tr
 
 
 @dataclasses.dataclass
-class SlotsData(DataConfig):
+class SlotsDataConfig(DataConfig):
     # A folder with train/dev/test splits (`seq.in`, `seq.out`, `label`), relative to the
     # data dir; `atis` is also found as `slots/atis`.
     corpus: str = "slots/sample"
@@ -29,7 +29,7 @@ class SlotsData(DataConfig):
 
 
 @dataclasses.dataclass
-class SlotsModel:
+class SlotsModelConfig:
     word_dim: int = 100
     embedding_init_stddev: float = 1.0  # normal(0, this) word/char vectors: learns faster
     char_dim: int = 32
@@ -59,7 +59,7 @@ class SlotsModel:
 
 
 @dataclasses.dataclass
-class SlotsServing:
+class SlotsServingConfig:
     """Serving options: they may change when a trained run is exported again."""
 
     # >0: also output the k most probable intents and their probabilities.
@@ -72,9 +72,9 @@ class SlotsServing:
 
 @dataclasses.dataclass
 class SlotsConfig(PipelineConfig):
-    data: SlotsData = dataclasses.field(default_factory=SlotsData)
-    model: SlotsModel = dataclasses.field(default_factory=SlotsModel)
-    serving: SlotsServing = dataclasses.field(default_factory=SlotsServing)
+    data: SlotsDataConfig = dataclasses.field(default_factory=SlotsDataConfig)
+    model: SlotsModelConfig = dataclasses.field(default_factory=SlotsModelConfig)
+    serving: SlotsServingConfig = dataclasses.field(default_factory=SlotsServingConfig)
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(
             epochs=20,

@@ -9,7 +9,7 @@ from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, Tr
 
 
 @dataclasses.dataclass
-class SpeechData(DataConfig):
+class SpeechDataConfig(DataConfig):
     """Where the utterances are: TSV manifests (`path`, `transcript`), or FSDD recordings
     joined into connected-digit utterances."""
 
@@ -46,7 +46,7 @@ class SpeechData(DataConfig):
 
 
 @dataclasses.dataclass
-class SpeechModel:
+class SpeechModelConfig:
     """Log-mel features, SpecAugment and the CTC recogniser (`tfmodels.speech`)."""
 
     n_mels: int = 40
@@ -76,7 +76,7 @@ class SpeechModel:
 
 
 @dataclasses.dataclass
-class SpeechServing:
+class SpeechServingConfig:
     """Serving options: they may change when a trained run is exported again."""
 
     decoder: Literal["beam_search", "greedy"] = "beam_search"  # signature `greedy` is always there
@@ -112,7 +112,7 @@ def _speech_train() -> TrainConfig:
 
 @dataclasses.dataclass
 class SpeechConfig(PipelineConfig):
-    data: SpeechData = dataclasses.field(default_factory=SpeechData)
-    model: SpeechModel = dataclasses.field(default_factory=SpeechModel)
-    serving: SpeechServing = dataclasses.field(default_factory=SpeechServing)
+    data: SpeechDataConfig = dataclasses.field(default_factory=SpeechDataConfig)
+    model: SpeechModelConfig = dataclasses.field(default_factory=SpeechModelConfig)
+    serving: SpeechServingConfig = dataclasses.field(default_factory=SpeechServingConfig)
     train: TrainConfig = dataclasses.field(default_factory=_speech_train)

@@ -9,7 +9,7 @@ from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, Tr
 
 
 @dataclasses.dataclass
-class TranslationData(DataConfig):
+class TranslationDataConfig(DataConfig):
     """Line-aligned parallel files: `{corpus}/{split}.{source}` and `.{target}`."""
 
     corpus: str = "translation/sample"  # relative to the data dir
@@ -29,7 +29,7 @@ class TranslationData(DataConfig):
 
 
 @dataclasses.dataclass
-class TranslationModel:
+class TranslationModelConfig:
     """`transformer` or `rnn_attention` (`tfmodels.translation`)."""
 
     name: Literal["transformer", "rnn_attention"] = "transformer"
@@ -52,7 +52,7 @@ class TranslationModel:
 
 
 @dataclasses.dataclass
-class TranslationEval:
+class TranslationEvalConfig:
     """Decoding during training is costly: BLEU on dev only every few epochs."""
 
     every_epochs: int = 1  # dev BLEU/chrF every N epochs (0: never during training)
@@ -61,7 +61,7 @@ class TranslationEval:
 
 
 @dataclasses.dataclass
-class TranslationServing:
+class TranslationServingConfig:
     """Serving options: they may change when a trained run is exported again."""
 
     decoder: Literal["beam_search", "greedy"] = "beam_search"  # signature `greedy` is always there
@@ -90,8 +90,8 @@ def _translation_train() -> TrainConfig:
 
 @dataclasses.dataclass
 class TranslationConfig(PipelineConfig):
-    data: TranslationData = dataclasses.field(default_factory=TranslationData)
-    model: TranslationModel = dataclasses.field(default_factory=TranslationModel)
-    eval: TranslationEval = dataclasses.field(default_factory=TranslationEval)
-    serving: TranslationServing = dataclasses.field(default_factory=TranslationServing)
+    data: TranslationDataConfig = dataclasses.field(default_factory=TranslationDataConfig)
+    model: TranslationModelConfig = dataclasses.field(default_factory=TranslationModelConfig)
+    eval: TranslationEvalConfig = dataclasses.field(default_factory=TranslationEvalConfig)
+    serving: TranslationServingConfig = dataclasses.field(default_factory=TranslationServingConfig)
     train: TrainConfig = dataclasses.field(default_factory=_translation_train)
