@@ -111,7 +111,7 @@ def _predict_on_beam(args: argparse.Namespace, export_dir: Path) -> int:
 
 
 def _images_to_tfrecord(args: argparse.Namespace) -> int:
-    from pipelines.images.tfrecord import main as convert_main
+    from pipelines.image_input.tfrecord import main as convert_main
 
     return convert_main(args)
 

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Literal
 
 from pipelines.core.config import PipelineConfig, ScheduleConfig, TrainConfig
-from pipelines.images.config import ImageReadConfig
+from pipelines.image_input.config import ImageReadConfig
 
 
 @dataclasses.dataclass

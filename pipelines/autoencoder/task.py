@@ -39,9 +39,9 @@ from pipelines.core.task import (
     read_vocabulary,
     write_vocabulary,
 )
-from pipelines.images.dataset import ImageSet
-from pipelines.images.preprocessing import pad_crop
-from pipelines.images.reader import ImageDataError, ImageFileRequests, decode_images
+from pipelines.image_input.augment import pad_crop
+from pipelines.image_input.dataset import ImageSet
+from pipelines.image_input.reader import ImageDataError, ImageFileRequests, decode_images
 from tfmodels.autoencoders import (
     AutoencoderSpec,
     Corruption,
