@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
 
 from pipelines.core.config import DataConfig, PipelineConfig, TrainConfig
+from tfmodels.taggers.config import CharTaggerConfig
 
 
 @dataclasses.dataclass
@@ -26,16 +26,8 @@ class SegmentationDataConfig(DataConfig):
 
 
 @dataclasses.dataclass
-class SegmentationModelConfig:
-    char_dim: int = 128
-    bigram_dim: int = 64
-    use_bigrams: bool = True
-    layers: int = 1  # stack more with model.layers=N (2 measured no better on PKU, 2x slower)
-    units: int = 64
-    cell: Literal["lstm", "gru"] = "lstm"  # lstm is served by a fused kernel
-    dropout: float = 0.2
-    embedding_dropout: float = 0.1
-    projection: int = 64  # >0: project the features to this width before the BiLSTM
+class SegmentationModelConfig(CharTaggerConfig):
+    """The character tagger (`tfmodels.taggers.CharTaggerConfig`): nothing of its own."""
 
 
 @dataclasses.dataclass

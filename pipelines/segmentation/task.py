@@ -28,7 +28,6 @@ from pipelines.segmentation.metrics import word_prf
 from pipelines.segmentation.reader import CLAUSE_END, read_segmented, split_clauses
 from tfmodels.taggers import (
     ConstrainedViterbi,
-    EmbeddingSpec,
     TaggerSpec,
     bmes_transitions,
     build_recurrent_tagger,
@@ -196,27 +195,15 @@ class SegmentationTask(Task):
 
     # -- model ------------------------------------------------------------------------
     def _spec(self) -> TaggerSpec:
-        m = self.config.model
-        embeddings = [EmbeddingSpec("char", len(self.chars) + 2, m.char_dim, ("chars",))]
-        if m.use_bigrams:
-            embeddings.append(
-                EmbeddingSpec(
-                    "bigram", len(self.bigrams) + 2, m.bigram_dim, ("bigram_next", "bigram_prev")
-                )
-            )
         dense = {}
         if self.lexicon:
             dense["lexicon"] = self.preprocessor.num_lexicon_features
-        return TaggerSpec(
+        return TaggerSpec.from_char_config(
+            self.config.model,
             num_tags=4,
-            embeddings=embeddings,
+            char_vocab_size=len(self.chars) + 2,
+            bigram_vocab_size=len(self.bigrams) + 2,
             dense_inputs=dense,
-            layers=m.layers,
-            units=m.units,
-            cell=m.cell,
-            dropout=m.dropout,
-            embedding_dropout=m.embedding_dropout,
-            projection=m.projection,
         )
 
     def build_model(self) -> keras.Model:

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Literal
 
 from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, TrainConfig
+from tfmodels.speech.config import CTCRecognizerConfig
 
 
 @dataclasses.dataclass
@@ -46,27 +47,10 @@ class SpeechDataConfig(DataConfig):
 
 
 @dataclasses.dataclass
-class SpeechModelConfig:
-    """Log-mel features, SpecAugment and the CTC recogniser (`tfmodels.speech`)."""
+class SpeechModelConfig(CTCRecognizerConfig):
+    """The recogniser (`tfmodels.speech.CTCRecognizerConfig`) and the pipeline's own
+    training-time perturbation of the waveforms."""
 
-    n_mels: int = 40
-    frame_ms: float = 25.0
-    step_ms: float = 10.0
-    conv: Literal["1d", "2d"] = "1d"  # 1d: over time, mel bins as channels; 2d: time x mels
-    conv_filters: list[int] = dataclasses.field(default_factory=lambda: [128])
-    conv_kernel: int = 5
-    time_strides: list[int] = dataclasses.field(default_factory=lambda: [2])
-    freq_strides: list[int] = dataclasses.field(default_factory=lambda: [2])  # 2d only
-    projection: int = 0
-    cell: Literal["gru", "lstm"] = "gru"
-    layers: int = 2
-    units: int = 128
-    dropout: float = 0.1
-    # SpecAugment (training only); 0 masks turn a kind off.
-    freq_masks: int = 2
-    freq_width: int = 8
-    time_masks: int = 2
-    time_width: int = 20
     # Waveform perturbation (training only); 0 turns each off: a speed factor within
     # 1 +- speed (tempo and pitch), a gain within +-gain_db, white noise at an SNR from
     # noise_snr_db to noise_snr_db + 20 dB.

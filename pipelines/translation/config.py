@@ -6,6 +6,7 @@ import dataclasses
 from typing import Literal
 
 from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, TrainConfig
+from tfmodels.translation.config import TranslatorConfig
 
 
 @dataclasses.dataclass
@@ -29,25 +30,9 @@ class TranslationDataConfig(DataConfig):
 
 
 @dataclasses.dataclass
-class TranslationModelConfig:
-    """`transformer` or `rnn_attention` (`tfmodels.translation`)."""
+class TranslationModelConfig(TranslatorConfig):
+    """The translator (`tfmodels.translation.TranslatorConfig`) and its training loss."""
 
-    name: Literal["transformer", "rnn_attention"] = "transformer"
-    # transformer
-    layers: int = 2
-    # Decoder layers; 0 = as many as `layers`. A deep encoder and a shallow decoder
-    # (Kasai et al., 2021) decode faster: each output token runs the decoder alone.
-    decoder_layers: int = 0
-    width: int = 128
-    heads: int = 4
-    feedforward: int = 256
-    # rnn_attention
-    cell: Literal["gru", "lstm"] = "gru"
-    attention: Literal["additive", "multiplicative"] = "additive"  # Bahdanau | Luong
-    embedding: int = 128
-    units: int = 128
-    # both
-    dropout: float = 0.1
     label_smoothing: float = 0.1
 
 

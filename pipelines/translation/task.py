@@ -34,10 +34,8 @@ from tfmodels.losses.smoothed_sparse_crossentropy import SmoothedSparseCategoric
 from tfmodels.translation import (
     END_ID,
     START_ID,
-    RNNAttentionTranslator,
-    Seq2Seq,
     SubwordTokenizer,
-    TransformerTranslator,
+    build_translator,
 )
 
 GREEDY = "greedy"
@@ -178,34 +176,14 @@ class TranslationTask(Task):
 
     # -- model ------------------------------------------------------------------------
     def build_model(self) -> keras.Model:
-        m, d = self.config.model, self.config.data
-        sizes = (len(self.source_vocabulary), len(self.target_vocabulary))
-        if m.name == "transformer":
-            model: Seq2Seq = TransformerTranslator(
-                *sizes,
-                layers=m.layers,
-                decoder_layers=m.decoder_layers,
-                width=m.width,
-                heads=m.heads,
-                feedforward=m.feedforward,
-                dropout=m.dropout,
-                max_source=d.max_source_tokens + 1,
-                max_target=d.max_target_tokens + 1,
-                name="transformer",
-            )
-        else:
-            model = RNNAttentionTranslator(
-                *sizes,
-                cell=m.cell,
-                attention=m.attention,
-                embedding=m.embedding,
-                units=m.units,
-                dropout=m.dropout,
-                name="rnn_attention",
-            )
-        one = tf.ones([1, 2], tf.int32)
-        model({"source": one, "target": one})  # build every layer
-        return model
+        d = self.config.data
+        return build_translator(
+            self.config.model,
+            len(self.source_vocabulary),
+            len(self.target_vocabulary),
+            max_source=d.max_source_tokens + 1,
+            max_target=d.max_target_tokens + 1,
+        )
 
     def compile_args(self, model: keras.Model) -> dict[str, Any]:
         loss = SmoothedSparseCategoricalCrossentropy(
