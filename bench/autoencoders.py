@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_start(args.verbose)
     from pipelines.core.runner import load_task_config
-    from pipelines.images.dataset import ImageSet
+    from pipelines.image_input.dataset import ImageSet
 
     base = load_task_config("autoencoder", args.config, args.set)
     # Checked once here; the runs below skip decoding every file again.

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from pipelines.core.quiet import VERBOSE_ENV, quiet_beam, quiet_start, verbose_from_env
-from pipelines.core.registry import PIPELINES
+from pipelines.core.registry import pipeline_tasks
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -111,7 +111,7 @@ def _predict_on_beam(args: argparse.Namespace, export_dir: Path) -> int:
 
 
 def _images_to_tfrecord(args: argparse.Namespace) -> int:
-    from pipelines.images.tfrecord import main as convert_main
+    from pipelines.image_input.tfrecord import main as convert_main
 
     return convert_main(args)
 
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="prepare data, train, evaluate, export, track")
-    run.add_argument("pipeline", choices=sorted(PIPELINES))
+    run.add_argument("pipeline", choices=sorted(pipeline_tasks()))
     run.add_argument("--config", help="YAML config file")
     run.add_argument(
         "--set",
@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="export a finished run's kept model again, "
         "with changed serving options, without training",
     )
-    exp.add_argument("pipeline", choices=sorted(PIPELINES))
+    exp.add_argument("pipeline", choices=sorted(pipeline_tasks()))
     exp.add_argument(
         "--run",
         required=True,
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.set_defaults(func=_export)
 
     pred = sub.add_parser("predict", help="run an export over a file, line by line")
-    pred.add_argument("pipeline", choices=sorted(PIPELINES))
+    pred.add_argument("pipeline", choices=sorted(pipeline_tasks()))
     pred.add_argument("--input", required=True)
     pred.add_argument("--output", required=True)
     pred.add_argument("--export", help="SavedModel folder (default: latest under the workdir)")

@@ -14,7 +14,7 @@ import tensorflow as tf
 from helpers import DATA
 
 from pipelines.autoencoder.metrics import auroc, average_precision, psnr, threshold_at
-from pipelines.images.reader import decode_images
+from pipelines.image_input.reader import decode_images
 from tfmodels.autoencoders import (
     AutoencoderSpec,
     Corruption,

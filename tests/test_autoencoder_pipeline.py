@@ -258,10 +258,10 @@ def test_bytes_that_are_not_images_fail_the_request_clearly(runs):
             ["model.name=stacked", "train.epochs=4", "model.epochs_per_pair=2"],
             "leaves no epoch for fine-tuning",
         ),
-        (["model.name=sparse", "model.sparsity=l2"], "model.sparsity: unknown 'l2'"),
+        (["model.name=sparse", "model.sparsity=l2"], "model.sparsity: 'l2' is not one of"),
     ],
 )
 def test_configs_that_cannot_train_fail_before_training(overrides, message, tmp_path):
-    task = AutoencoderTask(load_task_config("autoencoder", None, overrides), DATA)
     with pytest.raises(ConfigError, match=re.escape(message)):
+        task = AutoencoderTask(load_task_config("autoencoder", None, overrides), DATA)
         task.prepare(tmp_path)

@@ -48,11 +48,37 @@ def test_unknown_key_in_yaml_names_file_and_key(tmp_path):
             "train.mixed_precision: 'float16' is not one of 'none', 'auto'",
         ),
         ("export.mixed_precision=bf16", "export.mixed_precision: 'bf16' is not one of '',"),
+        ("train.optimizer=adagrad", "train.optimizer: 'adagrad' is not one of 'adam'"),
+        ("train.schedule.name=linear", "train.schedule.name: 'linear' is not one of"),
+        ("train.strategy=tpu", "train.strategy: 'tpu' is not one of 'auto'"),
+        ("train.verbose=3", "train.verbose: 3 is not one of 'auto', '0', '1', '2'"),
+        ("model.cell=rnn", "model.cell: 'rnn' is not one of 'lstm', 'gru'"),
     ],
 )
 def test_wrong_types_are_named(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(SegmentationConfig, None, [override])
+
+
+@pytest.mark.parametrize(
+    "pipeline, override, message",
+    [
+        ("translation", "serving.beam_stop=early", "serving.beam_stop: 'early' is not one of"),
+        ("translation", "model.name=lstm", "model.name: 'lstm' is not one of 'transformer'"),
+        ("autoencoder", "model.anomaly_score=psnr", "model.anomaly_score: 'psnr' is not one"),
+        ("images", "model.name=resnet21", "model.name: 'resnet21' is not one of 'lenet'"),
+        ("speech", "serving.decoder=viterbi", "serving.decoder: 'viterbi' is not one of"),
+    ],
+)
+def test_wrong_choices_are_named(pipeline, override, message):
+    from pipelines.core.runner import load_task_config
+
+    with pytest.raises(ConfigError, match=message):
+        load_task_config(pipeline, None, [override])
+
+
+def test_a_number_for_a_string_choice_is_read_as_its_text():
+    assert load_config(SegmentationConfig, None, ["train.verbose=2"]).train.verbose == "2"
 
 
 def test_flatten_for_mlflow_params():

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.images import archives
+from pipelines.image_input import archives
+from pipelines.image_input.reader import ImageDataError, scan_folder
+from pipelines.image_input.source import open_source
 from pipelines.images.config import ImagesDataConfig
-from pipelines.images.reader import ImageDataError, scan_folder
-from pipelines.images.source import open_source
 from pipelines.images.task import ImagesTask
 
 CLASSES = ("cat", "dog")

@@ -13,12 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pipelines.images import tfrecord
+from pipelines.image_input import tfrecord
+from pipelines.image_input.augment import RandomPadCrop
+from pipelines.image_input.reader import ImageDataError, Split, carve, decode_image, scan_folder
+from pipelines.image_input.samples import CLASSES, draw_shape
+from pipelines.image_input.source import open_source
 from pipelines.images.config import ImagesDataConfig
-from pipelines.images.preprocessing import RandomPadCrop
-from pipelines.images.reader import ImageDataError, Split, carve, decode_image, scan_folder
-from pipelines.images.samples import CLASSES, draw_shape
-from pipelines.images.source import open_source
 from pipelines.images.task import ImagesTask
 
 

@@ -254,7 +254,7 @@ def test_flip_test_time_augmentation_averages_image_and_mirror(tmp_path):
     the image and on its mirror image (and differ from the image's alone)."""
     import tensorflow as tf
 
-    from pipelines.images.reader import decode_image
+    from pipelines.image_input.reader import decode_image
 
     jpeg = next((DATA / "images" / "test").rglob("*.jpg")).read_bytes()
     task = ImagesTask(ImagesTask.config_class(), DATA)

@@ -247,6 +247,6 @@ def test_unknown_beam_stop_fails_before_any_data_is_read(tmp_path):
     from pipelines.core.config import ConfigError
     from pipelines.core.runner import load_task_config, run_pipeline
 
-    config = load_task_config("translation", None, ["serving.beam_stop=sideways"])
     with pytest.raises(ConfigError, match="serving.beam_stop"):
+        config = load_task_config("translation", None, ["serving.beam_stop=sideways"])
         run_pipeline("translation", config, data_dir=tmp_path, workdir=tmp_path / "w")

@@ -1,11 +1,13 @@
-"""Config of the autoencoder pipeline (`tfpipe run autoencoder`)."""
+"""Config of the autoencoder pipeline (`tfpipe run autoencoder`). Its `model` section is
+the model's own config (`tfmodels.autoencoders.AutoencoderModelConfig`)."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from pipelines.core.config import PipelineConfig, ScheduleConfig, TrainConfig
-from pipelines.images.config import ImageReadConfig
+from pipelines.image_input.config import ImageReadConfig
+from tfmodels.autoencoders.config import AutoencoderModelConfig
 
 
 @dataclasses.dataclass
@@ -19,44 +21,6 @@ class AutoencoderDataConfig(ImageReadConfig):
     # Training images moved by up to this many pixels (zeros fill in), drawn per image each
     # epoch: more varied data for a model that overfits a small set (the VAE); 0 = off.
     shift: int = 0
-
-
-@dataclasses.dataclass
-class AutoencoderModelConfig:
-    """Which autoencoder (`tfmodels.autoencoders`) and its size."""
-
-    name: str = "conv"  # dense | conv | denoising | sparse | stacked | vae
-    base: str = "conv"  # the layers of denoising, sparse, stacked, vae: dense | conv
-    code_size: int = 16  # 0: conv and denoising keep the last feature map as the code
-    hidden: list[int] = dataclasses.field(default_factory=lambda: [128])  # dense layers
-    filters: list[int] = dataclasses.field(default_factory=lambda: [32, 64])  # conv, stride 2
-    depth: int = 0  # conv: 3x3 stride-1 layers after each stride-2 one (and in the decoder)
-    reconstruction_loss: str = "mse"  # mse | bce (pixel cross-entropy); not the VAE's
-    # The anomaly score (not the VAE's: its score is the negative ELBO): relative_error,
-    # the squared error over the image's own detail (squared neighbouring-pixel differences),
-    # so simple images are not normal merely for being easy to rebuild | error, the
-    # squared error alone.
-    anomaly_score: str = "relative_error"
-    # relative_error: error / detail ** detail_power. 1 trusts the detail fully; colour
-    # photographs score better a little below (CIFAR-10's recipe: chosen on its validation
-    # images, see the README).
-    detail_power: float = 1.0
-    # Pixels at or above this (0-1 scale) become 1, the rest 0, in training and serving;
-    # 0 = off; < 0: 0.5 for the VAE with the Bernoulli decoder, off otherwise.
-    binarize: float = -1.0
-    # denoising: the corruption, in training only
-    noise: str = "gaussian"  # gaussian (stddev, clipped to [0, 1]) | masking (rate of pixels)
-    noise_stddev: float = 0.5
-    mask_rate: float = 0.3
-    # sparse: a penalty on the code
-    sparsity: str = "l1"  # l1 (activations, relu code) | kl (to a target rate, sigmoid code)
-    sparsity_weight: float = 0.001
-    sparsity_target: float = 0.05
-    # stacked: pretraining epochs of each encoder-decoder pair before fine-tuning the whole
-    epochs_per_pair: int = 2
-    # vae
-    decoder: str = "bernoulli"  # bernoulli | gaussian (one learned sigma)
-    kl_warmup_steps: int = 0  # the KL weight rises linearly to 1 over this many steps
 
 
 @dataclasses.dataclass

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from pipelines.autoencoder.config import AutoencoderConfig
 from pipelines.core.task import DEFAULT_SIGNATURE, Serving, json_lines
-from pipelines.images.reader import decode_images
+from pipelines.image_input.reader import decode_images
 from tfmodels.autoencoders import VariationalAutoencoder
 
 RECONSTRUCT, ENCODE, DECODE = "reconstruct", "encode", "decode"

@@ -39,9 +39,9 @@ from pipelines.core.task import (
     read_vocabulary,
     write_vocabulary,
 )
-from pipelines.images.dataset import ImageSet
-from pipelines.images.preprocessing import pad_crop
-from pipelines.images.reader import ImageDataError, ImageFileRequests, decode_images
+from pipelines.image_input.augment import pad_crop
+from pipelines.image_input.dataset import ImageSet
+from pipelines.image_input.reader import ImageDataError, ImageFileRequests, decode_images
 from tfmodels.autoencoders import (
     AutoencoderSpec,
     Corruption,
@@ -205,36 +205,12 @@ class AutoencoderTask(ImageFileRequests, Task):
 
     # -- model ------------------------------------------------------------------------
     def binarize(self) -> float:
-        m = self.config.model
-        if m.binarize >= 0:
-            return m.binarize
-        return 0.5 if m.name == "vae" and m.decoder == "bernoulli" else 0.0
+        return self.config.model.binarize_threshold()
 
     def spec(self) -> AutoencoderSpec:
-        m = self.config.model
         try:
-            return AutoencoderSpec(
-                name=m.name,
-                input_shape=(*self.image_size, self.channels),
-                base=m.base,
-                code_size=m.code_size,
-                hidden=tuple(m.hidden),
-                filters=tuple(m.filters),
-                depth=m.depth,
-                reconstruction_loss=m.reconstruction_loss,
-                anomaly_score=m.anomaly_score,
-                detail_power=m.detail_power,
-                binarize=self.binarize(),
-                noise=m.noise,
-                noise_stddev=m.noise_stddev,
-                mask_rate=m.mask_rate,
-                sparsity=m.sparsity,
-                sparsity_weight=m.sparsity_weight,
-                sparsity_target=m.sparsity_target,
-                epochs_per_pair=m.epochs_per_pair,
-                likelihood=m.decoder,
-                kl_warmup_steps=m.kl_warmup_steps,
-                seed=self.config.train.seed,
+            return AutoencoderSpec.from_config(
+                self.config.model, (*self.image_size, self.channels), seed=self.config.train.seed
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc

@@ -108,9 +108,9 @@ def choose_metric(runs: Sequence[dict[str, Any]], pipeline: str, metric: str | N
 
 
 def _task_monitor(pipeline: str) -> str:
-    from pipelines.core.registry import PIPELINES, get_task_class
+    from pipelines.core.registry import get_task_class, pipeline_tasks
 
-    return get_task_class(pipeline).default_monitor if pipeline in PIPELINES else ""
+    return get_task_class(pipeline).default_monitor if pipeline in pipeline_tasks() else ""
 
 
 def _format(value: Any, metric: str | None = None) -> str:

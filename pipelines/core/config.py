@@ -24,10 +24,11 @@ class ConfigError(ValueError):
 class ScheduleConfig:
     """Learning-rate schedule shared by every pipeline (Keras schedules underneath)."""
 
-    # constant | exponential | exponential_budget | cosine | cosine_budget. The *_budget
-    # ones are paced by wall time, not steps: exponential_budget decays by `decay_rate` in
-    # total over `train.max_minutes`, cosine_budget to `alpha` of the base rate.
-    name: str = "constant"
+    # The *_budget ones are paced by wall time, not steps: exponential_budget decays by
+    # `decay_rate` in total over `train.max_minutes`, cosine_budget to `alpha` of the base rate.
+    name: Literal["constant", "exponential", "exponential_budget", "cosine", "cosine_budget"] = (
+        "constant"
+    )
     decay_rate: float = 0.5
     decay_steps: int = 1000
     staircase: bool = False
@@ -48,7 +49,7 @@ class TrainConfig:
     batch_size: int = 32  # per replica; the global batch is this times the replicas
     learning_rate: float = 1e-3  # for one replica; scaled linearly with replicas
     scale_lr_with_replicas: bool = True
-    optimizer: str = "adam"  # adam | adamw | sgd | rmsprop
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
     weight_decay: float = 0.0
     momentum: float = 0.9
     clipnorm: float = 0.0
@@ -57,7 +58,8 @@ class TrainConfig:
     # (their checkpoints are kept for it), instead of the best (or last) epoch's.
     average_last_epochs: int = 0
     schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
-    strategy: str = "auto"  # auto | default (one device) | onedevice | mirrored | multiworker
+    # default: one device, no strategy object
+    strategy: Literal["auto", "default", "onedevice", "mirrored", "multiworker"] = "auto"
     cpu_replicas: int = 0  # >1 splits the CPU into logical devices (testing mirrored)
     early_stopping_patience: int = 0  # 0 = off
     monitor: str = ""  # metric for early stopping and best weights; empty = task default
@@ -67,7 +69,7 @@ class TrainConfig:
     mixed_precision: Precision = "none"
     jit_compile: bool = False
     steps_per_execution: int = 1
-    verbose: str = "auto"  # auto | 0 | 1 | 2 (Keras progress output)
+    verbose: Literal["auto", "0", "1", "2"] = "auto"  # Keras progress output
 
 
 @dataclasses.dataclass
@@ -95,7 +97,7 @@ class DataConfig:
     # A tf.data service dispatcher (grpc://host:port): the training input's processing runs
     # on its workers instead of in this process; empty = here.
     service: str = ""
-    service_mode: str = "distributed_epoch"  # distributed_epoch | parallel_epochs
+    service_mode: Literal["distributed_epoch", "parallel_epochs"] = "distributed_epoch"
 
 
 @dataclasses.dataclass
@@ -134,6 +136,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         allowed = typing.get_args(tp)
         if value in allowed:
             return value
+        # A number written for a string choice (`train.verbose=1`), as `str` fields take it.
+        if isinstance(value, int | float) and not isinstance(value, bool) and str(value) in allowed:
+            return str(value)
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(repr(a) for a in allowed)}")
     if origin is list:
         (item_tp,) = typing.get_args(tp) or (Any,)

@@ -19,6 +19,11 @@ A task whose training step is not "loss of outputs against targets" (a VAE's KL 
 GAN, layer-wise pretraining) returns from `build_model` a `keras.Model` subclass that
 overrides `compute_loss` (or `train_step`), and `compile_args` returns no `loss`: the
 runner's `fit`, callbacks, checkpoints and strategies work unchanged.
+
+Adding a pipeline: a package `pipelines/<name>/` with its config dataclass (`data`, `model`,
+`serving` sections over `pipelines.core.config.PipelineConfig`), a `Task` subclass, and in
+its `__init__.py` `TASK = "pipelines.<name>.task:<Class>"`; `pipelines.core.registry` finds
+it (a pipeline in another package: an entry point in the `tfpipelines.pipelines` group).
 """
 
 from __future__ import annotations

@@ -4,38 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, TrainConfig
-
-
-@dataclasses.dataclass
-class ImageReadConfig(DataConfig):
-    """Where images are and how they are read and cached: what every pipeline that reads
-    the image folders shares (`pipelines.images.dataset`)."""
-
-    # Folder (relative to the data dir) of images (`train/`, `test/`, optional `val/`, one
-    # subfolder per class; or class subfolders only) or of TFRecord shards with meta.json;
-    # or an archive (.tar.gz, .tgz, .tar, .zip) of one, extracted once into `extract_dir`.
-    path: str = "images"
-    # Archive extraction cache; "" = $TFPIPE_CACHE_DIR/extracted, else
-    # ~/.cache/tfpipelines/extracted. A folder per archive name, size and mtime.
-    extract_dir: str = ""
-    # Labels from file names instead of class folders: a regex whose one group is the class,
-    # searched in each file name (folders read recursively), e.g. 'num(\d)'. "" = folders.
-    label_pattern: str = ""
-    # How val/test are carved from train: random (seeded, per class) | ordered (the last
-    # test_fraction of the files by path is test, the val_fraction before that validation).
-    carve: str = "random"
-    image_size: list[int] = dataclasses.field(default_factory=list)  # [h, w]; [] = most common
-    channels: int = 0  # 1 grey, 3 colour, 0 = 1 if every training image is grey, else 3
-    val_fraction: float = 0.1  # carved from train (per class) when there is no val/ folder
-    test_fraction: float = 0.2  # carved from train when there is no test/ folder
-    # fail | skip: corrupt or unreadable files (or names without a label), reported by path
-    on_bad_image: str = "fail"
-    validate: bool = True  # decode every image once before training (folders only)
-    cache: str = "auto"  # auto (memory if it fits in cache_max_mb) | memory | none | a path
-    cache_max_mb: int = 4096
-    shuffle_buffer: int = 0  # 0 = the whole training set (when cached), else 10,000
-    max_train_images: int = 0  # 0 = all; for quick experiments
+from pipelines.core.config import PipelineConfig, ScheduleConfig, TrainConfig
+from pipelines.image_input.config import ImageReadConfig
+from tfmodels.vision import ModelName
 
 
 @dataclasses.dataclass
@@ -55,9 +26,9 @@ class ImagesDataConfig(ImageReadConfig):
 
 @dataclasses.dataclass
 class ImagesModelConfig:
-    """Which classifier (see `tfmodels.vision.model_names()`) and its size."""
+    """Which classifier (`tfmodels.vision.ModelName`) and its size."""
 
-    name: str = "resnet20"  # lenet | alexnet | vgg11 | vgg16 | inception | resnet20 | ...
+    name: ModelName = "resnet20"  # lenet | alexnet | vgg11 | vgg16 | inception | resnet20 | ...
     width: float = 1.0  # filters multiplier (alexnet, vgg, inception, resnet)
     dropout: float = -1.0  # < 0: the family's default
     # Label smoothing of the training loss (0 = plain cross-entropy), e.g. 0.1.

@@ -10,8 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.core.task import DEFAULT_SIGNATURE, Serving, json_lines
+from pipelines.image_input.reader import decode_images
 from pipelines.images.config import ImagesConfig
-from pipelines.images.reader import decode_images
 
 EMBEDDING = "embedding"
 

@@ -25,12 +25,12 @@ from pipelines.core.task import (
     read_vocabulary,
     write_vocabulary,
 )
+from pipelines.image_input.dataset import ImageSet, image_root
+from pipelines.image_input.reader import ImageDataError, ImageFileRequests
+from pipelines.image_input.source import ImageSource
 from pipelines.images import serving
 from pipelines.images.config import ImagesConfig
-from pipelines.images.dataset import ImageSet, image_root
 from pipelines.images.preprocessing import make_preprocess
-from pipelines.images.reader import ImageDataError, ImageFileRequests
-from pipelines.images.source import ImageSource
 from tfmodels.layers import fused_batch_norm
 from tfmodels.losses import SmoothedSparseCategoricalCrossentropy
 from tfmodels.vision import build_classifier
@@ -60,7 +60,7 @@ class ImagesTask(ImageFileRequests, Task):
 
     # -- data -------------------------------------------------------------------------
     def image_root(self) -> Path:
-        """`data.path` under the data dir (see `pipelines.images.dataset.image_root`)."""
+        """`data.path` under the data dir (see `pipelines.image_input.dataset.image_root`)."""
         return image_root(self.config.data, self.data_dir)
 
     def prepare(self, workdir: Path) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 from pipelines.core.config import DataConfig, PipelineConfig, TrainConfig
+from tfmodels.taggers.config import CharTaggerConfig
 
 
 @dataclasses.dataclass
-class SegmentationData(DataConfig):
+class SegmentationDataConfig(DataConfig):
     train: str = "cws/sample_train.txt"  # relative to the data dir
     test: str = "cws/sample_test.txt"
     validation: str = ""  # empty: hold out `val_fraction` of train
@@ -25,20 +26,12 @@ class SegmentationData(DataConfig):
 
 
 @dataclasses.dataclass
-class SegmentationModel:
-    char_dim: int = 128
-    bigram_dim: int = 64
-    use_bigrams: bool = True
-    layers: int = 1  # stack more with model.layers=N (2 measured no better on PKU, 2x slower)
-    units: int = 64
-    cell: str = "lstm"  # lstm (served by a fused kernel) | gru
-    dropout: float = 0.2
-    embedding_dropout: float = 0.1
-    projection: int = 64  # >0: project the features to this width before the BiLSTM
+class SegmentationModelConfig(CharTaggerConfig):
+    """The character tagger (`tfmodels.taggers.CharTaggerConfig`): nothing of its own."""
 
 
 @dataclasses.dataclass
-class SegmentationServing:
+class SegmentationServingConfig:
     """Serving options: they may change when a trained run is exported again."""
 
     separator: str = " "  # joins the words of the `segmented` output
@@ -49,9 +42,11 @@ class SegmentationServing:
 
 @dataclasses.dataclass
 class SegmentationConfig(PipelineConfig):
-    data: SegmentationData = dataclasses.field(default_factory=SegmentationData)
-    model: SegmentationModel = dataclasses.field(default_factory=SegmentationModel)
-    serving: SegmentationServing = dataclasses.field(default_factory=SegmentationServing)
+    data: SegmentationDataConfig = dataclasses.field(default_factory=SegmentationDataConfig)
+    model: SegmentationModelConfig = dataclasses.field(default_factory=SegmentationModelConfig)
+    serving: SegmentationServingConfig = dataclasses.field(
+        default_factory=SegmentationServingConfig
+    )
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(
             epochs=8, batch_size=32, learning_rate=1e-3, early_stopping_patience=3

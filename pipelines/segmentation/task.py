@@ -27,8 +27,16 @@ from pipelines.segmentation.config import SegmentationConfig
 from pipelines.segmentation.lexicon import load_lexicon
 from pipelines.segmentation.metrics import word_prf
 from pipelines.segmentation.reader import read_segmented, split_clauses
-from tfmodels.taggers import EmbeddingSpec, TaggerSpec, build_recurrent_tagger
-from tfmodels.text.chinese import SegmentationPreprocessor, bigrams_of, bmes_tags, split_units
+from tfmodels.taggers import (
+    TaggerSpec,
+    build_recurrent_tagger,
+)
+from tfmodels.text.chinese import (
+    SegmentationPreprocessor,
+    bigrams_of,
+    bmes_tags,
+    split_units,
+)
 
 
 class SegmentationTask(Task):
@@ -190,27 +198,15 @@ class SegmentationTask(Task):
 
     # -- model ------------------------------------------------------------------------
     def _spec(self) -> TaggerSpec:
-        m = self.config.model
-        embeddings = [EmbeddingSpec("char", len(self.chars) + 2, m.char_dim, ("chars",))]
-        if m.use_bigrams:
-            embeddings.append(
-                EmbeddingSpec(
-                    "bigram", len(self.bigrams) + 2, m.bigram_dim, ("bigram_next", "bigram_prev")
-                )
-            )
         dense = {}
         if self.lexicon:
             dense["lexicon"] = self.preprocessor.num_lexicon_features
-        return TaggerSpec(
+        return TaggerSpec.from_char_config(
+            self.config.model,
             num_tags=4,
-            embeddings=embeddings,
+            char_vocab_size=len(self.chars) + 2,
+            bigram_vocab_size=len(self.bigrams) + 2,
             dense_inputs=dense,
-            layers=m.layers,
-            units=m.units,
-            cell=m.cell,
-            dropout=m.dropout,
-            embedding_dropout=m.embedding_dropout,
-            projection=m.projection,
         )
 
     def build_model(self) -> keras.Model:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, TrainConfig
+from tfmodels.taggers.config import JointTaggerConfig
 
 
 @dataclasses.dataclass
-class SlotsData(DataConfig):
+class SlotsDataConfig(DataConfig):
     # A folder with train/dev/test splits (`seq.in`, `seq.out`, `label`), relative to the
     # data dir; `atis` is also found as `slots/atis`.
     corpus: str = "slots/sample"
@@ -28,21 +29,10 @@ class SlotsData(DataConfig):
 
 
 @dataclasses.dataclass
-class SlotsModel:
-    word_dim: int = 100
-    embedding_init_stddev: float = 1.0  # normal(0, this) word/char vectors: learns faster
-    char_dim: int = 32
-    char_filters: int = 64
-    char_kernel_sizes: list[int] = dataclasses.field(default_factory=lambda: [3])
-    use_chars: bool = True
-    layers: int = 2
-    units: int = 128
-    cell: str = "lstm"
-    dropout: float = 0.15
-    embedding_dropout: float = 0.1
-    attention_units: int = 64
-    intent_dropout: float = 0.2
-    intent_context: int = 64  # width of the utterance vector the slot head also sees; 0 = off
+class SlotsModelConfig(JointTaggerConfig):
+    """The joint tagger (`tfmodels.taggers.JointTaggerConfig`) and how the pipeline trains
+    and feeds it."""
+
     intent_loss_weight: float = 1.0  # joint loss = slot loss + this x intent loss
     # True: one sigmoid per single intent (split on `data.intent_separator`), the output
     # lists every intent above 0.5, most probable first; False: one softmax over the labels
@@ -53,12 +43,11 @@ class SlotsModel:
     # learned mix of its first `pretrained_layers` layers, 0 = all). Empty: off.
     pretrained: str = ""
     pretrained_layers: int = 0
-    crf: bool = False  # a CRF over the slot logits (learned transitions) instead of softmax
     ensemble: int = 1  # >1: this many taggers trained side by side, averaged when serving
 
 
 @dataclasses.dataclass
-class SlotsServing:
+class SlotsServingConfig:
     """Serving options: they may change when a trained run is exported again."""
 
     # >0: also output the k most probable intents and their probabilities.
@@ -71,9 +60,9 @@ class SlotsServing:
 
 @dataclasses.dataclass
 class SlotsConfig(PipelineConfig):
-    data: SlotsData = dataclasses.field(default_factory=SlotsData)
-    model: SlotsModel = dataclasses.field(default_factory=SlotsModel)
-    serving: SlotsServing = dataclasses.field(default_factory=SlotsServing)
+    data: SlotsDataConfig = dataclasses.field(default_factory=SlotsDataConfig)
+    model: SlotsModelConfig = dataclasses.field(default_factory=SlotsModelConfig)
+    serving: SlotsServingConfig = dataclasses.field(default_factory=SlotsServingConfig)
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(
             epochs=20,

@@ -37,14 +37,12 @@ from pipelines.slots.serving import ENCODER_LAYERS
 from tfmodels.losses import MultiLabelCrossentropy
 from tfmodels.taggers.crf import CRFLoss
 from tfmodels.taggers.joint_tagger import (
-    CharEncoderSpec,
     JointTaggerSpec,
     build_joint_tagger,
     build_joint_tagger_ensemble,
     crf_layers,
     member_output_keys,
 )
-from tfmodels.taggers.recurrent_tagger import EmbeddingSpec, TaggerSpec
 from tfmodels.taggers.subword_context import SubwordEncoderLayers, with_layer_mix
 
 ENCODE_BATCH = 64  # utterances per pass of the pretrained encoder before training
@@ -335,43 +333,16 @@ class SlotsTask(Task):
 
     # -- model ------------------------------------------------------------------------
     def _spec(self) -> JointTaggerSpec:
-        m = self.config.model
-        tagger = TaggerSpec(
-            num_tags=len(self.tags),
-            embeddings=[
-                EmbeddingSpec(
-                    "word",
-                    self.features.word_vocab_size,
-                    m.word_dim,
-                    ("words",),
-                    init_stddev=m.embedding_init_stddev,
-                )
-            ],
-            layers=m.layers,
-            units=m.units,
-            cell=m.cell,
-            dropout=m.dropout,
-            embedding_dropout=m.embedding_dropout,
-        )
+        dense = {}
         if self.encoder_layers is not None:
-            tagger.dense_inputs = {CONTEXT_FEATURE: self.encoder_layers.dim}
-        chars = None
-        if m.use_chars:
-            chars = CharEncoderSpec(
-                self.features.char_vocab_size,
-                m.char_dim,
-                m.char_filters,
-                tuple(m.char_kernel_sizes),
-                init_stddev=m.embedding_init_stddev,
-            )
-        return JointTaggerSpec(
-            tagger,
+            dense[CONTEXT_FEATURE] = self.encoder_layers.dim
+        return JointTaggerSpec.from_config(
+            self.config.model,
+            num_tags=len(self.tags),
             num_intents=len(self.intents),
-            chars=chars,
-            attention_units=m.attention_units,
-            intent_dropout=m.intent_dropout,
-            intent_context=m.intent_context,
-            crf=m.crf,
+            word_vocab_size=self.features.word_vocab_size,
+            char_vocab_size=self.features.char_vocab_size,
+            dense_inputs=dense,
         )
 
     def build_model(self) -> keras.Model:

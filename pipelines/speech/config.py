@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, TrainConfig
+from tfmodels.speech.config import CTCRecognizerConfig
 
 
 @dataclasses.dataclass
-class SpeechData(DataConfig):
+class SpeechDataConfig(DataConfig):
     """Where the utterances are: TSV manifests (`path`, `transcript`), or FSDD recordings
     joined into connected-digit utterances."""
 
@@ -20,7 +22,7 @@ class SpeechData(DataConfig):
     # Single-word test utterances (FSDD's isolated digits): word accuracy as a second figure.
     isolated_test: str = "test_digits.tsv"
     val_fraction: float = 0.1
-    on_error: str = "fail"  # fail | skip: bad manifest lines (named by file and line)
+    on_error: Literal["fail", "skip"] = "fail"  # bad manifest lines (named by file and line)
     sample_rate: int = 8000  # the model's; other rates are resampled in the graph
     max_seconds: float = 60.0  # longer input is cut (training and serving)
     max_train_seconds: float = 30.0  # longer training utterances are left out
@@ -45,27 +47,10 @@ class SpeechData(DataConfig):
 
 
 @dataclasses.dataclass
-class SpeechModel:
-    """Log-mel features, SpecAugment and the CTC recogniser (`tfmodels.speech`)."""
+class SpeechModelConfig(CTCRecognizerConfig):
+    """The recogniser (`tfmodels.speech.CTCRecognizerConfig`) and the pipeline's own
+    training-time perturbation of the waveforms."""
 
-    n_mels: int = 40
-    frame_ms: float = 25.0
-    step_ms: float = 10.0
-    conv: str = "1d"  # 1d: over time, mel bins as channels | 2d: over time x mel bins
-    conv_filters: list[int] = dataclasses.field(default_factory=lambda: [128])
-    conv_kernel: int = 5
-    time_strides: list[int] = dataclasses.field(default_factory=lambda: [2])
-    freq_strides: list[int] = dataclasses.field(default_factory=lambda: [2])  # 2d only
-    projection: int = 0
-    cell: str = "gru"  # gru | lstm
-    layers: int = 2
-    units: int = 128
-    dropout: float = 0.1
-    # SpecAugment (training only); 0 masks turn a kind off.
-    freq_masks: int = 2
-    freq_width: int = 8
-    time_masks: int = 2
-    time_width: int = 20
     # Waveform perturbation (training only); 0 turns each off: a speed factor within
     # 1 +- speed (tempo and pitch), a gain within +-gain_db, white noise at an SNR from
     # noise_snr_db to noise_snr_db + 20 dB.
@@ -84,14 +69,14 @@ class SpeechModel:
 
 
 @dataclasses.dataclass
-class SpeechServing:
+class SpeechServingConfig:
     """Serving options: they may change when a trained run is exported again."""
 
-    decoder: str = "beam_search"  # beam_search | greedy (the `greedy` signature is always there)
+    decoder: Literal["beam_search", "greedy"] = "beam_search"  # signature `greedy` is always there
     beam_width: int = 8
     # sequence: the probability of the decoded labelling; frame: the mean largest
     # per-frame posterior (independent of the utterance's length)
-    confidence: str = "sequence"
+    confidence: Literal["sequence", "frame"] = "sequence"
     # Input whose RMS level is below this (dB relative to full scale) is silence: its
     # transcript is empty. Per-utterance feature normalisation would otherwise amplify
     # near-silence into patterns the model reads as speech.
@@ -120,7 +105,7 @@ def _speech_train() -> TrainConfig:
 
 @dataclasses.dataclass
 class SpeechConfig(PipelineConfig):
-    data: SpeechData = dataclasses.field(default_factory=SpeechData)
-    model: SpeechModel = dataclasses.field(default_factory=SpeechModel)
-    serving: SpeechServing = dataclasses.field(default_factory=SpeechServing)
+    data: SpeechDataConfig = dataclasses.field(default_factory=SpeechDataConfig)
+    model: SpeechModelConfig = dataclasses.field(default_factory=SpeechModelConfig)
+    serving: SpeechServingConfig = dataclasses.field(default_factory=SpeechServingConfig)
     train: TrainConfig = dataclasses.field(default_factory=_speech_train)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipelines.core.splits import hold_out
 from pipelines.core.textio import DataError
-from pipelines.speech.config import SpeechData
+from pipelines.speech.config import SpeechDataConfig
 from pipelines.speech.fsdd import build_connected, list_recordings, split_recordings
 from pipelines.speech.manifest import Manifest, Utterance, read_manifest
 
@@ -27,7 +27,7 @@ def cache_root(prepared_dir: str = "") -> Path:
     return (Path(base) if base else Path.home() / ".cache" / "tfpipelines") / "speech"
 
 
-def connected_digits(data_dir: Path, cfg: SpeechData) -> Path:
+def connected_digits(data_dir: Path, cfg: SpeechDataConfig) -> Path:
     """The connected-digit corpus of `cfg` (built on first use; the same settings find the
     same folder). Built in a hidden folder beside its place and renamed when complete."""
     src = Path(cfg.fsdd) if Path(cfg.fsdd).is_absolute() else data_dir / cfg.fsdd
@@ -74,7 +74,7 @@ def connected_digits(data_dir: Path, cfg: SpeechData) -> Path:
     return target
 
 
-def fsdd_training_recordings(data_dir: Path, cfg: SpeechData):
+def fsdd_training_recordings(data_dir: Path, cfg: SpeechDataConfig):
     """The single recordings the training split draws from (for fresh combinations)."""
     src = Path(cfg.fsdd) if Path(cfg.fsdd).is_absolute() else data_dir / cfg.fsdd
     splits = split_recordings(
@@ -84,7 +84,7 @@ def fsdd_training_recordings(data_dir: Path, cfg: SpeechData):
 
 
 def read_splits(
-    data_dir: Path, cfg: SpeechData, seed: int
+    data_dir: Path, cfg: SpeechDataConfig, seed: int
 ) -> tuple[dict[str, list[Utterance]], list[Utterance], list[Path]]:
     """(utterances by split, isolated-word test utterances, manifest files read)."""
     folder = connected_digits(data_dir, cfg) if cfg.fsdd else data_dir / cfg.corpus

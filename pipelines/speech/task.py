@@ -39,8 +39,8 @@ from tfmodels.speech import (
     CTCModelSpec,
     CTCVocabulary,
     LogMelSpectrogram,
-    SpecAugment,
     build_ctc_model,
+    spec_augment_from_config,
 )
 
 
@@ -230,31 +230,12 @@ class SpeechTask(Task):
     # -- model ------------------------------------------------------------------------
     def build_model(self) -> keras.Model:
         m = self.config.model
-        spec = CTCModelSpec(
-            num_classes=self.vocabulary.num_classes,
-            num_features=m.n_mels,
-            conv=m.conv,
-            conv_filters=tuple(m.conv_filters),
-            conv_kernel=m.conv_kernel,
-            time_strides=tuple(m.time_strides),
-            freq_strides=tuple(m.freq_strides),
-            projection=m.projection,
-            cell=m.cell,
-            layers=m.layers,
-            units=m.units,
-            dropout=m.dropout,
+        return build_ctc_model(
+            CTCModelSpec.from_config(m, self.vocabulary.num_classes),
+            self.features,
+            spec_augment_from_config(m, seed=self.config.train.seed),
+            name="speech_ctc",
         )
-        augment = None
-        if m.freq_masks or m.time_masks:
-            augment = SpecAugment(
-                m.freq_masks,
-                m.freq_width,
-                m.time_masks,
-                m.time_width,
-                seed=self.config.train.seed,
-                name="spec_augment",
-            )
-        return build_ctc_model(spec, self.features, augment, name="speech_ctc")
 
     def compile_args(self, model: keras.Model) -> dict[str, Any]:
         return {}  # `CTCModel.compute_loss`: CTC on its logits and lengths

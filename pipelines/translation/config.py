@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from pipelines.core.config import DataConfig, PipelineConfig, ScheduleConfig, TrainConfig
+from tfmodels.translation.config import TranslatorConfig
 
 
 @dataclasses.dataclass
-class TranslationData(DataConfig):
+class TranslationDataConfig(DataConfig):
     """Line-aligned parallel files: `{corpus}/{split}.{source}` and `.{target}`."""
 
     corpus: str = "translation/sample"  # relative to the data dir
@@ -28,47 +30,31 @@ class TranslationData(DataConfig):
 
 
 @dataclasses.dataclass
-class TranslationModel:
-    """`transformer` or `rnn_attention` (`tfmodels.translation`)."""
+class TranslationModelConfig(TranslatorConfig):
+    """The translator (`tfmodels.translation.TranslatorConfig`) and its training loss."""
 
-    name: str = "transformer"  # transformer | rnn_attention
-    # transformer
-    layers: int = 2
-    # Decoder layers; 0 = as many as `layers`. A deep encoder and a shallow decoder
-    # (Kasai et al., 2021) decode faster: each output token runs the decoder alone.
-    decoder_layers: int = 0
-    width: int = 128
-    heads: int = 4
-    feedforward: int = 256
-    # rnn_attention
-    cell: str = "gru"  # gru | lstm
-    attention: str = "additive"  # additive (Bahdanau) | multiplicative (Luong)
-    embedding: int = 128
-    units: int = 128
-    # both
-    dropout: float = 0.1
     label_smoothing: float = 0.1
 
 
 @dataclasses.dataclass
-class TranslationEval:
+class TranslationEvalConfig:
     """Decoding during training is costly: BLEU on dev only every few epochs."""
 
     every_epochs: int = 1  # dev BLEU/chrF every N epochs (0: never during training)
-    decoder: str = "greedy"  # dev decoding: greedy | beam_search (the export's default)
+    decoder: Literal["greedy", "beam_search"] = "greedy"  # dev decoding (beam: the export's)
     attention_plots: int = 4  # test sentences drawn as cross-attention heat maps
 
 
 @dataclasses.dataclass
-class TranslationServing:
+class TranslationServingConfig:
     """Serving options: they may change when a trained run is exported again."""
 
-    decoder: str = "beam_search"  # beam_search | greedy (signature `greedy` is always there)
+    decoder: Literal["beam_search", "greedy"] = "beam_search"  # signature `greedy` is always there
     beam_width: int = 4
     length_penalty: float = 0.6  # GNMT alpha; 0 = plain log-probability
     # When beam search is done with a sentence: bound (no live hypothesis can beat the best
     # ended one) | top (also once the most probable one has ended: faster) | none
-    beam_stop: str = "bound"
+    beam_stop: Literal["bound", "top", "none"] = "bound"
     # Output at most ratio * input tokens + offset subword tokens (and never more than
     # data.max_target_tokens).
     max_length_ratio: float = 1.5
@@ -89,8 +75,8 @@ def _translation_train() -> TrainConfig:
 
 @dataclasses.dataclass
 class TranslationConfig(PipelineConfig):
-    data: TranslationData = dataclasses.field(default_factory=TranslationData)
-    model: TranslationModel = dataclasses.field(default_factory=TranslationModel)
-    eval: TranslationEval = dataclasses.field(default_factory=TranslationEval)
-    serving: TranslationServing = dataclasses.field(default_factory=TranslationServing)
+    data: TranslationDataConfig = dataclasses.field(default_factory=TranslationDataConfig)
+    model: TranslationModelConfig = dataclasses.field(default_factory=TranslationModelConfig)
+    eval: TranslationEvalConfig = dataclasses.field(default_factory=TranslationEvalConfig)
+    serving: TranslationServingConfig = dataclasses.field(default_factory=TranslationServingConfig)
     train: TrainConfig = dataclasses.field(default_factory=_translation_train)

@@ -18,7 +18,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.core.config import ConfigError
 from pipelines.core.task import (
     DEFAULT_SIGNATURE,
     Serving,
@@ -37,11 +36,8 @@ from tfmodels.losses.smoothed_sparse_crossentropy import SmoothedSparseCategoric
 from tfmodels.translation import (
     END_ID,
     START_ID,
-    STOPS,
-    RNNAttentionTranslator,
-    Seq2Seq,
     SubwordTokenizer,
-    TransformerTranslator,
+    build_translator,
 )
 
 SPLITS = ("train", "validation", "test")
@@ -68,11 +64,6 @@ class TranslationTask(Task):
         self.ids: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
 
     # -- data -------------------------------------------------------------------------
-    def check_config(self) -> None:
-        stop = self.config.serving.beam_stop
-        if stop not in STOPS:
-            raise ConfigError(f"serving.beam_stop: '{stop}', not one of {', '.join(STOPS)}")
-
     def prepare(self, workdir: Path) -> None:
         d = self.config.data
         folder = self.data_dir / d.corpus
@@ -197,38 +188,14 @@ class TranslationTask(Task):
 
     # -- model ------------------------------------------------------------------------
     def build_model(self) -> keras.Model:
-        m, d = self.config.model, self.config.data
-        sizes = (len(self.source_vocabulary), len(self.target_vocabulary))
-        if m.name == "transformer":
-            model: Seq2Seq = TransformerTranslator(
-                *sizes,
-                layers=m.layers,
-                decoder_layers=m.decoder_layers,
-                width=m.width,
-                heads=m.heads,
-                feedforward=m.feedforward,
-                dropout=m.dropout,
-                max_source=d.max_source_tokens + 1,
-                max_target=d.max_target_tokens + 1,
-                name="transformer",
-            )
-        elif m.name == "rnn_attention":
-            model = RNNAttentionTranslator(
-                *sizes,
-                cell=m.cell,
-                attention=m.attention,
-                embedding=m.embedding,
-                units=m.units,
-                dropout=m.dropout,
-                name="rnn_attention",
-            )
-        else:
-            raise ConfigError(
-                f"model.name: unknown model '{m.name}' (known: transformer, rnn_attention)"
-            )
-        one = tf.ones([1, 2], tf.int32)
-        model({"source": one, "target": one})  # build every layer
-        return model
+        d = self.config.data
+        return build_translator(
+            self.config.model,
+            len(self.source_vocabulary),
+            len(self.target_vocabulary),
+            max_source=d.max_source_tokens + 1,
+            max_target=d.max_target_tokens + 1,
+        )
 
     def compile_args(self, model: keras.Model) -> dict[str, Any]:
         loss = SmoothedSparseCategoricalCrossentropy(

@@ -5,12 +5,14 @@ variational, on images with pixels in [0, 1]. Each computes its own loss, and of
 from tfmodels.autoencoders.autoencoder import Autoencoder
 from tfmodels.autoencoders.blocks import Corruption, Pair, build_pairs, unit_pixels
 from tfmodels.autoencoders.build import MODEL_NAMES, AutoencoderSpec, build_autoencoder
+from tfmodels.autoencoders.config import AutoencoderModelConfig
 from tfmodels.autoencoders.stacked import LayerwisePretraining, StackedAutoencoder
 from tfmodels.autoencoders.vae import VariationalAutoencoder
 
 __all__ = [
     "MODEL_NAMES",
     "Autoencoder",
+    "AutoencoderModelConfig",
     "AutoencoderSpec",
     "Corruption",
     "LayerwisePretraining",

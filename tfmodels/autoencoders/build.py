@@ -14,6 +14,7 @@ from tfmodels.autoencoders.autoencoder import (
     Autoencoder,
 )
 from tfmodels.autoencoders.blocks import BASES, Corruption, build_pairs, chain
+from tfmodels.autoencoders.config import AutoencoderModelConfig
 from tfmodels.autoencoders.stacked import StackedAutoencoder
 from tfmodels.autoencoders.vae import LIKELIHOODS, VariationalAutoencoder
 
@@ -46,6 +47,26 @@ class AutoencoderSpec:
     likelihood: str = "bernoulli"  # vae decoder: bernoulli | gaussian
     kl_warmup_steps: int = 0
     seed: int = 0
+
+    @classmethod
+    def from_config(
+        cls, config: AutoencoderModelConfig, input_shape: tuple[int, int, int], seed: int = 0
+    ) -> AutoencoderSpec:
+        """The spec of `config` for images of `input_shape` (the data's)."""
+        shared = {
+            f.name: getattr(config, f.name)
+            for f in dataclasses.fields(config)
+            if f.name in _SPEC_FIELDS and f.name not in ("hidden", "filters", "binarize")
+        }
+        return cls(
+            **shared,
+            input_shape=tuple(input_shape),
+            hidden=tuple(config.hidden),
+            filters=tuple(config.filters),
+            binarize=config.binarize_threshold(),
+            likelihood=config.decoder,
+            seed=seed,
+        )
 
     def __post_init__(self):
         for key, value, known in (
@@ -88,6 +109,9 @@ class AutoencoderSpec:
     @property
     def layers(self) -> str:
         return self.name if self.name in BASES else self.base
+
+
+_SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(AutoencoderSpec))
 
 
 def build_autoencoder(spec: AutoencoderSpec) -> keras.Model:

@@ -1,6 +1,7 @@
 """Speech recognition models: log-mel features, SpecAugment, a CTC recogniser and its
 decoders, and the label vocabulary, all Keras layers or graph functions."""
 
+from tfmodels.speech.config import CTCRecognizerConfig
 from tfmodels.speech.ctc_decode import ctc_decode
 from tfmodels.speech.ctc_model import (
     CTCLoss,
@@ -11,13 +12,14 @@ from tfmodels.speech.ctc_model import (
     output_lengths,
 )
 from tfmodels.speech.features import LogMelSpectrogram
-from tfmodels.speech.spec_augment import SpecAugment
+from tfmodels.speech.spec_augment import SpecAugment, spec_augment_from_config
 from tfmodels.speech.tokens import CTCVocabulary, snap_to_lexicon
 
 __all__ = [
     "CTCLoss",
     "CTCModel",
     "CTCModelSpec",
+    "CTCRecognizerConfig",
     "CTCVocabulary",
     "LogMelSpectrogram",
     "SpecAugment",
@@ -26,4 +28,5 @@ __all__ = [
     "min_ctc_frames",
     "output_lengths",
     "snap_to_lexicon",
+    "spec_augment_from_config",
 ]

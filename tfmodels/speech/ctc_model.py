@@ -20,6 +20,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from tfmodels.speech.config import CTCRecognizerConfig
 from tfmodels.speech.features import LogMelSpectrogram
 from tfmodels.speech.spec_augment import SpecAugment
 
@@ -110,6 +111,24 @@ class CTCModelSpec:
     layers: int = 3
     units: int = 128
     dropout: float = 0.1
+
+    @classmethod
+    def from_config(cls, config: CTCRecognizerConfig, num_classes: int) -> CTCModelSpec:
+        """The spec of `config` for `num_classes` labels (the vocabulary's, with the blank)."""
+        return cls(
+            num_classes=num_classes,
+            num_features=config.n_mels,
+            conv=config.conv,
+            conv_filters=tuple(config.conv_filters),
+            conv_kernel=config.conv_kernel,
+            time_strides=tuple(config.time_strides),
+            freq_strides=tuple(config.freq_strides),
+            projection=config.projection,
+            cell=config.cell,
+            layers=config.layers,
+            units=config.units,
+            dropout=config.dropout,
+        )
 
     def __post_init__(self):
         if self.conv not in ("1d", "2d"):

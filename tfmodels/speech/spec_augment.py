@@ -11,6 +11,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfmodels.speech.config import CTCRecognizerConfig
+
 
 @keras.saving.register_keras_serializable(package="tfmodels")
 class SpecAugment(keras.layers.Layer):
@@ -88,3 +90,19 @@ class SpecAugment(keras.layers.Layer):
             "max_time_fraction": self.max_time_fraction,
             "seed": self.seed,
         }
+
+
+def spec_augment_from_config(
+    config: CTCRecognizerConfig, seed: int | None = None, name: str = "spec_augment"
+) -> SpecAugment | None:
+    """The masking `config` asks for, or None when it asks for no mask."""
+    if not (config.freq_masks or config.time_masks):
+        return None
+    return SpecAugment(
+        config.freq_masks,
+        config.freq_width,
+        config.time_masks,
+        config.time_width,
+        seed=seed,
+        name=name,
+    )

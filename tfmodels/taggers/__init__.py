@@ -1,5 +1,6 @@
 """Recurrent sequence taggers (segmentation, slot filling) and their constrained decoding."""
 
+from tfmodels.taggers.config import CharTaggerConfig, JointTaggerConfig
 from tfmodels.taggers.recurrent_tagger import EmbeddingSpec, TaggerSpec, build_recurrent_tagger
 from tfmodels.taggers.viterbi import (
     ConstrainedViterbi,
@@ -8,6 +9,8 @@ from tfmodels.taggers.viterbi import (
 )
 
 __all__ = [
+    "CharTaggerConfig",
+    "JointTaggerConfig",
     "ConstrainedViterbi",
     "EmbeddingSpec",
     "TaggerSpec",

@@ -14,8 +14,14 @@ import keras
 from keras import ops
 
 from tfmodels.taggers.char_encoder import CharCNN
+from tfmodels.taggers.config import JointTaggerConfig
 from tfmodels.taggers.crf import CRFTransitions
-from tfmodels.taggers.recurrent_tagger import TaggerSpec, encode_sequence, tagger_inputs
+from tfmodels.taggers.recurrent_tagger import (
+    EmbeddingSpec,
+    TaggerSpec,
+    encode_sequence,
+    tagger_inputs,
+)
 
 
 @dataclasses.dataclass
@@ -46,6 +52,55 @@ class JointTaggerSpec:
     crf: bool = False
     tag_output: str = "slots"
     sequence_output: str = "intent"
+
+    @classmethod
+    def from_config(
+        cls,
+        config: JointTaggerConfig,
+        num_tags: int,
+        num_intents: int,
+        word_vocab_size: int,
+        char_vocab_size: int,
+        dense_inputs: dict[str, int] | None = None,
+    ) -> JointTaggerSpec:
+        """The spec of `config` for the data's vocabularies and labels: word ids (input
+        `words`), char ids (`chars`, with `config.use_chars`) and `dense_inputs`."""
+        tagger = TaggerSpec(
+            num_tags=num_tags,
+            embeddings=[
+                EmbeddingSpec(
+                    "word",
+                    word_vocab_size,
+                    config.word_dim,
+                    ("words",),
+                    init_stddev=config.embedding_init_stddev,
+                )
+            ],
+            dense_inputs=dict(dense_inputs or {}),
+            layers=config.layers,
+            units=config.units,
+            cell=config.cell,
+            dropout=config.dropout,
+            embedding_dropout=config.embedding_dropout,
+        )
+        chars = None
+        if config.use_chars:
+            chars = CharEncoderSpec(
+                char_vocab_size,
+                config.char_dim,
+                config.char_filters,
+                tuple(config.char_kernel_sizes),
+                init_stddev=config.embedding_init_stddev,
+            )
+        return cls(
+            tagger,
+            num_intents=num_intents,
+            chars=chars,
+            attention_units=config.attention_units,
+            intent_dropout=config.intent_dropout,
+            intent_context=config.intent_context,
+            crf=config.crf,
+        )
 
 
 @keras.saving.register_keras_serializable(package="tfmodels")

@@ -12,6 +12,8 @@ import dataclasses
 
 import keras
 
+from tfmodels.taggers.config import Cell, CharTaggerConfig
+
 
 @dataclasses.dataclass
 class EmbeddingSpec:
@@ -31,11 +33,41 @@ class TaggerSpec:
     dense_inputs: dict[str, int] = dataclasses.field(default_factory=dict)  # name -> width
     layers: int = 2
     units: int = 128
-    cell: str = "lstm"  # lstm | gru
+    cell: Cell = "lstm"
     dropout: float = 0.2
     recurrent_dropout: float = 0.0
     embedding_dropout: float = 0.1
     projection: int = 0  # >0: a linear projection of the features before the first RNN
+
+    @classmethod
+    def from_char_config(
+        cls,
+        config: CharTaggerConfig,
+        num_tags: int,
+        char_vocab_size: int,
+        bigram_vocab_size: int,
+        dense_inputs: dict[str, int] | None = None,
+    ) -> TaggerSpec:
+        """A character tagger's spec: the `chars` input's embedding and, with
+        `config.use_bigrams`, one bigram table shared by `bigram_next` and `bigram_prev`."""
+        embeddings = [EmbeddingSpec("char", char_vocab_size, config.char_dim, ("chars",))]
+        if config.use_bigrams:
+            embeddings.append(
+                EmbeddingSpec(
+                    "bigram", bigram_vocab_size, config.bigram_dim, ("bigram_next", "bigram_prev")
+                )
+            )
+        return cls(
+            num_tags=num_tags,
+            embeddings=embeddings,
+            dense_inputs=dict(dense_inputs or {}),
+            layers=config.layers,
+            units=config.units,
+            cell=config.cell,
+            dropout=config.dropout,
+            embedding_dropout=config.embedding_dropout,
+            projection=config.projection,
+        )
 
 
 def _rnn(cell: str, units: int, dropout: float, recurrent_dropout: float, name: str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Literal, get_args
 
 import keras
 
@@ -19,33 +20,46 @@ from tfmodels.vision.lenet import lenet
 from tfmodels.vision.resnet import resnet
 from tfmodels.vision.vgg import vgg
 
-__all__ = ["alexnet", "build_classifier", "inception", "lenet", "model_names", "resnet", "vgg"]
+__all__ = [
+    "ModelName",
+    "alexnet",
+    "build_classifier",
+    "inception",
+    "lenet",
+    "model_names",
+    "resnet",
+    "vgg",
+]
+
+
+# The names `build_classifier` accepts (a family name alone picks a default depth).
+ModelName = Literal[
+    "lenet",
+    "alexnet",
+    "vgg",
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "inception",
+    "resnet",
+    "resnet14",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet110",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+]
 
 
 def model_names() -> list[str]:
-    """The names `build_classifier` accepts (a family name alone picks a default depth)."""
-    return [
-        "lenet",
-        "alexnet",
-        "vgg",
-        "vgg11",
-        "vgg13",
-        "vgg16",
-        "vgg19",
-        "inception",
-        "resnet",
-        "resnet14",
-        "resnet20",
-        "resnet32",
-        "resnet44",
-        "resnet56",
-        "resnet110",
-        "resnet18",
-        "resnet34",
-        "resnet50",
-        "resnet101",
-        "resnet152",
-    ]
+    """The names `build_classifier` accepts (`ModelName`)."""
+    return list(get_args(ModelName))
 
 
 def build_classifier(

@@ -22,8 +22,8 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from pipelines.images import tfrecord
-from pipelines.images.reader import IMAGE_EXTENSIONS, ImageDataError
+from pipelines.image_input import tfrecord
+from pipelines.image_input.reader import IMAGE_EXTENSIONS, ImageDataError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 STALE_SECONDS = 24 * 3600  # a temporary folder this old belongs to a run that died

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pipelines.images import tfrecord
-from pipelines.images.config import ImageReadConfig
-from pipelines.images.reader import (
+from pipelines.image_input import tfrecord
+from pipelines.image_input.config import ImageReadConfig
+from pipelines.image_input.reader import (
     SPLITS,
     ImageDataError,
     Split,

@@ -3,7 +3,7 @@
 Four classes (circle, square, triangle, cross) of 32x32 images in train/val/test folders:
 shapes of random colour, size and position on a noisy background; PNG and JPEG mixed, and
 every fifth image grey, so every run on the samples exercises format and channel handling.
-`python -m pipelines.images.samples [DIR]` rewrites them (default: data/images).
+`python -m pipelines.image_input.samples [DIR]` rewrites them (default: data/images).
 """
 
 from __future__ import annotations

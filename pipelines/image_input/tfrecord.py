@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from pipelines.images.reader import (
+from pipelines.image_input.reader import (
     SPLITS,
     ImageDataError,
     Split,

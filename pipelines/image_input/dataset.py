@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pipelines.images import archives, samples
-from pipelines.images.config import ImageReadConfig
-from pipelines.images.reader import ImageDataError, decode_image
-from pipelines.images.source import ImageSource, open_source
+from pipelines.image_input import archives, samples
+from pipelines.image_input.config import ImageReadConfig
+from pipelines.image_input.reader import ImageDataError, decode_image
+from pipelines.image_input.source import ImageSource, open_source
 
 
 def image_root(cfg: ImageReadConfig, data_dir: Path) -> Path:
