@@ -132,8 +132,10 @@ def _relative(
     base = baseline.metrics[metric]
     bound = base + allowed if lower else base - allowed
     passed = value <= bound if lower else value >= bound
-    sign = "+" if lower else "-"
-    where = f"{baseline.alias} v{baseline.version}: {_num(base)} {sign} {_num(allowed)}"
+    # Worsening is up for lower-is-better metrics, down for the others.
+    worse = allowed if lower else -allowed
+    step = f"{'-' if worse < 0 else '+'} {_num(abs(worse))}"
+    where = f"{baseline.alias} v{baseline.version}: {_num(base)} {step}"
     return f"{_compare(value, bound, lower, passed)} ({where})", passed
 
 
