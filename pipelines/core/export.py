@@ -152,9 +152,11 @@ def export_version(
     warmup_count: int = 5,
     serving_base_path: str = "/models",
     metadata: dict[str, Any] | None = None,
+    write_config: bool = True,
 ) -> Path:
-    """Export the next version atomically. Returns the version dir. (`models.config` is
-    the caller's to rewrite, with the registry's labels: `pipelines.core.publish`.)
+    """Export the next version atomically; update `models.config` unless `write_config` is
+    off (a release rewrites it once, with the registry's labels: `pipelines.core.publish`).
+    Returns the version dir.
 
     Warm-up requests cover every signature (see `warmup_for`); `metadata` (the run, the
     serving options, `serving_base_path`) goes to `assets.extra/tfpipelines.json`, which
@@ -198,6 +200,8 @@ def export_version(
                     raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if write_config:
+        write_models_config(Path(exports_dir), serving_base_path)
     log.info("exported %s", final)
     return final
 

@@ -105,6 +105,7 @@ def publish(
         warmup_count=export.warmup_requests,
         serving_base_path=export.serving_base_path,
         metadata=metadata,
+        write_config=False,  # step 5 writes it, labels and all
     )
     version = None
     if client is not None:
