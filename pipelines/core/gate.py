@@ -89,7 +89,9 @@ def judge(
     if unknown:
         raise ConfigError(
             f"export.gate names {', '.join(unknown)}, which {run} did not log (it has: "
-            f"{', '.join(sorted(metrics)) or 'no test metrics'})"
+            f"{', '.join(sorted(metrics)) or 'no test metrics'}); the trained model stays "
+            "with the run: `tfpipe export PIPELINE --run RUN_ID` with a corrected gate "
+            "exports it"
         )
     task_lower = tuple(task_lower)
     comparisons: dict[str, list[str]] = {}

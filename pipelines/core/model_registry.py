@@ -9,6 +9,7 @@ Works with any DB-backed store: the embedded `W/mlflow.db` or a tracking server.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -196,4 +197,6 @@ def refresh_models_config(workdir: Path, batching: BatchingConfig | None = None)
     exports = Path(workdir) / "exports"
     if not exports.is_dir():
         return None
-    return write_models_config(exports, labels=serving_labels(workdir, exports), batching=batching)
+    tracked = os.environ.get("MLFLOW_TRACKING_URI") or (Path(workdir) / "mlflow.db").exists()
+    labels = serving_labels(workdir, exports) if tracked else {}  # no store made for it
+    return write_models_config(exports, labels=labels, batching=batching)
