@@ -1,14 +1,20 @@
-"""`tfpipe`: run a pipeline, export a trained run again, predict with an export."""
+"""`tfpipe`: run a pipeline, export a trained run again, predict with an export, promote a
+registered version."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 from pipelines.core.quiet import VERBOSE_ENV, quiet_beam, quiet_start, verbose_from_env
 from pipelines.core.registry import pipeline_tasks
+
+#: Exit status when the release gate blocks an export or promote refuses an unblessed
+#: version: a cron chain `tfpipe run ... && tfpipe promote ...` stops there.
+REFUSED = 3
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -32,7 +38,16 @@ def _run(args: argparse.Namespace) -> int:
         print(f"test_{key}: {value:.4f}")
     if result.export_dir:
         print(f"export: {result.export_dir}")
-    return 0
+    return _gate_status(args.pipeline, result.gate, result.run_id)
+
+
+def _gate_status(pipeline: str, gate, run_id: str | None) -> int:
+    """0, or `REFUSED` with the failing metrics on stderr when the gate blocked the export."""
+    if gate is None or gate.passed:
+        return 0
+    print(f"tfpipe: error: {gate.message(pipeline)}", file=sys.stderr)
+    print(f"(the trained model stays with run {run_id})", file=sys.stderr)
+    return REFUSED
 
 
 def _run_args(args: argparse.Namespace) -> list[str]:
@@ -47,24 +62,36 @@ def _export(args: argparse.Namespace) -> int:
     from pipelines.core.reexport import export_from_run
 
     result = export_from_run(args.pipeline, args.run, args.set or [], args.workdir)
-    print(f"export: {result.export_dir}")
-    return 0
+    if result.export_dir:
+        print(f"export: {result.export_dir}")
+    return _gate_status(args.pipeline, result.gate, result.run_id)
 
 
 def _predict(args: argparse.Namespace) -> int:
     from pipelines.core.config import ConfigError
     from pipelines.core.export import latest_export
-    from pipelines.core.predict import predict_file
+    from pipelines.core.model_registry import download_model, is_model_uri
 
     if args.runner != "beam" and (args.beam_args or args.single_file):
         raise ConfigError("Beam pipeline options (after --) and --single-file need --runner beam")
+    if args.export and is_model_uri(args.export):
+        with tempfile.TemporaryDirectory(prefix="tfpipe-registered-") as download:
+            export_dir = download_model(args.export, Path(args.workdir), Path(download))
+            return _predict_with(args, export_dir, shown=args.export)
     export_dir = (
         Path(args.export)
         if args.export
         else latest_export(Path(args.workdir) / "exports", args.pipeline)
     )
+    return _predict_with(args, export_dir, shown=str(export_dir))
+
+
+def _predict_with(args: argparse.Namespace, export_dir: Path, shown: str) -> int:
+    """Predict with the SavedModel in `export_dir` (`shown`: how the output names it)."""
+    from pipelines.core.predict import predict_file
+
     if args.runner == "beam":
-        return _predict_on_beam(args, export_dir)
+        return _predict_on_beam(args, export_dir, shown)
     count = predict_file(
         args.pipeline,
         Path(args.input),
@@ -73,11 +100,11 @@ def _predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         signature=args.signature,
     )
-    print(f"wrote {count} lines to {args.output} with {export_dir} ({args.signature})")
+    print(f"wrote {count} lines to {args.output} with {shown} ({args.signature})")
     return 0
 
 
-def _predict_on_beam(args: argparse.Namespace, export_dir: Path) -> int:
+def _predict_on_beam(args: argparse.Namespace, export_dir: Path, shown: str) -> int:
     from pipelines.core.config import ConfigError
 
     quiet_beam(args.verbose or verbose_from_env())
@@ -105,7 +132,7 @@ def _predict_on_beam(args: argparse.Namespace, export_dir: Path) -> int:
     )
     print(
         f"{counts}answers: {result.outputs}, dead letters: {result.errors} "
-        f"({export_dir}, {args.signature})"
+        f"({shown}, {args.signature})"
     )
     return 0
 
@@ -129,12 +156,17 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from pipelines.core.model_registry import promote
+    from pipelines.core.model_registry import NotBlessed, promote, resolve_version
 
-    before = promote(args.name, args.version, args.alias, Path(args.workdir))
+    version = resolve_version(args.name, args.version, Path(args.workdir))
+    try:
+        before = promote(args.name, version, args.alias, Path(args.workdir), force=args.force)
+    except NotBlessed as exc:
+        print(f"tfpipe: error: {exc}", file=sys.stderr)
+        return REFUSED
     moved = f"from version {before} " if before else ""
     print(
-        f"model '{args.name}': alias '{args.alias}' moved {moved}to version {args.version} "
+        f"model '{args.name}': alias '{args.alias}' moved {moved}to version {version} "
         f"(models:/{args.name}@{args.alias})"
     )
     return 0
@@ -196,7 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("pipeline", choices=sorted(pipeline_tasks()))
     pred.add_argument("--input", required=True)
     pred.add_argument("--output", required=True)
-    pred.add_argument("--export", help="SavedModel folder (default: latest under the workdir)")
+    pred.add_argument(
+        "--export",
+        help="SavedModel folder, or a registered version: models:/NAME@ALIAS or "
+        "models:/NAME/VERSION (default: the latest export under the workdir)",
+    )
     pred.add_argument("--workdir", default="runs")
     pred.add_argument("--batch-size", type=int, default=256)
     pred.add_argument(
@@ -266,9 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="registered model: the pipeline's name unless export.registered_model named another",
     )
     promote.add_argument(
-        "version", metavar="VERSION", help="model version (tfpipe run/export print it)"
+        "version",
+        metavar="VERSION",
+        help="model version (tfpipe run/export print it), or an alias naming one: candidate",
     )
     promote.add_argument("--alias", default="production")
+    promote.add_argument(
+        "--force",
+        action="store_true",
+        help="move the alias to a version the release gate did not bless",
+    )
     promote.add_argument(
         "--workdir", default="runs", help="holds mlflow.db (or set MLFLOW_TRACKING_URI)"
     )

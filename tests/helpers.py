@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -175,11 +176,20 @@ def b64(data: bytes) -> dict:
 
 
 def copy_workdir(workdir: Path, target: Path) -> Path:
-    """A copy of a run's workdir (its MLflow store and exports), so a test can add export
-    versions without changing what other tests of the same fixture see."""
+    """A copy of a run's workdir (its MLflow store, artifacts and exports), so a test can
+    add export versions without changing what other tests of the same fixture see: the
+    copied store's runs keep their artifacts in the copy, not in the original."""
     import shutil
+    import sqlite3
 
     shutil.copytree(workdir, target)
+    old, new = (Path(p).resolve().as_uri() + "/" for p in (workdir, target))
+    with contextlib.closing(sqlite3.connect(target / "mlflow.db")) as db, db:
+        db.execute(
+            "UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)",
+            (old, new),
+        )
+        db.execute("UPDATE runs SET artifact_uri = replace(artifact_uri, ?, ?)", (old, new))
     return target
 
 

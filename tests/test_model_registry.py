@@ -32,8 +32,9 @@ def test_embedded_store_registers_and_moves_aliases(tmp_path, monkeypatch):
         register_export(workdir, on, "slots", run_id, f"savedmodel-v{i + 1}", d)
         for i, d in enumerate(exports)
     ] == ["1", "2"]
-    assert promote("slot-filler", "1", "production", workdir) is None
-    assert promote("slot-filler", "2", "production", workdir) == "1"
+    # Registered without a gate: not blessed, so promoting them takes force.
+    assert promote("slot-filler", "1", "production", workdir, force=True) is None
+    assert promote("slot-filler", "2", "production", workdir, force=True) == "1"
     with pytest.raises(NotTracked, match=r"'slot-filler' has no version 3 \(versions: 1, 2\)"):
         promote("slot-filler", "3", "production", workdir)
     with pytest.raises(NotTracked, match="no registered model 'slots'"):

@@ -158,13 +158,14 @@ def test_registry_promote_and_deployment_reads_production(
     assert second.source == f"runs:/{run.info.run_id}/savedmodel-v2"
     assert second.tags["export_version"] == "2"
 
-    # `tfpipe promote` in this process (its CLI errors are checked in test_compare.py).
+    # `tfpipe promote` in this process (its CLI errors are checked in test_compare.py);
+    # --force: these versions were registered without a release gate, so are not blessed.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
-    assert promote(capsys, "segmentation", "1", "--alias", "production") == (
+    assert promote(capsys, "segmentation", "1", "--alias", "production", "--force") == (
         "model 'segmentation': alias 'production' moved to version 1 "
         "(models:/segmentation@production)"
     )
-    assert "moved from version 1 to version 2" in promote(capsys, "segmentation", "2")
+    assert "moved from version 1 to version 2" in promote(capsys, "segmentation", "2", "--force")
     assert client.get_model_version_by_alias("segmentation", "production").version == "2"
     with pytest.raises(
         NotTracked,

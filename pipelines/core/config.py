@@ -1,6 +1,7 @@
 """Typed experiment configs: dataclasses loaded from YAML with `key=value` overrides.
 
-Every pipeline's config is a dataclass tree whose leaves are scalars or lists of scalars.
+Every pipeline's config is a dataclass tree whose leaves are scalars, lists of scalars or
+mappings of names to scalars (`dict[str, float]`: dotted keys merge into them).
 Unknown keys and values of the wrong type are errors that name the dotted key, so a typo in
 a YAML file or on the command line never silently runs the default experiment.
 """
@@ -73,6 +74,36 @@ class TrainConfig:
 
 
 @dataclasses.dataclass
+class GateConfig:
+    """The release gate: test metrics an export must reach before it is written, registered
+    and blessed (`pipelines.core.gate`). Empty `metrics` and `max_regression`: no gate."""
+
+    # Absolute bounds by logged metric name, e.g. {test_f1: 0.9}: at least this where higher
+    # is better, at most this where lower is (losses, `Task.lower_is_better`).
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    # Allowed worsening against the version holding `baseline_alias`, e.g. {test_f1: 0.01};
+    # negative: it must improve by that much. No version holds the alias: the check passes.
+    max_regression: dict[str, float] = dataclasses.field(default_factory=dict)
+    baseline_alias: str = "production"
+    candidate_alias: str = "candidate"  # set on each blessed version; empty = none
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.metrics or self.max_regression)
+
+
+@dataclasses.dataclass
+class BatchingConfig:
+    """TF Serving's server-side batching (`batching_parameters.txt` beside models.config,
+    read with `--enable_batching --batching_parameters_file`)."""
+
+    max_batch_size: int = 64
+    batch_timeout_micros: int = 2000
+    num_batch_threads: int = 4
+    max_enqueued_batches: int = 100
+
+
+@dataclasses.dataclass
 class ExportConfig:
     """Where and how the SavedModel is written."""
 
@@ -88,6 +119,8 @@ class ExportConfig:
     # else one of its values. A re-export can serve in bfloat16 what trained in float32
     # (faster batched decoding on CPUs with AMX, slower where bfloat16 is emulated).
     mixed_precision: Literal["", Precision] = ""
+    gate: GateConfig = dataclasses.field(default_factory=GateConfig)
+    batching: BatchingConfig = dataclasses.field(default_factory=BatchingConfig)
 
 
 @dataclasses.dataclass
@@ -145,6 +178,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        key_tp, value_tp = typing.get_args(tp) or (str, Any)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return {
+            _coerce(k, key_tp, f"{key} key"): _coerce(v, value_tp, f"{key}.{k}")
+            for k, v in value.items()
+        }
     if tp is Any:
         return value
     if tp is bool:
@@ -188,6 +229,11 @@ def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
         current = getattr(obj, name)
         if dataclasses.is_dataclass(current):
             _apply(current, value, f"{key}.")
+        elif isinstance(current, dict) and isinstance(value, dict):
+            # Entries merge (`--set a.m.k=v` adds or changes k); a null value removes one.
+            merged = {**current, **value}
+            kept = {k: v for k, v in merged.items() if v is not None}
+            setattr(obj, name, _coerce(kept, hints[name], key))
         else:
             setattr(obj, name, _coerce(value, hints[name], key))
 

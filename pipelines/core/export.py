@@ -1,4 +1,5 @@
-"""SavedModel export in the layout TF Serving reads: `exports/PIPELINE/VERSION/`.
+"""SavedModel export in the layout TF Serving reads: `exports/PIPELINE/VERSION/`, and
+TF Serving's `models.config` (with version labels) and `batching_parameters.txt` beside them.
 
 A version is written to a hidden temporary folder beside its final place and renamed into
 place, so a crash never leaves a half-written version that TF Serving would try to load.
@@ -20,12 +21,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.core.config import BatchingConfig
 from pipelines.core.task import DEFAULT_SIGNATURE, Serving
 
 log = logging.getLogger(__name__)
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 METADATA_FILE = "tfpipelines.json"  # in assets.extra/: where the export came from
+MODELS_CONFIG = "models.config"
+BATCHING_FILE = "batching_parameters.txt"
 
 
 def export_metadata(export_dir: Path) -> dict[str, Any]:
@@ -148,11 +152,15 @@ def export_version(
     warmup_count: int = 5,
     serving_base_path: str = "/models",
     metadata: dict[str, Any] | None = None,
+    write_config: bool = True,
 ) -> Path:
-    """Export the next version atomically; update `models.config`. Returns the version dir.
+    """Export the next version atomically; update `models.config` unless `write_config` is
+    off (a release rewrites it once, with the registry's labels: `pipelines.core.publish`).
+    Returns the version dir.
 
     Warm-up requests cover every signature (see `warmup_for`); `metadata` (the run, the
-    serving options) goes to `assets.extra/tfpipelines.json`, which TF Serving ignores."""
+    serving options, `serving_base_path`) goes to `assets.extra/tfpipelines.json`, which
+    TF Serving ignores."""
     if isinstance(signatures, Serving):
         signatures = {DEFAULT_SIGNATURE: signatures}
     wanted = warmup_count > 0 and (warmup_inputs or any(s.warmup for s in signatures.values()))
@@ -166,7 +174,12 @@ def export_version(
         extra.mkdir(parents=True, exist_ok=True)
         (extra / METADATA_FILE).write_text(
             json.dumps(
-                {"pipeline": pipeline, "signatures": sorted(signatures), **(metadata or {})},
+                {
+                    "pipeline": pipeline,
+                    "signatures": sorted(signatures),
+                    "serving_base_path": serving_base_path,
+                    **(metadata or {}),
+                },
                 indent=1,
                 default=str,
             ),
@@ -187,27 +200,63 @@ def export_version(
                     raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    write_models_config(Path(exports_dir), serving_base_path)
+    if write_config:
+        write_models_config(Path(exports_dir), serving_base_path)
     log.info("exported %s", final)
     return final
 
 
-def write_models_config(exports_dir: Path, serving_base_path: str = "/models") -> Path:
-    """TF Serving `--model_config_file` listing every exported model under `exports_dir`."""
+def write_models_config(
+    exports_dir: Path,
+    serving_base_path: str = "/models",
+    labels: dict[str, dict[str, int]] | None = None,
+    batching: BatchingConfig | None = None,
+) -> Path:
+    """TF Serving's `--model_config_file` listing every exported model under `exports_dir`.
+
+    Each model's `base_path` is the one its newest version recorded (else
+    `serving_base_path`). `labels` (model folder -> {label: version}, the registry's
+    aliases) become `version_labels`, and the versions they name stay loaded beside the
+    newest (`model_version_policy { specific ... }`); without labels TF Serving serves the
+    newest version. `batching` (an `ExportConfig.batching`) also writes
+    `batching_parameters.txt` beside it. Both files are replaced atomically."""
+    labels = labels or {}
     entries = []
     for model_dir in sorted(p for p in exports_dir.iterdir() if p.is_dir()):
-        if not versions(model_dir) or not re.fullmatch(r"[A-Za-z0-9_.-]+", model_dir.name):
+        found = versions(model_dir)
+        if not found or not re.fullmatch(r"[A-Za-z0-9_.-]+", model_dir.name):
             continue
-        entries.append(
+        recorded = export_metadata(model_dir / str(found[-1])).get("serving_base_path")
+        base = (recorded or serving_base_path).rstrip("/")
+        entry = (
             "  config {\n"
             f"    name: '{model_dir.name}'\n"
-            f"    base_path: '{serving_base_path.rstrip('/')}/{model_dir.name}'\n"
+            f"    base_path: '{base}/{model_dir.name}'\n"
             "    model_platform: 'tensorflow'\n"
-            "  }\n"
         )
-    text = "model_config_list {\n" + "".join(entries) + "}\n"
-    path = exports_dir / "models.config"
-    tmp = path.with_suffix(".config.tmp")
-    tmp.write_text(text)
+        named = {k: v for k, v in labels.get(model_dir.name, {}).items() if v in found}
+        if named:
+            kept = sorted({*named.values(), found[-1]})
+            entry += "    model_version_policy {\n      specific {\n"
+            entry += "".join(f"        versions: {v}\n" for v in kept)
+            entry += "      }\n    }\n"
+            for label, version in sorted(named.items()):
+                entry += "    version_labels {\n"
+                entry += f"      key: '{label}'\n      value: {version}\n    }}\n"
+        entries.append(entry + "  }\n")
+    if batching is not None:
+        _replace(exports_dir / BATCHING_FILE, batching_parameters(batching))
+    return _replace(exports_dir / MODELS_CONFIG, "model_config_list {\n" + "".join(entries) + "}\n")
+
+
+def batching_parameters(batching: BatchingConfig) -> str:
+    """TF Serving's `--batching_parameters_file` text (a BatchingParameters proto)."""
+    keys = ("max_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches")
+    return "".join(f"{key} {{ value: {int(getattr(batching, key))} }}\n" for key in keys)
+
+
+def _replace(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path

@@ -1,8 +1,8 @@
 """`tfpipe export`: a new SavedModel version from a finished run's kept model, no training.
 
 Serving options (`serving.*`: beam width, top-k, thresholds...) and export settings
-(`export.*`) may change; the new version is recorded on the source run in MLflow when the
-kept model came from there.
+(`export.*`, the gate too) may change; the new version is recorded on the source run in
+MLflow when the kept model came from there.
 """
 
 from __future__ import annotations
@@ -10,15 +10,18 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from pipelines.core.registry import get_task_class
 
 
 @dataclasses.dataclass
 class ReExport:
-    export_dir: Path
+    export_dir: Path | None  # None: the release gate blocked it
     model_dir: Path
     run_id: str | None
+    gate: Any = None  # pipelines.core.gate.GateResult when export.gate is set
+    version: str | None = None  # the registered model version
 
 
 def export_from_run(
@@ -27,39 +30,44 @@ def export_from_run(
     overrides: list[str] | tuple[str, ...] = (),
     workdir: str | Path = "runs",
 ) -> ReExport:
-    """Export the kept model that `run` names (see `find_trained_model`) with `overrides`."""
-    from pipelines.core.export import export_version
-    from pipelines.core.model_registry import check_registrable, register_export
+    """Release the kept model that `run` names (see `find_trained_model`) with `overrides`
+    through the same steps as a training run's export (`pipelines.core.publish`): the gate
+    judges the test metrics the run logged, so a run can be gated again without training."""
+    from pipelines.core.publish import publish
     from pipelines.core.runner import export_metadata_of
-    from pipelines.core.tracking import record_export
-    from pipelines.core.trained_model import (
-        find_trained_model,
-        load_trained_model,
-        warmup_inputs,
-    )
+    from pipelines.core.trained_model import find_trained_model, load_config, warmup_inputs
 
     workdir = Path(workdir).resolve()
+    task_cls = get_task_class(pipeline)
     with tempfile.TemporaryDirectory(prefix="tfpipe-model-") as download:
         folder, run_id = find_trained_model(pipeline, run, workdir, Path(download))
         where = f"run {run_id}" if run_id else str(folder)
         print(f"[{pipeline}] exporting the model kept with {where}", flush=True)
-        task, model, config = load_trained_model(get_task_class(pipeline), folder, overrides)
-        check_registrable(config.export)
-        export_dir = export_version(
-            task.signatures(model),
-            workdir / "exports",
+        config = load_config(task_cls, folder, overrides)
+        published = publish(
             pipeline,
-            warmup_inputs=warmup_inputs(folder),
-            warmup_count=config.export.warmup_requests,
-            serving_base_path=config.export.serving_base_path,
-            metadata={**export_metadata_of(config, run_id), "overrides": list(overrides)},
+            task_cls,
+            config,
+            lambda: _signatures(task_cls, folder, overrides),
+            workdir,
+            run_id,
+            warmup_inputs(folder),
+            {**export_metadata_of(config, run_id), "overrides": list(overrides)},
+            overrides=list(overrides),
         )
-    if run_id is not None:
-        artifact_path = record_export(
-            workdir, run_id, export_dir, list(overrides), log_savedmodel=config.export.log_to_mlflow
-        )
-        register_export(workdir, config.export, pipeline, run_id, artifact_path, export_dir)
-    elif config.export.register:
-        print(f"[{pipeline}] not registered: {folder} is not an MLflow run's model", flush=True)
-    print(f"[{pipeline}] exported {export_dir}", flush=True)
-    return ReExport(export_dir, folder, run_id)
+    return ReExport(published.export_dir, folder, run_id, published.gate, published.version)
+
+
+def _signatures(task_cls, folder: Path, overrides) -> dict:
+    """The kept model rebuilt and its serving signatures: only once the gate let it through.
+
+    Keras' name counters start afresh first: weights are keyed by variable path, and a
+    second model built in one process (a re-export after a run, or after another
+    re-export) would otherwise have `lstm_1` where the kept weights say `lstm`."""
+    import keras
+
+    from pipelines.core.trained_model import load_trained_model
+
+    keras.backend.clear_session()
+    task, model, _ = load_trained_model(task_cls, folder, overrides)
+    return task.signatures(model)

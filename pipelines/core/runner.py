@@ -5,8 +5,9 @@ order:
 2. `fit`: datasets, model and optimizer under the strategy, callbacks, `Model.fit`, resumed
    exactly from the last checkpoint if the run was cut off (`pipelines.core.resume`).
 3. `evaluate_and_log`: test metrics, training curves and the task's plots into MLflow.
-4. `export`: a new SavedModel version with every serving signature, warm-up requests and
-   TF Serving's `models.config`.
+4. `export`: the release (`pipelines.core.publish`): the gate on the test metrics, a new
+   SavedModel version with every serving signature and warm-up requests, the MLflow Model,
+   its registered version and TF Serving's `models.config`.
 
 Between 2 and 3, the task calibrates what its export needs from the trained model (an
 anomaly threshold) and `keep_model` stores the trained model (weights, config, assets) with the
@@ -49,6 +50,7 @@ class RunResult:
     model_dir: Path | None = None
     train_examples_per_second: float | None = None
     task: Any = None  # the prepared task, its data read (benchmarks reuse it)
+    gate: Any = None  # pipelines.core.gate.GateResult when export.gate is set
 
 
 @dataclasses.dataclass
@@ -122,7 +124,7 @@ def run_pipeline(
         ctx.task.calibrate(fitted.model)
         model_dir = keep_model(ctx, fitted.model)
         test_metrics = evaluate_and_log(ctx, fitted)
-        export_dir = export(ctx, fitted.model) if config.export.enabled else None
+        published = export(ctx, fitted.model) if config.export.enabled else None
     except BaseException:
         ctx.tracker.finish(ctx.run_dir, status="FAILED")
         if not ctx.is_chief:
@@ -133,13 +135,14 @@ def run_pipeline(
     return RunResult(
         ctx.tracker.run_id,
         ctx.tracker.uri,
-        export_dir,
+        published.export_dir if published else None,
         test_metrics,
         fitted.train_seconds,
         fitted.epochs_run,
         model_dir,
         fitted.examples_per_second,
         ctx.task,
+        published.gate if published else None,
     )
 
 
@@ -152,12 +155,12 @@ def set_up(
     import keras
     import tensorflow as tf
 
-    from pipelines.core.model_registry import check_registrable
     from pipelines.core.multiworker import NullTracker, worker_of
+    from pipelines.core.publish import check_release
     from pipelines.core.strategy import make_strategy
     from pipelines.core.tracking import Tracker, data_fingerprint, git_commit
 
-    check_registrable(config.export)
+    check_release(config.export)
     task_cls = get_task_class(pipeline)
     workdir = Path(workdir).resolve()
     data_path = resolve_data_dir(data_dir)
@@ -441,35 +444,24 @@ def evaluate_and_log(ctx: RunContext, fitted: Fitted) -> dict[str, float]:
 
 
 # -- 4. export ----------------------------------------------------------------------------
-def export(ctx: RunContext, model) -> Path:
-    """A new SavedModel version of `model` with every signature the task serves."""
-    from pipelines.core.export import export_version
-    from pipelines.core.model_registry import register_export
+def export(ctx: RunContext, model):
+    """Release `model` (`pipelines.core.publish`): the gate, a new SavedModel version with
+    every signature the task serves, the MLflow Model, its registration, models.config."""
+    from pipelines.core.publish import publish
 
     print(f"[{ctx.pipeline}] exporting SavedModel", flush=True)
     with in_serving_precision(ctx.task, model, ctx.config) as served:
-        export_dir = export_version(
-            ctx.task.signatures(served),
-            ctx.workdir / "exports",
+        return publish(
             ctx.pipeline,
-            warmup_inputs=ctx.task.warmup_inputs(),
-            warmup_count=ctx.config.export.warmup_requests,
-            serving_base_path=ctx.config.export.serving_base_path,
-            metadata=export_metadata_of(ctx.config, ctx.tracker.run_id),
+            ctx.task,
+            ctx.config,
+            lambda: ctx.task.signatures(served),
+            ctx.workdir,
+            ctx.tracker.run_id,
+            ctx.task.warmup_inputs(),
+            export_metadata_of(ctx.config, ctx.tracker.run_id),
+            artifact_path=SAVEDMODEL_ARTIFACT,
         )
-    ctx.tracker.set_tags({"export_dir": str(export_dir), "export_version": export_dir.name})
-    if ctx.config.export.log_to_mlflow:
-        ctx.tracker.log_artifacts(export_dir, SAVEDMODEL_ARTIFACT)
-    register_export(
-        ctx.workdir,
-        ctx.config.export,
-        ctx.pipeline,
-        ctx.tracker.run_id,
-        SAVEDMODEL_ARTIFACT,
-        export_dir,
-    )
-    print(f"[{ctx.pipeline}] exported {export_dir}", flush=True)
-    return export_dir
 
 
 def export_metadata_of(config: cfgmod.PipelineConfig, run_id: str | None) -> dict[str, Any]:

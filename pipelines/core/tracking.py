@@ -178,24 +178,3 @@ class MlflowEpochLogger(keras.callbacks.Callback):
         logs = dict(logs or {})
         self.keys.update(logs)
         self.tracker.log_metrics(logs, step=epoch + 1)
-
-
-def record_export(
-    workdir: Path, run_id: str, export_dir: Path, overrides: list[str], log_savedmodel: bool = True
-) -> str:
-    """Note a re-export on the run it came from: the newest export's tags, the settings
-    that changed, and the SavedModel as artifact `savedmodel-vN/` (returned)."""
-    client = MlflowClient(tracking_uri(workdir))
-    version = Path(export_dir).name
-    client.log_batch(
-        run_id,
-        tags=[
-            RunTag("export_dir", str(export_dir)),
-            RunTag("export_version", version),
-            RunTag(f"export_v{version}_overrides", " ".join(overrides) or "(none)"),
-        ],
-    )
-    artifact_path = f"savedmodel-v{version}"
-    if log_savedmodel:
-        client.log_artifacts(run_id, str(export_dir), artifact_path)
-    return artifact_path
