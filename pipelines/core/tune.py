@@ -226,15 +226,15 @@ def run_trial(study, setup: TuneSetup) -> Trial:
             f"{space.path}: metric '{space.metric}' is not in the epoch logs of trial "
             f"{trial.number} (they have: {', '.join(sorted(reporter.keys))})"
         )
-    pick = min if space.direction == "minimize" else max
-    value = pick(reporter.values.values())
+    finite = [v for v in reporter.values.values() if math.isfinite(v)]
+    value = (min if space.direction == "minimize" else max)(finite) if finite else math.nan
     if reporter.pruned_after is not None:
         state = PRUNED
         study.tell(trial, state=TrialState.PRUNED)
     elif math.isfinite(value):
         state = COMPLETE
         study.tell(trial, value)
-    else:  # diverged: Optuna takes no NaN
+    else:  # diverged from the first epoch: Optuna takes no NaN
         state = FAILED
         study.tell(trial, state=TrialState.FAIL)
     parent.client.log_batch(
