@@ -116,11 +116,11 @@ def test_six_trials_nested_pruned_and_the_best_as_a_recipe(server, tmp_path, mon
         assert len(history) == trial.data.metrics["epochs_run"]
         if state == "complete":
             assert len(history) == 2
-    # The two startup trials always complete; big learning rates lose at epoch 1 or 2.
+    # The two startup trials always complete. The seeded sampler goes on to learning rates
+    # above 0.1, whose first epoch's loss is far above the median: pruned, training stopped.
     assert states[:2] == ["complete", "complete"]
-    assert "pruned" in states or all(
-        len(client.get_metric_history(t.info.run_id, "val_loss")) == 2 for t in trials
-    )
+    stopped = [t for t, s in zip(trials, states, strict=True) if s == "pruned"]
+    assert any(t.data.metrics["epochs_run"] == 1 for t in stopped), states
     assert not (workdir / "exports").exists()
 
     complete = [t for t, s in zip(trials, states, strict=True) if s == "complete"]

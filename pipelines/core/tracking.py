@@ -4,6 +4,7 @@ MLflow run."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -114,6 +115,12 @@ class Tracker:
         state_dir.mkdir(parents=True, exist_ok=True)
         marker.write_text(self.run_id)
         return self.run_id
+
+    def of_run(self, run_id: str) -> Tracker:
+        """This store's tracker of another run (`tfpipe tune` tags its finished trials)."""
+        other = copy.copy(self)
+        other.run_id, other.resumed = run_id, False
+        return other
 
     def finish(self, state_dir: Path, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status=status)

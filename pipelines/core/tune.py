@@ -194,7 +194,6 @@ def tune(
 def run_trial(study, setup: TuneSetup) -> Trial:
     """Ask Optuna for a trial, run it nested under the tune's run and tell Optuna how it
     ended."""
-    from mlflow.entities import Metric, RunTag
     from optuna.trial import TrialState
 
     space, parent = setup.space, setup.tracker
@@ -237,11 +236,10 @@ def run_trial(study, setup: TuneSetup) -> Trial:
     else:  # diverged from the first epoch: Optuna takes no NaN
         state = FAILED
         study.tell(trial, state=TrialState.FAIL)
-    parent.client.log_batch(
-        result.run_id,
-        metrics=[Metric(f"best_{space.metric}", value, 0, 0)] if math.isfinite(value) else [],
-        tags=[RunTag(TRIAL_TAG, str(trial.number)), RunTag(TRIAL_STATE_TAG, state)],
-    )
+    tracked = parent.of_run(result.run_id)
+    tracked.set_tags({TRIAL_TAG: str(trial.number), TRIAL_STATE_TAG: state})
+    if math.isfinite(value):
+        tracked.log_metrics({f"best_{space.metric}": value}, step=0)
     print(f"[tune] trial {trial.number} {state}: {space.metric}={value:.4f}", flush=True)
     return Trial(
         trial.number, result.run_id, run_name, state, value, result.epochs_run, trial.params
