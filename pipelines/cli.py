@@ -1,5 +1,5 @@
-"""`tfpipe`: run a pipeline, export a trained run again, predict with an export, promote a
-registered version."""
+"""`tfpipe`: run a pipeline, tune it, export a trained run again, predict with an export,
+promote a registered version."""
 
 from __future__ import annotations
 
@@ -155,6 +155,12 @@ def _compare(args: argparse.Namespace) -> int:
     return compare_main(args)
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from pipelines.core.tune import main as tune_main
+
+    return tune_main(args)
+
+
 def _promote(args: argparse.Namespace) -> int:
     from pipelines.core.model_registry import NotBlessed, promote, resolve_version
 
@@ -292,6 +298,28 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="a pipeline's MLflow runs side by side, and a plot")
     compare_arguments(compare)
     compare.set_defaults(func=_compare)
+
+    tune = sub.add_parser(
+        "tune",
+        help="search config values with Optuna: each trial a nested MLflow run, "
+        "the best config written as a recipe",
+    )
+    tune.add_argument("pipeline", choices=sorted(pipeline_tasks()))
+    tune.add_argument("--space", required=True, help="YAML search space (see docs/tuning.md)")
+    tune.add_argument("--trials", type=int, default=10, help="how many trials (default 10)")
+    tune.add_argument("--config", help="YAML config file the trials start from")
+    tune.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)"
+    )
+    tune.add_argument("--data-dir", help="data folder (default: $TFPIPE_DATA_DIR or bundled data/)")
+    tune.add_argument("--workdir", default="runs", help="MLflow store, checkpoints, recipes")
+    tune.add_argument(
+        "--name",
+        help="the tune's name: runs tune-NAME and tune-NAME-trial-K (default: run_name, "
+        "else the pipeline)",
+    )
+    tune.add_argument("--out", help="recipe path (default: WORKDIR/tune/PIPELINE-NAME.yaml)")
+    tune.set_defaults(func=_tune)
 
     promote = sub.add_parser(
         "promote", help="point a registered model's alias (production) at one of its versions"

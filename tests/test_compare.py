@@ -174,3 +174,61 @@ def test_cli_error_names_the_available_metrics(stores):
     assert (
         "tfpipe: error: no metric 'test_f1' in the runs of 'images' (test metrics: test_accuracy;"
     ) in proc.stderr
+
+
+def test_tune_trials_show_their_tune_and_number_and_filter_by_parent(tmp_path, capsys, monkeypatch):
+    """Nested runs as `tfpipe tune` writes them: each trial names its tune and number and
+    how it ended; --parent shows one tune's trials only."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    workdir = tmp_path / "w"
+    tunes = {}
+    for tune in ("tune-a", "tune-b"):
+        parent = Tracker(workdir, "slots")
+        tunes[tune] = parent.start(tune, tmp_path / tune)
+        parent.set_tags({"tune.trials": "2"})
+        for number, state in enumerate(("complete", "pruned")):
+            name = f"{tune}-trial-{number}"
+            config = load_task_config(
+                "slots", None, [f"run_name={name}", f"model.units={16 + number}"]
+            )
+            trial = Tracker(workdir, "slots")
+            trial.start(name, tmp_path / name, parent_run_id=tunes[tune])
+            trial.log_params(cfgmod.flatten(cfgmod.to_dict(config)))
+            trial.set_tags({"tune.trial": str(number), "tune.state": state})
+            trial.log_metrics({"test_slot_f1": 0.5, "best_val_slot_f1": 0.6 - 0.1 * number}, step=0)
+            trial.finish(tmp_path / name)
+        parent.log_metrics({"best_val_slot_f1": 0.6}, step=0)
+        parent.finish(tmp_path / tune)
+
+    header, _, *rows, _ = compare(
+        capsys, "slots", "--workdir", str(workdir), "--out", str(tmp_path / "p.png")
+    )
+    assert header.split()[:3] == ["run", "trial", "state"] and "best_val_slot_f1" in header.split()
+    assert [row.split()[:3] for row in rows[:3]] == [
+        ["tune-a", "2", "trials"],
+        ["tune-a-trial-0", "tune-a#0", "complete"],
+        ["tune-a-trial-1", "tune-a#1", "pruned"],
+    ]
+    for ref in (tunes["tune-b"], "tune-b", "b"):  # its run id, its run name, the tune's name
+        header, _, *rows, _ = compare(
+            capsys,
+            "slots",
+            "--workdir",
+            str(workdir),
+            "--parent",
+            ref,
+            "--out",
+            str(tmp_path / "p.png"),
+        )
+        assert [row.split()[:3] for row in rows] == [
+            ["tune-b-trial-0", "tune-b#0", "complete"],
+            ["tune-b-trial-1", "tune-b#1", "pruned"],
+        ]
+        assert header.split()[3] == "model.units"  # the tuned key differs between the trials
+    args = build_parser().parse_args(
+        ["compare", "slots", "--workdir", str(workdir), "--parent", "c"]
+    )
+    with pytest.raises(
+        NotTracked, match=r"no tune run 'c' in the experiment 'slots' \(tunes: tune-b, tune-a\)"
+    ):
+        args.func(args)

@@ -59,6 +59,7 @@ class AutoencoderTask(ImageFileRequests, Task):
     config_class = AutoencoderConfig
     default_monitor: ClassVar[str] = "val_loss"
     lower_is_better: ClassVar[tuple[str, ...]] = ("reconstruction_error", "negative_elbo")
+    calibrated_assets: ClassVar[tuple[str, ...]] = ("normal_scores.json",)  # the threshold's
     predict_input = "image_bytes"
     config: AutoencoderConfig
 

@@ -5,6 +5,10 @@ whose values differ between the runs, every `test_*` metric, the model size, epo
 `train_seconds` and every speed figure tracked (`*_per_second`, `*latency*`: the runner's
 `train_examples_per_second` and what the benchmarks add). It prints a table and writes a PNG
 of one metric against training time.
+
+The trials of `tfpipe tune` are nested MLflow runs: the table names each one's tune and
+number, its state (complete or pruned) and its `best_*` value, and `--parent TUNE` shows
+only one tune's trials.
 """
 
 from __future__ import annotations
@@ -19,11 +23,18 @@ from typing import Any
 HIDDEN_PARAMS = ("run_name", "pipeline")
 
 
-def load_runs(pipeline: str, workdir: Path) -> list[dict[str, Any]]:
-    """Finished runs of the experiment named after `pipeline`, oldest first."""
+def load_runs(pipeline: str, workdir: Path, parent: str | None = None) -> list[dict[str, Any]]:
+    """Finished runs of the experiment named after `pipeline`, oldest first; with
+    `parent` (a tune's run id or name) only that tune's trials."""
     from mlflow.tracking import MlflowClient
 
-    from pipelines.core.tracking import tracking_uri
+    from pipelines.core.tracking import (
+        PARENT_TAG,
+        TRIAL_STATE_TAG,
+        TRIAL_TAG,
+        TUNE_TRIALS_TAG,
+        tracking_uri,
+    )
 
     uri = tracking_uri(Path(workdir))
     client = MlflowClient(uri)
@@ -39,16 +50,43 @@ def load_runs(pipeline: str, workdir: Path) -> list[dict[str, Any]]:
         order_by=["attributes.start_time ASC"],
         max_results=1000,
     )
-    return [
-        {
+    names = {r.info.run_id: r.info.run_name or r.info.run_id[:8] for r in runs}
+    if parent is not None:
+        parent_id = _tune_run_id(runs, parent, pipeline)
+        runs = [r for r in runs if r.data.tags.get(PARENT_TAG) == parent_id]
+    out = []
+    for r in runs:
+        if r.info.status != "FINISHED":
+            continue
+        tags = dict(r.data.tags)
+        run = {
             "run_id": r.info.run_id,
-            "run_name": r.info.run_name or r.info.run_id[:8],
+            "run_name": names[r.info.run_id],
             "params": dict(r.data.params),
             "metrics": dict(r.data.metrics),
+            "tags": tags,
         }
-        for r in runs
-        if r.info.status == "FINISHED"
-    ]
+        if PARENT_TAG in tags:
+            tune = names.get(tags[PARENT_TAG], tags[PARENT_TAG][:8])
+            run["trial"] = f"{tune}#{tags.get(TRIAL_TAG, '?')}"
+            run["state"] = tags.get(TRIAL_STATE_TAG)
+        elif TUNE_TRIALS_TAG in tags:
+            run["trial"], run["state"] = f"{tags[TUNE_TRIALS_TAG]} trials", "tune"
+        out.append(run)
+    return out
+
+
+def _tune_run_id(runs: Sequence[Any], ref: str, pipeline: str) -> str:
+    """The run id of the tune `ref` names: its id, else the newest tune of that run name
+    (`tune-NAME`, or NAME alone)."""
+    from pipelines.core.tracking import TUNE_TRIALS_TAG, NotTracked
+
+    tunes = [r for r in reversed(runs) if TUNE_TRIALS_TAG in r.data.tags]
+    for run in tunes:
+        if ref in (run.info.run_id, run.info.run_name) or run.info.run_name == f"tune-{ref}":
+            return run.info.run_id
+    known = ", ".join(dict.fromkeys(r.info.run_name for r in tunes)) or "none"
+    raise NotTracked(f"no tune run '{ref}' in the experiment '{pipeline}' (tunes: {known})")
 
 
 def differing_params(runs: Sequence[dict[str, Any]], named: Sequence[str] = ()) -> list[str]:
@@ -79,7 +117,7 @@ def is_speed_figure(metric: str) -> bool:
 def metric_columns(runs: Sequence[dict[str, Any]]) -> list[str]:
     """Test metrics, then size, epochs and time, then speed figures: those any run has."""
     names = {k for run in runs for k in run["metrics"]}
-    tests = sorted(k for k in names if k.startswith("test_"))
+    tests = sorted(k for k in names if k.startswith("test_") or k.startswith("best_"))
     speed = sorted(k for k in names if is_speed_figure(k))
     return tests + [k for k in ("params", "epochs_run", "train_seconds") if k in names] + speed
 
@@ -118,7 +156,7 @@ def _format(value: Any, metric: str | None = None) -> str:
         return "-"
     if metric is None:
         return str(value)
-    if metric.startswith("test_"):
+    if metric.startswith(("test_", "best_")):
         return f"{value:.4f}"
     return f"{value:,.0f}" if value == int(value) or abs(value) >= 100 else f"{value:.2f}"
 
@@ -126,17 +164,24 @@ def _format(value: Any, metric: str | None = None) -> str:
 def format_table(runs: Sequence[dict[str, Any]], params: Sequence[str]) -> str:
     """Plain text, one row per run: run name, the params given, then the metric columns."""
     metrics = metric_columns(runs)
-    rows = [["run", *params, *metrics]]
+    tune = ["trial", "state"] if any("trial" in run for run in runs) else []
+    rows = [["run", *tune, *params, *metrics]]
     rows += [
         [
             run["run_name"],
+            *(_format(run.get(column)) for column in tune),
             *(_format(run["params"].get(p)) for p in params),
             *(_format(run["metrics"].get(m), m) for m in metrics),
         ]
         for run in runs
     ]
+    return text_table(rows, 1 + len(tune) + len(params))
+
+
+def text_table(rows: Sequence[Sequence[str]], text_columns: int) -> str:
+    """`rows` (the first: the header) in aligned columns under a rule: the first
+    `text_columns` left-aligned, the others (figures) right-aligned."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    text_columns = 1 + len(params)
     lines = [
         "  ".join(
             cell.ljust(w) if i < text_columns else cell.rjust(w)
@@ -204,13 +249,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", "--plot", dest="out", help="PNG path (default: WORKDIR/compare-PIPELINE.png)"
     )
+    parser.add_argument(
+        "--parent",
+        metavar="TUNE_RUN",
+        help="only the trials of this `tfpipe tune` (its MLflow run id or run name, tune-NAME)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     """Print the table and write the plot; returns the exit status."""
-    runs = load_runs(args.pipeline, Path(args.workdir))
+    runs = load_runs(args.pipeline, Path(args.workdir), args.parent)
     if not runs:
-        print(f"no finished runs in experiment '{args.pipeline}'")
+        of = f"tune {args.parent} in " if args.parent else ""
+        print(f"no finished runs of {of}experiment '{args.pipeline}'")
         return 1
     named = [p.strip() for p in (args.params or "").split(",") if p.strip()]
     params = differing_params(runs, named)

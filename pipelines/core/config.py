@@ -66,6 +66,10 @@ class TrainConfig:
     monitor: str = ""  # metric for early stopping and best weights; empty = task default
     max_minutes: float = 0.0  # stop training after this much wall time; 0 = no limit
     seed: int = 42
+    # Warm start: begin from the kept weights of an earlier run of this pipeline (its MLflow
+    # run id, run name, or kept-model folder) instead of a random initialisation; its
+    # vocabularies and model sizes must be this run's (`pipelines.core.warm_start`).
+    init_from: str = ""
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism
     mixed_precision: Precision = "none"
     jit_compile: bool = False
@@ -277,9 +281,15 @@ def load_config(
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
     for text in overrides:
-        key, value = parse_override(text)
-        _apply(config, _nest(key, value))
+        set_values(config, dict([parse_override(text)]))
     return config
+
+
+def set_values(config: PipelineConfig, values: dict[str, Any]) -> None:
+    """Set dotted keys to typed values (what an override says, without the text): each
+    checked as a YAML file's or an override's value is."""
+    for key, value in values.items():
+        _apply(config, _nest(key, value))
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import logging
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +104,18 @@ def run_pipeline(
     config: cfgmod.PipelineConfig,
     data_dir: str | Path | None = None,
     workdir: str | Path = "runs",
+    *,
+    callbacks: Sequence[Any] = (),
+    parent_run_id: str | None = None,
 ) -> RunResult:
-    """Train, evaluate, export and track one pipeline run; resume it if it was cut off."""
-    ctx = set_up(pipeline, config, data_dir, workdir)
+    """Train, evaluate, export and track one pipeline run; resume it if it was cut off.
+
+    `callbacks`: Keras callbacks of the caller's, run each epoch after the task's (which
+    see the task's `val_*` metrics); `parent_run_id`: the MLflow run to nest this run under
+    (a tune's trials, `pipelines.core.tune`)."""
+    ctx = set_up(pipeline, config, data_dir, workdir, parent_run_id)
     try:
-        fitted = fit(ctx)
+        fitted = fit(ctx, callbacks)
         if not ctx.is_chief:  # the chief evaluates, keeps and exports the same weights
             shutil.rmtree(ctx.run_dir, ignore_errors=True)
             return RunResult(
@@ -148,7 +156,11 @@ def run_pipeline(
 
 # -- 1. set up ----------------------------------------------------------------------------
 def set_up(
-    pipeline: str, config: cfgmod.PipelineConfig, data_dir: str | Path | None, workdir: str | Path
+    pipeline: str,
+    config: cfgmod.PipelineConfig,
+    data_dir: str | Path | None,
+    workdir: str | Path,
+    parent_run_id: str | None = None,
 ) -> RunContext:
     """Seeds, precision and strategy; the MLflow run (resumed if this run name has an
     unfinished one); the task with its data read and its params and tags logged."""
@@ -161,6 +173,9 @@ def set_up(
     from pipelines.core.tracking import Tracker, data_fingerprint, git_commit
 
     check_release(config.export)
+    # Layer names as in a fresh process (Keras numbers the repeats of a name per process),
+    # so a kept model's weight paths match whichever run of a process reads them.
+    keras.backend.clear_session()
     task_cls = get_task_class(pipeline)
     workdir = Path(workdir).resolve()
     data_path = resolve_data_dir(data_dir)
@@ -182,7 +197,7 @@ def set_up(
     where = f", worker {worker.index} of {worker.count}" if worker else ""
     print(f"[{pipeline}] {kind}, {strategy.num_replicas_in_sync} replica(s){where}", flush=True)
     tracker = Tracker(workdir, pipeline) if worker is None or worker.is_chief else NullTracker()
-    tracker.start(config.run_name or pipeline, run_dir)
+    tracker.start(config.run_name or pipeline, run_dir, parent_run_id)
     try:
         task = task_cls(config, data_path)
         task.check_config()
@@ -210,8 +225,9 @@ def set_up(
 
 
 # -- 2. fit -------------------------------------------------------------------------------
-def fit(ctx: RunContext) -> Fitted:
-    """Train under the strategy with per-epoch checkpoints; resume from the last one."""
+def fit(ctx: RunContext, extra_callbacks: Sequence[Any] = ()) -> Fitted:
+    """Train under the strategy with per-epoch checkpoints; resume from the last one (or
+    begin from an earlier run's weights, `train.init_from`)."""
     import keras
 
     from pipelines.core.callbacks import (
@@ -232,6 +248,7 @@ def fit(ctx: RunContext) -> Fitted:
     from pipelines.core.schedules import build_optimizer, build_schedule, time_budget
     from pipelines.core.strategy import scaled
     from pipelines.core.tracking import MlflowEpochLogger
+    from pipelines.core.warm_start import warm_start
 
     tc, task, strategy = ctx.config.train, ctx.task, ctx.strategy
     replicas = strategy.num_replicas_in_sync
@@ -268,15 +285,17 @@ def fit(ctx: RunContext) -> Fitted:
             **task.compile_args(model),
         )
         build_training_state(model, train_ds.element_spec)
+        if tc.init_from:  # a checkpoint of this run, restored below, wins over it
+            source = warm_start(task, model, tc.init_from, ctx.pipeline, ctx.workdir)
+            ctx.tracker.set_tags({"init_from": source})
 
         monitor = tc.monitor or task.default_monitor
         if val_ds is None and monitor.startswith("val_"):
             monitor = monitor[4:]
         ema_swap = ResumableSwapEMAWeights() if tc.ema > 0 else None
-        lower = "loss" in monitor or monitor.removeprefix("val_") in task.lower_is_better
         early_stopping = ResumableEarlyStopping(
             monitor=monitor,
-            mode="min" if lower else "max",
+            mode="min" if minimizes(task, monitor) else "max",
             patience=tc.early_stopping_patience or tc.epochs + 1,
             restore_best_weights=True,
             verbose=1,
@@ -304,6 +323,7 @@ def fit(ctx: RunContext) -> Fitted:
     # The task's callbacks run before the logs are tracked and the checkpoint written.
     callbacks += [
         *task.callbacks(),
+        *extra_callbacks,
         LearningRateLogger(),
         tracking_logger,
         early_stopping,
@@ -362,6 +382,12 @@ def fit(ctx: RunContext) -> Fitted:
         tracking_logger.keys,
         timer.examples_per_second(),
     )
+
+
+def minimizes(task, metric: str) -> bool:
+    """Whether lower values of `metric` (a Keras log name) are better for `task`: losses
+    and the task's `lower_is_better` metrics."""
+    return "loss" in metric or metric.removeprefix("val_") in task.lower_is_better
 
 
 def build_training_state(model, element_spec) -> None:

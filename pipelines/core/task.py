@@ -74,6 +74,9 @@ class Task(abc.ABC):
     lower_is_better: ClassVar[tuple[str, ...]] = ()
     #: The serving input that batch prediction fills from the input file's lines.
     predict_input: ClassVar[str] = "text"
+    #: Asset files (of `save_assets`) that `calibrate` fills from the trained model: a warm
+    #: start (`train.init_from`) compares every other asset with the kept model's.
+    calibrated_assets: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: PipelineConfig, data_dir: Path | None):
         self.config = config

@@ -4,6 +4,7 @@ MLflow run."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -20,6 +21,9 @@ from mlflow.tracking import MlflowClient
 log = logging.getLogger(__name__)
 
 RUN_ID_FILE = "mlflow_run_id"
+PARENT_TAG = "mlflow.parentRunId"  # what MLflow nests a run under
+# What `tfpipe tune` tags: a trial's number and how it ended; the tune's run, its trial count.
+TRIAL_TAG, TRIAL_STATE_TAG, TUNE_TRIALS_TAG = "tune.trial", "tune.state", "tune.trials"
 
 
 class NotTracked(KeyError):
@@ -90,8 +94,9 @@ class Tracker:
         except mlflow.exceptions.MlflowException:  # created concurrently
             return self.client.get_experiment_by_name(pipeline).experiment_id
 
-    def start(self, run_name: str, state_dir: Path) -> str:
-        """Continue the unfinished run recorded in `state_dir`, or start a new one."""
+    def start(self, run_name: str, state_dir: Path, parent_run_id: str | None = None) -> str:
+        """Continue the unfinished run recorded in `state_dir`, or start a new one (nested
+        under `parent_run_id`, as a tune's trials are under the tune's run)."""
         marker = state_dir / RUN_ID_FILE
         if marker.exists():
             run_id = marker.read_text().strip()
@@ -104,11 +109,18 @@ class Tracker:
                     return run_id
             except mlflow.exceptions.MlflowException:
                 log.warning("run %s recorded in %s is gone; starting a new one", run_id, marker)
-        run = self.client.create_run(self.experiment_id, run_name=run_name)
+        tags = {PARENT_TAG: parent_run_id} if parent_run_id else None
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
         state_dir.mkdir(parents=True, exist_ok=True)
         marker.write_text(self.run_id)
         return self.run_id
+
+    def of_run(self, run_id: str) -> Tracker:
+        """This store's tracker of another run (`tfpipe tune` tags its finished trials)."""
+        other = copy.copy(self)
+        other.run_id, other.resumed = run_id, False
+        return other
 
     def finish(self, state_dir: Path, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status=status)
