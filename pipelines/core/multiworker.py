@@ -76,7 +76,7 @@ class NullTracker:
     uri = "(chief only)"
     resumed = False
 
-    def start(self, run_name: str, state_dir: Path) -> None:
+    def start(self, run_name: str, state_dir: Path, parent_run_id: str | None = None) -> None:
         return None
 
     def finish(self, state_dir: Path, status: str = "FINISHED") -> None:

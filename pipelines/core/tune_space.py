@@ -159,15 +159,19 @@ def _distribution(config: cfgmod.PipelineConfig, key: str, spec: dict[str, Any])
     missing = [k for k in ("low", "high") if k not in spec]
     if missing:
         raise cfgmod.ConfigError(f"{where}: needs low and high (or choices), has no {missing[0]}")
+    try:
+        current = _value_at(config, key)
+    except AttributeError:  # the loader's error names the unknown key and what is known
+        _check_keys(copy.deepcopy(config), {key: spec["low"]}, f"{where}.low")
+        raise
+    if isinstance(current, bool) or not isinstance(current, int | float):
+        raise cfgmod.ConfigError(
+            f"{where}: {key} is {type(current).__name__}, not a number: give choices"
+        )
     for bound in ("low", "high"):
         _check_keys(copy.deepcopy(config), {key: spec[bound]}, f"{where}.{bound}")
-    current = _value_at(config, key)
     log = bool(spec.get("log", False))
     try:
-        if isinstance(current, bool) or not isinstance(current, int | float):
-            raise cfgmod.ConfigError(
-                f"{where}: {key} is {type(current).__name__}, not a number: give choices"
-            )
         if isinstance(current, int):
             step = spec.get("step", 1)
             return dist.IntDistribution(
