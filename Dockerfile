@@ -14,7 +14,7 @@ COPY pipelines ./pipelines
 COPY tfmodels ./tfmodels
 COPY configs ./configs
 COPY data ./data
-RUN pip install -e ".[pretrained]"
+RUN pip install -e ".[pretrained,tune]"
 
 # Runs, MLflow store and exports go to /runs: mount a volume there.
 VOLUME ["/runs"]
