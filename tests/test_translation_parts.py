@@ -21,6 +21,7 @@ from tfmodels.translation import (
     END_ID,
     PAD_ID,
     START_ID,
+    UNK_ID,
     RNNAttentionTranslator,
     SubwordTokenizer,
     TransformerTranslator,
@@ -85,6 +86,59 @@ def test_empty_and_over_long_pairs_are_left_out_and_counted(tmp_path):
     assert [t.decode() for t in decoded.numpy()] == ["one dog", "four birds"]
 
 
+def test_shared_vocabulary_is_learned_from_both_sides_and_kept_as_one_asset(tmp_path):
+    """`data.shared_vocab`: one vocabulary, one tokenizer and one asset file; a character
+    only the target side has ("ö") is no [UNK] in a source sentence either."""
+    corpus = tmp_path / "translation" / "tiny"
+    corpus.mkdir(parents=True)
+    sources = ["one dog", "two cats", "three birds"]
+    targets = ["ein Hund", "zwei Katzen", "drei Vögel"]
+    for split in ("train", "val", "test"):
+        _write(corpus, f"{split}.en", sources)
+        _write(corpus, f"{split}.de", targets)
+    unknown = SubwordTokenizer(learn_vocabulary(sources, 100)).tokenize(tf.constant(["Vögel"]))
+    assert UNK_ID in unknown.flat_values.numpy()  # what a source-side vocabulary makes of it
+    config = load_config(
+        TranslationConfig, overrides=["data.corpus=translation/tiny", "data.shared_vocab=true"]
+    )
+    task = TranslationTask(config, tmp_path)
+    task.check_config()
+    task.prepare(tmp_path / "state")
+    assert task.source_vocabulary == task.target_vocabulary
+    assert task.source_tokenizer is task.target_tokenizer
+    ids = task.source_tokenizer.tokenize(tf.constant(["three Vögel"]))
+    assert UNK_ID not in ids.flat_values.numpy()
+    assert task.source_tokenizer.detokenize(ids.to_tensor()).numpy()[0].decode() == "three Vögel"
+    files = task.save_assets(tmp_path / "assets")
+    assert [f.name for f in files] == ["vocabulary.en-de.txt"]
+    kept = TranslationTask(config, None)  # as a re-export: no data
+    kept.load_assets(tmp_path / "assets")
+    assert kept.source_vocabulary == kept.target_vocabulary == task.source_vocabulary
+    assert kept.source_tokenizer is kept.target_tokenizer
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.tie_embeddings=true"], "model.tie_embeddings=true needs data.shared_vocab=true"),
+        (
+            ["data.shared_vocab=true", "model.tie_embeddings=true", "model.name=rnn_attention"]
+            + ["model.embedding=64"],
+            r"model.name=rnn_attention needs model.embedding \(64\) == model.units \(128\)",
+        ),
+        (["data.shared_vocab_size=500"], "data.shared_vocab_size=500 .* data.shared_vocab=true"),
+    ],
+)
+def test_embeddings_that_cannot_tie_fail_naming_the_keys(tmp_path, overrides, message):
+    """In `check_config`, which the runner calls before any data is read (there is none
+    in `tmp_path`)."""
+    from pipelines.core.config import ConfigError
+
+    task = TranslationTask(load_config(TranslationConfig, overrides=overrides), tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        task.check_config()
+
+
 def test_vocabulary_round_trip_keeps_the_text():
     """detokenize(tokenize(x)) == x for accents, punctuation, quotes and digits; runs of
     whitespace read as one space; a character never seen is dropped, not the sentence."""
@@ -141,6 +195,9 @@ def test_decoders_mask_after_end_and_keep_the_length_bound(decoder):
         assert tokens.shape[1] == 3  # stops once every sentence has ended
 
 
+_TINY_TRANSFORMER = {"width": 16, "heads": 2, "feedforward": 32, "max_source": 12, "max_target": 12}
+
+
 def _tiny_models():
     tf.random.set_seed(3)
     transformer = TransformerTranslator(
@@ -151,17 +208,7 @@ def _tiny_models():
         30, 25, cell="gru", attention="multiplicative", embedding=8, units=16
     )
     # A deep encoder and a shallow decoder: the cached step runs its one decoder layer.
-    shallow = TransformerTranslator(
-        30,
-        25,
-        layers=3,
-        decoder_layers=1,
-        width=16,
-        heads=2,
-        feedforward=32,
-        max_source=12,
-        max_target=12,
-    )
+    shallow = TransformerTranslator(30, 25, layers=3, decoder_layers=1, **_TINY_TRANSFORMER)
     source = tf.constant([[5, 6, 7, 8, 9, 0], [9, 10, 11, 0, 0, 0], [12, 0, 0, 0, 0, 0]])
     target = tf.constant([[START_ID, 5, 6, 7], [START_ID, 7, 8, 9], [START_ID, 9, 9, 9]])
     for model in (transformer, rnn, gru, shallow):
@@ -170,10 +217,20 @@ def _tiny_models():
     return (transformer, rnn, gru, shallow), source, target
 
 
+def _tied_models(source, target):
+    """A Transformer and an RNN with one embedding for source, target and output."""
+    tf.random.set_seed(4)
+    transformer = TransformerTranslator(30, 30, layers=1, tie_embeddings=True, **_TINY_TRANSFORMER)
+    rnn = RNNAttentionTranslator(30, 30, embedding=16, units=16, tie_embeddings=True)
+    for model in (transformer, rnn):
+        model({"source": source, "target": target})
+    return transformer, rnn
+
+
 def test_beam_one_is_greedy_and_cached_steps_are_teacher_forcing():
     models, source, target = _tiny_models()
     bounds = tf.constant([6, 5, 4])
-    for model in models:
+    for model in (*models, *_tied_models(source, target)):
         translate = model.translate
         greedy, greedy_scores = translate(source, bounds, greedy=True, alpha=0.6)
         beam, beam_scores = translate(source, bounds, beam_width=1, alpha=0.6)
@@ -190,6 +247,51 @@ def test_beam_one_is_greedy_and_cached_steps_are_teacher_forcing():
         assert weights.shape == (3, 4, 6)
         np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-4)
         assert np.abs(weights[2, :, 1:]).max() < 1e-6  # padding gets no attention
+
+
+def _vocabulary_sized(model, vocab):
+    return [v for v in model.trainable_variables if vocab in v.shape]
+
+
+def _moved_by_row(model, token, inputs):
+    """Which logits of each step move when the tied matrix's row of `token` does: (its
+    own logit, any other) per step."""
+    embeddings = model.shared_embedding.embeddings
+    original = embeddings.numpy()
+    before = model(inputs).numpy()[0]
+    moved = original.copy()
+    moved[token] = 1.0
+    embeddings.assign(moved)
+    after = model(inputs).numpy()[0]
+    embeddings.assign(original)
+    differs = ~np.isclose(after, before, atol=1e-6)
+    return differs[:, token].tolist(), np.delete(differs, token, -1).any(-1).tolist()
+
+
+def test_tied_embeddings_are_one_matrix_in_and_out():
+    """One [vocab, width] variable where the untied model has three matrices and a bias;
+    its rows embed the source (every output changes), the target (outputs from that step
+    on) and project the output (only that token's logit changes)."""
+    inputs = {"source": tf.constant([[13, 14, 0]]), "target": tf.constant([[START_ID, 15, 16]])}
+    untied = TransformerTranslator(30, 30, layers=1, **_TINY_TRANSFORMER)
+    untied(inputs)
+    assert len(_vocabulary_sized(untied, 30)) == 4  # 2 embeddings, output kernel and bias
+    for model in _tied_models(inputs["source"], inputs["target"]):
+        (matrix,) = _vocabulary_sized(model, 30)
+        assert matrix is model.shared_embedding.embeddings and matrix.shape == (30, 16)
+        assert not hasattr(model, "logits")
+        # In no input: only its own logit moves, at every step (the output projection).
+        assert _moved_by_row(model, 20, inputs) == ([True] * 3, [False] * 3)
+        assert _moved_by_row(model, 13, inputs)[1] == [True] * 3  # a source token: every step
+        # The target's last token: the logits of its own step only.
+        assert _moved_by_row(model, 16, inputs)[1] == [False, False, True]
+
+
+def test_a_model_that_cannot_tie_says_why():
+    with pytest.raises(ValueError, match="one vocabulary for both sides"):
+        TransformerTranslator(30, 25, tie_embeddings=True)
+    with pytest.raises(ValueError, match=r"embedding \(8\) must equal units"):
+        RNNAttentionTranslator(30, 30, embedding=8, units=16, tie_embeddings=True)
 
 
 def test_early_stopping_changes_no_result_it_can_still_change():

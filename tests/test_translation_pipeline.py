@@ -1,12 +1,15 @@
 """`tfpipe run translation` end to end on the bundled synthetic pair, both models: each
 learns the sample; the Transformer's export translates raw text (and empty and very long
-input) in a fresh process through both signatures; batch prediction; what MLflow records."""
+input) in a fresh process through both signatures; batch prediction; what MLflow records.
+The Transformer runs with one shared vocabulary and tied embeddings (the RNN with a
+vocabulary a side and its own output layer), so both ways train, export and re-export."""
 
 from __future__ import annotations
 
 import json
 import re
 
+import numpy as np
 import pytest
 from helpers import DATA, bfloat16_ops, copy_workdir, fresh_signatures, set_args, tfpipe
 
@@ -28,6 +31,8 @@ TINY_TRANSFORMER = [
     "model.width=32",
     "model.heads=2",
     "model.feedforward=64",
+    "data.shared_vocab=true",
+    "model.tie_embeddings=true",
 ]
 TINY_RNN = [
     *TINY,
@@ -59,9 +64,16 @@ def transformer_run(tmp_path_factory):
 
 
 def test_transformer_learns_the_sample(transformer_run):
-    _, scores, stdout = transformer_run
+    workdir, scores, stdout = transformer_run
     assert scores["bleu"] > 70 and scores["chrf"] > 80, stdout[-2000:]
     assert "sacreBLEU nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp" in stdout
+    assert re.search(r"pairs; vocabulary en\+de \d+ \(shared\)", stdout)
+    # Tied: the kept weights hold one token matrix and no output layer.
+    weights = workdir / "state" / "translation" / "translation" / "model" / "weights.npz"
+    with np.load(weights) as kept:
+        names = [k.split(":", 1)[1] for k in kept.files]
+    assert [n for n in names if "token" in n] == ["transformer/shared_embedding/tokens/embeddings"]
+    assert not [n for n in names if "logits" in n]
 
 
 def test_export_translates_raw_text_in_a_fresh_process(transformer_run, tmp_path):
@@ -164,4 +176,4 @@ def test_mlflow_records_bleu_vocabularies_and_attention_maps(transformer_run):
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"plots/attention_0.png", "plots/attention_1.png"} <= plots
     assets = {a.path for a in client.list_artifacts(run.info.run_id, "model/assets")}
-    assert {"model/assets/vocabulary.en.txt", "model/assets/vocabulary.de.txt"} <= assets
+    assert assets == {"model/assets/vocabulary.en-de.txt"}  # data.shared_vocab: one

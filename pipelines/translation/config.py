@@ -22,6 +22,11 @@ class TranslationDataConfig(DataConfig):
     # Subword vocabulary sizes (WordPiece, learned from the training split; at most).
     source_vocab_size: int = 8000
     target_vocab_size: int = 8000
+    # One vocabulary learned from both sides of the training split, for source and target
+    # (what `model.tie_embeddings` needs), of at most `shared_vocab_size` entries (0: the
+    # sum of the two sizes above).
+    shared_vocab: bool = False
+    shared_vocab_size: int = 0
     # Pairs with an empty side, or more subword tokens than these, are left out of
     # training and counted. Serving cuts longer input to `max_source_tokens`.
     max_source_tokens: int = 100

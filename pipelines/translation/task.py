@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.core.config import ConfigError
 from pipelines.core.task import (
     DEFAULT_SIGNATURE,
     Serving,
@@ -74,24 +75,67 @@ class TranslationTask(Task):
         train = self.splits["train"]
         if not any(train.sources):
             raise DataError(f"{train.files[0]}: no training sentences")
-        print(f"[translation] learning subword vocabularies from {len(train)} pairs", flush=True)
-        self.source_vocabulary = learn_vocabulary(
-            [s for s in train.sources if s], d.source_vocab_size
-        )
-        self.target_vocabulary = learn_vocabulary(
-            [t for t in train.targets if t], d.target_vocab_size
-        )
+        sources = [s for s in train.sources if s]
+        targets = [t for t in train.targets if t]
+        what = "one subword vocabulary" if d.shared_vocab else "subword vocabularies"
+        print(f"[translation] learning {what} from {len(train)} pairs", flush=True)
+        if d.shared_vocab:  # both sides' pieces counted together
+            size = d.shared_vocab_size or d.source_vocab_size + d.target_vocab_size
+            self.source_vocabulary = learn_vocabulary(sources + targets, size)
+            self.target_vocabulary = self.source_vocabulary
+        else:
+            self.source_vocabulary = learn_vocabulary(sources, d.source_vocab_size)
+            self.target_vocabulary = learn_vocabulary(targets, d.target_vocab_size)
         self._set_components()
         self.filtered = {}
         self.ids = {split: self._kept_pairs(split) for split in ("train", "validation")}
         counts = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
-        print(
-            f"[translation] {counts} pairs; vocabularies {d.source} "
-            f"{len(self.source_vocabulary)}, {d.target} {len(self.target_vocabulary)}",
-            flush=True,
+        sizes = (
+            f"vocabulary {d.source}+{d.target} {len(self.source_vocabulary)} (shared)"
+            if d.shared_vocab
+            else f"vocabularies {d.source} {len(self.source_vocabulary)}, "
+            f"{d.target} {len(self.target_vocabulary)}"
         )
+        print(f"[translation] {counts} pairs; {sizes}", flush=True)
+
+    def check_config(self) -> None:
+        d, m = self.config.data, self.config.model
+        if d.shared_vocab_size < 0:
+            raise ConfigError(f"data.shared_vocab_size={d.shared_vocab_size}: 0 or more")
+        if d.shared_vocab_size and not d.shared_vocab:
+            raise ConfigError(
+                f"data.shared_vocab_size={d.shared_vocab_size} is the size of the vocabulary "
+                "data.shared_vocab=true learns: set that too, or leave the size at 0"
+            )
+        if not m.tie_embeddings:
+            return
+        if not d.shared_vocab:
+            raise ConfigError(
+                "model.tie_embeddings=true needs data.shared_vocab=true: one embedding "
+                "serves source, target and output only over one vocabulary"
+            )
+        if m.name == "rnn_attention" and m.embedding != m.units:
+            raise ConfigError(
+                f"model.tie_embeddings=true with model.name=rnn_attention needs "
+                f"model.embedding ({m.embedding}) == model.units ({m.units}): the output "
+                "projection is the embedding's transpose"
+            )
+
+    def _vocabularies(self) -> dict[str, list[str]]:
+        """Asset file name -> vocabulary: the shared one, or one a language."""
+        d = self.config.data
+        if d.shared_vocab:
+            return {f"vocabulary.{d.source}-{d.target}.txt": self.source_vocabulary}
+        return {
+            f"vocabulary.{d.source}.txt": self.source_vocabulary,
+            f"vocabulary.{d.target}.txt": self.target_vocabulary,
+        }
 
     def _set_components(self) -> None:
+        if self.config.data.shared_vocab:
+            tokenizer = SubwordTokenizer(self.source_vocabulary, name="tokenizer")
+            self.source_tokenizer = self.target_tokenizer = tokenizer
+            return
         self.source_tokenizer = SubwordTokenizer(self.source_vocabulary, name="source_tokenizer")
         self.target_tokenizer = SubwordTokenizer(self.target_vocabulary, name="target_tokenizer")
 
@@ -127,17 +171,12 @@ class TranslationTask(Task):
         return [f for p in self.splits.values() for f in p.files]
 
     def save_assets(self, folder: Path) -> list[Path]:
-        """The two subword vocabularies (id i is line i)."""
-        d = self.config.data
-        return [
-            write_vocabulary(folder / f"vocabulary.{d.source}.txt", self.source_vocabulary),
-            write_vocabulary(folder / f"vocabulary.{d.target}.txt", self.target_vocabulary),
-        ]
+        """The subword vocabularies (id i is line i): source and target, or the shared one."""
+        return [write_vocabulary(folder / name, v) for name, v in self._vocabularies().items()]
 
     def load_assets(self, folder: Path) -> None:
-        d = self.config.data
-        self.source_vocabulary = read_vocabulary(folder / f"vocabulary.{d.source}.txt")
-        self.target_vocabulary = read_vocabulary(folder / f"vocabulary.{d.target}.txt")
+        vocabularies = [read_vocabulary(folder / name) for name in self._vocabularies()]
+        self.source_vocabulary, self.target_vocabulary = vocabularies[0], vocabularies[-1]
         self._set_components()
 
     def _dataset(self, split: str, batch: int, training: bool) -> tf.data.Dataset:

@@ -31,6 +31,7 @@ def build_translator(
             dropout=config.dropout,
             max_source=max_source,
             max_target=max_target,
+            tie_embeddings=config.tie_embeddings,
             name="transformer",
         )
     elif config.name == "rnn_attention":
@@ -42,6 +43,7 @@ def build_translator(
             embedding=config.embedding,
             units=config.units,
             dropout=config.dropout,
+            tie_embeddings=config.tie_embeddings,
             name="rnn_attention",
         )
     else:

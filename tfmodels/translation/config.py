@@ -28,3 +28,7 @@ class TranslatorConfig:
     units: int = 128
     # both
     dropout: float = 0.1
+    # One subword embedding for the source, the target and the output projection (logits
+    # = hidden @ E^T; Press & Wolf, 2017): needs one vocabulary for both languages, and for
+    # rnn_attention `embedding` == `units`.
+    tie_embeddings: bool = False

@@ -4,7 +4,8 @@ the encoder's final states, attends over the source at each step with an additiv
 (Bahdanau: v·tanh(W1 h_s + W2 h_t)) or multiplicative (Luong: h_s W h_t) score, and
 predicts from tanh(W_c [context; h_t]). Attention reads the decoder's current state
 (Luong's placement), so teacher-forced training runs the decoder over the whole target at
-once and decoding caches only the recurrent state."""
+once and decoding caches only the recurrent state. `tie_embeddings`: one matrix embeds
+both sides and projects the attentional vector to logits (`SharedEmbedding`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from tfmodels.translation.seq2seq import Seq2Seq, padding_mask
+from tfmodels.translation.shared_embedding import SharedEmbedding, one_vocabulary
 
 CELLS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
 SCORES = ("additive", "multiplicative")
@@ -27,6 +29,7 @@ class RNNAttentionTranslator(Seq2Seq):
         embedding: int = 256,
         units: int = 256,
         dropout: float = 0.1,
+        tie_embeddings: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -34,10 +37,19 @@ class RNNAttentionTranslator(Seq2Seq):
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not '{cell}'")
         if attention not in SCORES:
             raise ValueError(f"attention must be one of {', '.join(SCORES)}, not '{attention}'")
-        self.cell, self.attention = cell, attention
+        self.cell, self.attention, self.tie_embeddings = cell, attention, tie_embeddings
         rnn = CELLS[cell]
-        self.source_embedding = keras.layers.Embedding(source_vocab, embedding)
-        self.target_embedding = keras.layers.Embedding(target_vocab, embedding)
+        if tie_embeddings:
+            if embedding != units:
+                raise ValueError(
+                    f"tied embeddings project the attentional vector ({units} units) with "
+                    f"the embedding's transpose: embedding ({embedding}) must equal units"
+                )
+            vocab = one_vocabulary(source_vocab, target_vocab)
+            self.shared_embedding = SharedEmbedding(vocab, embedding, name="shared_embedding")
+        else:
+            self.source_embedding = keras.layers.Embedding(source_vocab, embedding)
+            self.target_embedding = keras.layers.Embedding(target_vocab, embedding)
         self.dropout = keras.layers.Dropout(dropout)
         self.encoder = keras.layers.Bidirectional(
             rnn(units, return_sequences=True, return_state=True), name="encoder"
@@ -52,12 +64,16 @@ class RNNAttentionTranslator(Seq2Seq):
             self.query = keras.layers.Dense(units, use_bias=False, name="attention_query")
             self.energy = keras.layers.Dense(1, use_bias=False, name="attention_energy")
         self.combine = keras.layers.Dense(units, activation="tanh", name="attentional")
-        self.logits = keras.layers.Dense(target_vocab, name="logits", dtype="float32")
+        if not tie_embeddings:
+            self.logits = keras.layers.Dense(target_vocab, name="logits", dtype="float32")
+
+    def _embedding(self, side: str) -> keras.layers.Layer:
+        return self.shared_embedding if self.tie_embeddings else getattr(self, f"{side}_embedding")
 
     def encode(self, source, training=False):
         mask = padding_mask(source)
         out = self.encoder(
-            self.dropout(self.source_embedding(source), training=training),
+            self.dropout(self._embedding("source")(source), training=training),
             mask=mask,
             training=training,
         )
@@ -82,11 +98,16 @@ class RNNAttentionTranslator(Seq2Seq):
         return self.combine(tf.concat([context, h], -1)), weights
 
     def _decode(self, static, initial, target, training=False):
-        x = self.dropout(self.target_embedding(target), training=training)
+        x = self.dropout(self._embedding("target")(target), training=training)
         out = self.decoder(x, initial_state=initial, training=training)
         h, states = self.dropout(out[0], training=training), list(out[1:])
         attentional, weights = self._attend(static, h)
-        return self.logits(self.dropout(attentional, training=training)), states, weights
+        attentional = self.dropout(attentional, training=training)
+        if self.tie_embeddings:
+            logits = self.shared_embedding.project(attentional)
+        else:
+            logits = self.logits(attentional)
+        return logits, states, weights
 
     def call(self, inputs, training=False):
         static, initial = self.encode(inputs["source"], training)

@@ -6,7 +6,10 @@ Decoding runs the decoder layers' own sublayers in a step of its own rather than
 keras-hub's cached call: that call keeps keys and values stacked in one [N, 2, max_len,
 heads, dim] tensor that every step slices, updates, restacks and transposes whole, which
 cost ten times the step's arithmetic on a CPU. Here keys and values are kept apart,
-heads first, and grow by one token a step; a beam search reorders only what exists."""
+heads first, and grow by one token a step; a beam search reorders only what exists.
+
+`tie_embeddings`: one matrix embeds source and target tokens and projects the decoder's
+output (`SharedEmbedding`), in training and in every cached step alike."""
 
 from __future__ import annotations
 
@@ -15,6 +18,11 @@ import keras_hub
 import tensorflow as tf
 
 from tfmodels.translation.seq2seq import Seq2Seq, padding_mask
+from tfmodels.translation.shared_embedding import (
+    SharedEmbedding,
+    one_vocabulary,
+    tied_initializer,
+)
 
 
 class TransformerTranslator(Seq2Seq):
@@ -30,16 +38,29 @@ class TransformerTranslator(Seq2Seq):
         max_source: int = 128,
         max_target: int = 128,
         decoder_layers: int = 0,
+        tie_embeddings: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.heads, self.head_dim = heads, width // heads
-        self.source_embedding = keras_hub.layers.TokenAndPositionEmbedding(
-            source_vocab, max_source, width, name="source_embedding"
-        )
-        self.target_embedding = keras_hub.layers.TokenAndPositionEmbedding(
-            target_vocab, max_target, width, name="target_embedding"
-        )
+        self.tie_embeddings = tie_embeddings
+        if tie_embeddings:
+            # One token matrix for both sides and the output; positions stay each side's.
+            vocab = one_vocabulary(source_vocab, target_vocab)
+            self.shared_embedding = SharedEmbedding(vocab, width, name="shared_embedding")
+            self.source_positions = keras_hub.layers.PositionEmbedding(
+                max_source, initializer=tied_initializer(width), name="source_positions"
+            )
+            self.target_positions = keras_hub.layers.PositionEmbedding(
+                max_target, initializer=tied_initializer(width), name="target_positions"
+            )
+        else:
+            self.source_embedding = keras_hub.layers.TokenAndPositionEmbedding(
+                source_vocab, max_source, width, name="source_embedding"
+            )
+            self.target_embedding = keras_hub.layers.TokenAndPositionEmbedding(
+                target_vocab, max_target, width, name="target_embedding"
+            )
         self.embedding_dropout = keras.layers.Dropout(dropout)
         self.encoders = [
             keras_hub.layers.TransformerEncoder(
@@ -53,11 +74,30 @@ class TransformerTranslator(Seq2Seq):
             )
             for i in range(decoder_layers or layers)
         ]  # 0: as many as the encoder
-        self.logits = keras.layers.Dense(target_vocab, name="logits", dtype="float32")
+        if not tie_embeddings:
+            self.logits = keras.layers.Dense(target_vocab, name="logits", dtype="float32")
+
+    def _embed_source(self, ids):
+        if not self.tie_embeddings:
+            return self.source_embedding(ids)
+        tokens = self.shared_embedding(ids)
+        return tokens + self.source_positions(tokens)
+
+    def _embed_target(self, ids, start_index=0):
+        if not self.tie_embeddings:
+            return self.target_embedding(ids, start_index=start_index)
+        tokens = self.shared_embedding(ids)
+        return tokens + self.target_positions(tokens, start_index=start_index)
+
+    def _logits(self, hidden):
+        """Float32 logits: the tied matrix's transpose, or a layer of their own."""
+        if self.tie_embeddings:
+            return self.shared_embedding.project(hidden)
+        return self.logits(hidden)
 
     def encode(self, source, training=False):
         mask = padding_mask(source)
-        x = self.embedding_dropout(self.source_embedding(source), training=training)
+        x = self.embedding_dropout(self._embed_source(source), training=training)
         for layer in self.encoders:
             x = layer(x, padding_mask=mask, training=training)
         return x, mask
@@ -65,7 +105,7 @@ class TransformerTranslator(Seq2Seq):
     def call(self, inputs, training=False):
         memory, source_mask = self.encode(inputs["source"], training)
         target = inputs["target"]
-        x = self.embedding_dropout(self.target_embedding(target), training=training)
+        x = self.embedding_dropout(self._embed_target(target), training=training)
         for layer in self.decoders:
             x = layer(
                 x,
@@ -74,7 +114,7 @@ class TransformerTranslator(Seq2Seq):
                 encoder_padding_mask=source_mask,
                 training=training,
             )
-        return self.logits(x)
+        return self._logits(x)
 
     def start(self, source):
         memory, mask = self.encode(source)
@@ -91,7 +131,7 @@ class TransformerTranslator(Seq2Seq):
         return {"mask": mask[:, None, None, :], "cross": cross}, {"self": own}
 
     def step(self, tokens, static, state, index):
-        x = self.target_embedding(tokens[:, None], start_index=index)
+        x = self._embed_target(tokens[:, None], start_index=index)
         caches = []
         for layer, (keys, values), (memory_keys, memory_values) in zip(
             self.decoders, state["self"], static["cross"], strict=True
@@ -107,12 +147,12 @@ class TransformerTranslator(Seq2Seq):
             x = layer._cross_attention_layer_norm(x + attended)
             hidden = layer._feedforward_output_dense(layer._feedforward_intermediate_dense(x))
             x = layer._feedforward_layer_norm(x + hidden)
-        return self.logits(x)[:, 0], {"self": caches}
+        return self._logits(x)[:, 0], {"self": caches}
 
     def cross_attention(self, source, target):
         """The last decoder layer's cross-attention, averaged over its heads."""
         memory, source_mask = self.encode(source)
-        x = self.target_embedding(target)
+        x = self._embed_target(target)
         for layer in self.decoders[:-1]:
             x = layer(
                 x,
