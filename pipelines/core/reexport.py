@@ -59,15 +59,8 @@ def export_from_run(
 
 
 def _signatures(task_cls, folder: Path, overrides) -> dict:
-    """The kept model rebuilt and its serving signatures: only once the gate let it through.
-
-    Keras' name counters start afresh first: weights are keyed by variable path, and a
-    second model built in one process (a re-export after a run, or after another
-    re-export) would otherwise have `lstm_1` where the kept weights say `lstm`."""
-    import keras
-
+    """The kept model rebuilt and its serving signatures: only once the gate let it through."""
     from pipelines.core.trained_model import load_trained_model
 
-    keras.backend.clear_session()
     task, model, _ = load_trained_model(task_cls, folder, overrides)
     return task.signatures(model)

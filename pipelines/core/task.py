@@ -74,6 +74,9 @@ class Task(abc.ABC):
     lower_is_better: ClassVar[tuple[str, ...]] = ()
     #: The serving input that batch prediction fills from the input file's lines.
     predict_input: ClassVar[str] = "text"
+    #: The output whose text is batch prediction's line for a request (segmented words, a
+    #: transcript, a translation); None, or a response without it: a JSON object a line.
+    text_output: ClassVar[str | None] = None
     #: Asset files (of `save_assets`) that `calibrate` fills from the trained model: a warm
     #: start (`train.init_from`) compares every other asset with the kept model's.
     calibrated_assets: ClassVar[tuple[str, ...]] = ()
@@ -210,8 +213,10 @@ class Task(abc.ABC):
     ) -> list[str]:
         """One output line per request element, in order (`lines`: the input lines the
         request was made from, for formats that repeat them). The default writes each
-        element's outputs as a JSON object; tasks give their main signatures a format of
-        their own."""
+        element's outputs as a JSON object, or the text of `text_output` where the task
+        names one; tasks with other formats override this."""
+        if cls.text_output is not None and cls.text_output in outputs:
+            return [t.decode("utf-8") for t in outputs[cls.text_output]]
         return json_lines(outputs)
 
 

@@ -112,9 +112,14 @@ def load_config(task_cls, folder: Path, overrides: list[str] | tuple[str, ...] =
 
 
 def load_trained_model(task_cls, folder: Path, overrides: list[str] | tuple[str, ...] = ()):
-    """(task, model, config) rebuilt from a kept model, no training data read."""
+    """(task, model, config) rebuilt from a kept model, no training data read.
+
+    Keras' name counters start afresh first, as for a run (`runner.set_up`): weights are
+    keyed by variable path, and a second model built in one process (a re-export after a
+    run, or after another re-export) would otherwise have `lstm_1` where they say `lstm`."""
     import keras
 
+    keras.backend.clear_session()
     folder = Path(folder)
     config = load_config(task_cls, folder, overrides)
     keras.mixed_precision.set_global_policy(serving_precision(config))

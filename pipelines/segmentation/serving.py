@@ -3,10 +3,7 @@ length, Viterbi-decoded to valid B/M/E/S sequences and the words joined in the g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import keras
-import numpy as np
 import tensorflow as tf
 
 from pipelines.core.task import DEFAULT_SIGNATURE, Serving
@@ -50,12 +47,3 @@ def signatures(
             serve, {"text": tf.TensorSpec([None], tf.string)}, resources=[tagger, preprocessor]
         )
     }
-
-
-def lines_from_response(
-    outputs: dict[str, np.ndarray],
-    signature: str = DEFAULT_SIGNATURE,
-    lines: Sequence[str] = (),
-) -> list[str]:
-    """The segmented text of each input line."""
-    return [s.decode("utf-8") for s in outputs["segmented"]]

@@ -4,18 +4,15 @@ Viterbi decoding constrained to valid tag sequences, words joined inside the gra
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import keras
-import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
 from pipelines.core.splits import hold_out
 from pipelines.core.task import (
-    DEFAULT_SIGNATURE,
     Serving,
     Task,
     read_vocabulary,
@@ -40,6 +37,7 @@ from tfmodels.text.chinese import (
 
 
 class SegmentationTask(Task):
+    text_output = "segmented"
     name = "segmentation"
     config_class = SegmentationConfig
     default_monitor: ClassVar[str] = "val_f1"
@@ -239,11 +237,3 @@ class SegmentationTask(Task):
         return {k: scores[k] for k in ("f1", "precision", "recall")}
 
     # -- batch prediction -------------------------------------------------------------
-    @classmethod
-    def lines_from_response(
-        cls,
-        outputs: dict[str, np.ndarray],
-        signature: str = DEFAULT_SIGNATURE,
-        lines: Sequence[str] = (),
-    ) -> list[str]:
-        return serving.lines_from_response(outputs, signature, lines)

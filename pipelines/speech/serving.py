@@ -77,12 +77,3 @@ def request_from_lines(lines: Sequence[str], base_dir: Path) -> dict[str, Any]:
     """Each line is a WAV path (relative to `base_dir`); the request holds its bytes."""
     data = [content for _, content in read_listed_files(list(lines), base_dir, "WAV file")]
     return {"audio": np.array(data, dtype=object)}
-
-
-def lines_from_response(
-    outputs: dict[str, np.ndarray],
-    signature: str = DEFAULT_SIGNATURE,
-    lines: Sequence[str] = (),
-) -> list[str]:
-    """The transcript of each file (empty for audio that could not be read)."""
-    return [t.decode("utf-8") for t in outputs["transcript"]]

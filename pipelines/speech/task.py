@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from pipelines.core.config import ConfigError
@@ -45,6 +44,7 @@ from tfmodels.speech import (
 
 
 class SpeechTask(Task):
+    text_output = "transcript"
     name = "speech"
     config_class = SpeechConfig
     default_monitor: ClassVar[str] = "val_wer"
@@ -320,12 +320,3 @@ class SpeechTask(Task):
     @classmethod
     def request_from_lines(cls, lines: Sequence[str], base_dir: Path) -> dict[str, Any]:
         return serving.request_from_lines(lines, base_dir)
-
-    @classmethod
-    def lines_from_response(
-        cls,
-        outputs: dict[str, np.ndarray],
-        signature: str = DEFAULT_SIGNATURE,
-        lines: Sequence[str] = (),
-    ) -> list[str]:
-        return serving.lines_from_response(outputs, signature, lines)

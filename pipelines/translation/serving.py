@@ -4,10 +4,7 @@ lines (one sentence each)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import keras
-import numpy as np
 import tensorflow as tf
 
 from pipelines.core.task import DEFAULT_SIGNATURE, Serving
@@ -55,12 +52,3 @@ def signatures(
         DEFAULT_SIGNATURE: Serving(lambda text: translate(text, default_greedy), inputs, resources),
         GREEDY: Serving(lambda text: translate(text, True), inputs, resources),
     }
-
-
-def lines_from_response(
-    outputs: dict[str, np.ndarray],
-    signature: str = DEFAULT_SIGNATURE,
-    lines: Sequence[str] = (),
-) -> list[str]:
-    """The translation of each input line (one sentence a line)."""
-    return [t.decode("utf-8") for t in outputs["translation"]]

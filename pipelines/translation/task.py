@@ -48,6 +48,7 @@ _SERVE_BATCH = 64
 
 
 class TranslationTask(Task):
+    text_output = "translation"
     name = "translation"
     config_class = TranslationConfig
     default_monitor: ClassVar[str] = "val_loss"
@@ -309,14 +310,6 @@ class TranslationTask(Task):
         return out
 
     # -- batch prediction -------------------------------------------------------------
-    @classmethod
-    def lines_from_response(
-        cls,
-        outputs: dict[str, np.ndarray],
-        signature: str = DEFAULT_SIGNATURE,
-        lines: Sequence[str] = (),
-    ) -> list[str]:
-        return serving.lines_from_response(outputs, signature, lines)
 
 
 def in_length_order(
