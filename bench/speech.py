@@ -16,6 +16,10 @@ With `--speaker-folds`: leave-one-speaker-out over FSDD's speakers. For each, a 
 without them (`data.test_speakers=[S]`, `--minutes` each) is scored on their test
 utterances (WER, isolated digits) and, as a reference, on the other speakers' ones; the
 report gives each speaker's held-out WER, their mean and the worst. No timing.
+
+With `--synthetic-speakers N`: N synthetic speakers of the digits (eSpeak NG, made here by
+`pipelines.speech.synth`, `--synthetic-per-digit` recordings a digit each) join every run's
+training split (`data.fsdd_extra_train`); dev and test stay FSDD's.
 """
 
 from __future__ import annotations
@@ -35,7 +39,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave-one-speaker-out: one run per FSDD speaker, scored on that speaker",
     )
+    p.add_argument(
+        "--synthetic-speakers",
+        type=int,
+        default=0,
+        help="synthetic speakers (eSpeak NG) added to training",
+    )
+    p.add_argument("--synthetic-per-digit", type=int, default=45)
     args = p.parse_args(argv)
+    if args.synthetic_speakers:
+        args.set = [*args.set, f"data.fsdd_extra_train=[{synthetic_speakers(args)}]"]
     if args.speaker_folds:
         return speaker_folds(args)
     config, result, export_dir = common.train_or_export("speech", args)
@@ -106,6 +119,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     common.write_report(report, args.out, result)
     return 0
+
+
+def synthetic_speakers(args) -> str:
+    """The folder of `--synthetic-speakers` (made once under the workdir or a temporary
+    folder; the same counts find the same files)."""
+    import tempfile
+    from pathlib import Path
+
+    from pipelines.speech.synth import write_speakers
+
+    root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-synth-"))
+    folder = root / f"synthetic-{args.synthetic_speakers}x{args.synthetic_per_digit}"
+    done = folder / ".complete"
+    if not done.exists():
+        write_speakers(folder, args.synthetic_speakers, args.synthetic_per_digit)
+        done.touch()
+    return str(folder.resolve())
 
 
 def transcriber(signature, batch_size: int):

@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines.speech.audio import decode_batch, pad_edges, perturb, resample, wav_info
-from pipelines.speech.warping import (
-    VTLP_BEND,
-    shift_pitch,
-    stretch_tempo,
-    vtlp_source,
-    warp_vocal_tract,
+from pipelines.speech.audio import (
+    decode_batch,
+    pad_edges,
+    perturb,
+    resample,
+    reverberate,
+    wav_info,
 )
+from pipelines.speech.warping import shift_pitch, stretch_tempo, warp_vocal_tract
 from pipelines.speech.wavfile import read_wav, to_int16, wav_bytes, write_wav
+from tfmodels.speech.features import VTLP_BEND, vtlp_source
 
 RATE = 8000
 
@@ -248,6 +250,28 @@ def test_perturb_changes_speed_gain_and_noise_as_drawn_and_nothing_when_off():
     noisy = perturb(tf.constant(tone), noise_snr_db=10.0, seed=[1, 0]).numpy()
     snr = 10 * np.log10(np.mean(tone**2) / np.mean((noisy - tone) ** 2))
     assert 9.0 <= snr <= 31.0
+
+
+def test_reverberation_decays_60_db_in_its_time_and_keeps_length_and_level():
+    click = np.zeros(RATE, np.float32)
+    click[100] = 1.0
+    wet = reverberate(tf.constant(click), 0.4, RATE, tf.constant([1, 2])).numpy()
+    assert len(wet) == RATE
+    assert np.sqrt(np.mean(wet**2)) == pytest.approx(np.sqrt(np.mean(click**2)), rel=1e-3)
+    assert np.allclose(wet[:100], 0.0, atol=1e-5)  # nothing before the sound
+    assert np.argmax(np.abs(wet)) == 100  # the direct sound first and loudest
+
+    def energy(start_s: float) -> float:  # of the tail 50 ms from `start_s` after the click
+        at = 100 + int(start_s * RATE)
+        return float(np.mean(wet[at : at + RATE // 20] ** 2))
+
+    assert 10 * np.log10(energy(0.01) / energy(0.21)) == pytest.approx(30.0, abs=6.0)
+    again = reverberate(tf.constant(click), 0.4, RATE, tf.constant([1, 2])).numpy()
+    np.testing.assert_array_equal(wet, again)
+    tone = _tone(500.0)
+    rooms = [perturb(tf.constant(tone), reverb_rt60=0.5, seed=[d, 0]).numpy() for d in range(6)]
+    assert all(len(r) == len(tone) for r in rooms)
+    assert len({round(float(np.abs(r - tone).mean()), 5) for r in rooms}) > 3  # rooms differ
 
 
 def _peaks_hz(waveform: np.ndarray, count: int) -> list[float]:

@@ -1,6 +1,7 @@
 """Log-mel features: shapes, frame lengths, padding masked, per-utterance normalisation over
 valid frames only, the same features alone as in a batch; SpecAugment masks in training
-only, inside each utterance, repeatably with a seed."""
+only, inside each utterance, repeatably with a seed; VTLP in the filterbank moves a tone by
+each utterance's own factor in training only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tfmodels.speech import LogMelSpectrogram, SpecAugment
+from tfmodels.speech.features import warp_spectrum
 
 
 def waveforms(lengths, width=None, seed=0):
@@ -78,6 +80,35 @@ def test_model_utterance_norm_sets_the_feature_normalisation_of_the_graph(settin
     audio, lengths = waveforms([4000]), np.array([4000])
     reference = LogMelSpectrogram(8000, n_mels=40, normalize=setting == "true")(audio, lengths)
     np.testing.assert_allclose(layer(audio, lengths)[0], reference[0], atol=1e-6)
+
+
+def test_warp_spectrum_moves_each_rows_peak_by_its_own_factor_and_keeps_the_edges():
+    bins = 129
+    power = np.zeros((3, 2, bins), np.float32)
+    power[:, :, 40] = 1.0  # one tone at bin 40 (below the bend at 0.8 of Nyquist)
+    power[:, :, bins - 1] = 2.0  # the Nyquist bin stays where it is
+    warped = warp_spectrum(tf.constant(power), tf.constant([1.0, 1.1, 0.9])).numpy()
+    np.testing.assert_allclose(warped[0], power[0], atol=1e-6)
+    # A formant of a shorter vocal tract (factor 1.1) lies higher, of a longer one lower.
+    assert abs(np.argmax(warped[1, 0, :100]) - 44) <= 1
+    assert abs(np.argmax(warped[2, 0, :100]) - 36) <= 1
+    np.testing.assert_allclose(warped[:, :, bins - 1], 2.0, atol=1e-5)
+
+
+def test_vtlp_warps_features_in_training_only_with_a_draw_per_utterance():
+    layer = LogMelSpectrogram(8000, n_mels=32, normalize=False, vtlp=0.2, seed=3)
+    t = np.arange(8000) / 8000
+    tone = (0.3 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    wave, lengths = np.stack([tone] * 4), np.array([8000] * 4)
+    plain = LogMelSpectrogram(8000, n_mels=32, normalize=False)(wave, lengths)[0].numpy()
+    served = layer(wave, lengths)[0].numpy()
+    np.testing.assert_allclose(served, plain, atol=1e-5)  # no warp outside training
+    trained = layer(wave, lengths, training=True)[0].numpy()
+    peaks = np.argmax(trained.mean(axis=1), axis=1)  # the tone's mel bin, per utterance
+    assert len(set(peaks.tolist())) > 1  # each utterance drew its own factor
+    assert np.abs(peaks - np.argmax(plain[0].mean(axis=0))).max() <= 4
+    again = layer(wave, lengths, training=True)[0].numpy()
+    assert not np.allclose(again, trained)  # new draws every call
 
 
 def test_config_round_trip():

@@ -240,6 +240,27 @@ def pad_edges(
     return tf.where(speech, shifted, tf.where(edge, noise, 0.0)), new_lengths
 
 
+def reverberate(waveform: tf.Tensor, rt60: tf.Tensor, rate: int, seed: tf.Tensor) -> tf.Tensor:
+    """`waveform` `[T]` heard in a room whose reverberation time is `rt60` seconds: convolved
+    (by FFT) with a synthetic impulse response, the direct sound then Gaussian noise decaying
+    60 dB in `rt60` (the usual late-reverberation model), cut to its own length and brought
+    back to its own RMS level. `seed`: a `[2]` stateless seed."""
+    rt60 = tf.maximum(tf.cast(rt60, tf.float32), 1e-3)
+    taps = tf.maximum(tf.cast(rt60 * rate, tf.int32), 1)
+    t = tf.range(taps, dtype=tf.float32) / float(rate)
+    tail = tf.random.stateless_normal([taps], seed) * tf.pow(10.0, -3.0 * t / rt60)
+    response = tf.concat([[1.0], 0.5 * tail / tf.sqrt(float(rate) * rt60 / 6.9)], 0)
+    n = tf.shape(waveform)[0]
+    size = 2 ** tf.cast(
+        tf.math.ceil(tf.math.log(tf.cast(n + taps + 1, tf.float32)) / math.log(2.0)), tf.int32
+    )
+    wet = tf.signal.irfft(
+        tf.signal.rfft(waveform, [size]) * tf.signal.rfft(response, [size]), [size]
+    )[:n]
+    level = tf.sqrt(tf.reduce_mean(tf.square(waveform)) / (tf.reduce_mean(tf.square(wet)) + 1e-12))
+    return wet * level
+
+
 def perturb(
     waveform: tf.Tensor,
     speed: float = 0.0,
@@ -249,6 +270,8 @@ def perturb(
     tempo: float = 0.0,
     pitch: float = 0.0,
     vtlp: float = 0.0,
+    reverb_rt60: float = 0.0,
+    sample_rate: int = 8000,
 ) -> tf.Tensor:
     """One training utterance `[T]`, changed at random (training only): played at a speed
     factor drawn from [1 - speed, 1 + speed] (tempo and pitch together, by linear
@@ -256,8 +279,9 @@ def perturb(
     within 1 +- `tempo`, its pitch alone within 1 +- `pitch`, its spectrum warped along
     frequency by a factor within 1 +- `vtlp` (vocal-tract-length perturbation; see
     `warping`), gained by up to +-`gain_db`, and with white noise at a signal-to-noise ratio
-    drawn from [noise_snr_db, noise_snr_db + 20] dB. 0 turns each off. `seed`: a `[2]`
-    stateless seed (one per utterance)."""
+    drawn from [noise_snr_db, noise_snr_db + 20] dB, after a room's reverberation of a time
+    drawn from [0, reverb_rt60] seconds (`reverberate`; `sample_rate` the waveform's). 0
+    turns each off. `seed`: a `[2]` stateless seed (one per utterance)."""
     seed = tf.zeros([2], tf.int64) if seed is None else tf.cast(seed, tf.int64)
     seeds = tf.random.experimental.stateless_split(seed, 4)
     # The later kinds draw from a seed of their own, so the first ones draw as they did.
@@ -276,6 +300,12 @@ def perturb(
         waveform = shift_pitch(waveform, factor(pitch, warps[1]))
     if vtlp:
         waveform = warp_vocal_tract(waveform, factor(vtlp, warps[2]))
+    if reverb_rt60:
+        room = tf.random.experimental.stateless_split(
+            tf.random.experimental.stateless_fold_in(seed, 2), 2
+        )
+        rt60 = tf.random.stateless_uniform([], room[0], 0.0, reverb_rt60)
+        waveform = reverberate(waveform, rt60, sample_rate, room[1])
     if gain_db:
         decibels = tf.random.stateless_uniform([], seeds[1], -gain_db, gain_db)
         waveform = waveform * tf.pow(10.0, decibels / 20.0)

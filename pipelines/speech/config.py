@@ -40,6 +40,10 @@ class SpeechDataConfig(DataConfig):
     fsdd_isolated_train: bool = False
     # Draw new training combinations every epoch instead of the fixed training manifest.
     fsdd_fresh_train: bool = False
+    # Folders (relative to the data dir, or absolute) of other speakers' recordings in
+    # FSDD's naming that join the training split whole, never dev or test: e.g. synthetic
+    # speakers (`python -m pipelines.speech.synth DST`).
+    fsdd_extra_train: list[str] = dataclasses.field(default_factory=list)
     # Speakers kept out of training and dev entirely (FSDD), e.g. [theo].
     test_speakers: list[str] = dataclasses.field(default_factory=list)
     prepared_dir: str = ""  # default: $TFPIPE_CACHE_DIR/speech, else ~/.cache/tfpipelines/speech
@@ -63,6 +67,14 @@ class SpeechModelConfig(CTCRecognizerConfig):
     tempo: float = 0.0
     pitch: float = 0.0
     vtlp: float = 0.0
+    # Where VTLP warps: features (each utterance's power spectrum before the mel filters,
+    # in the model, as Jaitly and Hinton did: one gather a batch) or waveform (a
+    # phase-vocoder resynthesis in the input pipeline, which halves training throughput on
+    # two CPU cores).
+    vtlp_domain: Literal["features", "waveform"] = "features"
+    # Room reverberation (training only; 0 = off): each utterance convolved with a synthetic
+    # impulse response of a reverberation time (RT60) drawn from 0 to this many seconds.
+    reverb_rt60: float = 0.0
     # Each utterance's log-mel features to zero mean and unit variance per mel bin over its
     # frames, in the graph (training and serving); false: the raw log-mel energies.
     utterance_norm: bool = True

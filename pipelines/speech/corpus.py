@@ -13,7 +13,12 @@ from pathlib import Path
 from pipelines.core.splits import hold_out
 from pipelines.core.textio import DataError
 from pipelines.speech.config import SpeechDataConfig
-from pipelines.speech.fsdd import build_connected, list_recordings, split_recordings
+from pipelines.speech.fsdd import (
+    build_connected,
+    list_extra_recordings,
+    list_recordings,
+    split_recordings,
+)
 from pipelines.speech.manifest import Manifest, Utterance, read_manifest
 
 SPLITS = ("train", "validation", "test")
@@ -25,6 +30,21 @@ def cache_root(prepared_dir: str = "") -> Path:
         return Path(prepared_dir).expanduser()
     base = os.environ.get("TFPIPE_CACHE_DIR")
     return (Path(base) if base else Path.home() / ".cache" / "tfpipelines") / "speech"
+
+
+def extra_training_folders(data_dir: Path, cfg: SpeechDataConfig) -> list[Path]:
+    """`data.fsdd_extra_train`, relative ones under the data dir."""
+    return [Path(f) if Path(f).is_absolute() else data_dir / f for f in cfg.fsdd_extra_train]
+
+
+def _folder_signature(folder: Path) -> dict:
+    """What identifies a folder of recordings for the cache: its place, files and size."""
+    files = sorted(folder.glob("*.wav"))
+    return {
+        "folder": str(folder.resolve()),
+        "files": len(files),
+        "bytes": sum(f.stat().st_size for f in files),
+    }
 
 
 def connected_digits(data_dir: Path, cfg: SpeechDataConfig) -> Path:
@@ -43,6 +63,9 @@ def connected_digits(data_dir: Path, cfg: SpeechDataConfig) -> Path:
         "rate": cfg.sample_rate,
         "joiner": 2,
     }  # 2: bare edges, digital silence
+    extra = extra_training_folders(data_dir, cfg)
+    if extra:  # only then: the corpora built before the option keep their keys
+        settings["extra_train"] = [_folder_signature(f) for f in extra]
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     root = cache_root(cfg.prepared_dir)
     target = root / f"fsdd-connected-{key}"
@@ -62,6 +85,7 @@ def connected_digits(data_dir: Path, cfg: SpeechDataConfig) -> Path:
             test_speakers=cfg.test_speakers,
             seed=cfg.fsdd_seed,
             isolated_train=cfg.fsdd_isolated_train,
+            extra_train=extra,
         )
         (tmp / "settings.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
         try:
@@ -78,7 +102,10 @@ def fsdd_training_recordings(data_dir: Path, cfg: SpeechDataConfig):
     """The single recordings the training split draws from (for fresh combinations)."""
     src = Path(cfg.fsdd) if Path(cfg.fsdd).is_absolute() else data_dir / cfg.fsdd
     splits = split_recordings(
-        list_recordings(src), test_speakers=cfg.test_speakers, seed=cfg.fsdd_seed
+        list_recordings(src),
+        test_speakers=cfg.test_speakers,
+        seed=cfg.fsdd_seed,
+        extra_train=list_extra_recordings(extra_training_folders(data_dir, cfg)),
     )
     return splits["train"]
 

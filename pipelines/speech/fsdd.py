@@ -69,11 +69,20 @@ def split_recordings(
     dev_fraction: float = 0.1,
     test_speakers: Sequence[str] = (),
     seed: int = 0,
+    extra_train: Sequence[Recording] = (),
 ) -> dict[str, list[Recording]]:
     """Recordings by split: `test` index 0-4 (all speakers); `train` and `dev` index 5-49
     of the other speakers, `dev` a `dev_fraction` share of each (speaker, digit) drawn by
-    `seed` (at least one where the share is above 0 and two or more recordings exist)."""
+    `seed` (at least one where the share is above 0 and two or more recordings exist).
+    `extra_train` (other speakers' recordings, e.g. synthetic ones) join `train` whole:
+    dev and test stay FSDD's own speakers."""
     known = {r.speaker for r in recordings}
+    shared = sorted(known & {r.speaker for r in extra_train})
+    if shared:
+        raise DataError(
+            f"{extra_train[0].path.parent}: speakers {', '.join(shared)} are FSDD's own "
+            "(extra training recordings need speakers of their own)"
+        )
     unknown = sorted(set(test_speakers) - known)
     if unknown:
         raise ValueError(
@@ -98,7 +107,13 @@ def split_recordings(
             n_dev = min(max(n_dev, 1), len(group) - 1)
         splits["dev"] += [group[i] for i in order[:n_dev]]
         splits["train"] += [group[i] for i in order[n_dev:]]
+    splits["train"] += list(extra_train)
     return splits
+
+
+def list_extra_recordings(folders: Sequence[Path]) -> list[Recording]:
+    """The recordings of every folder in `folders` (FSDD naming), in order."""
+    return [r for folder in folders for r in list_recordings(folder)]
 
 
 class DigitJoiner:
@@ -247,13 +262,21 @@ def build_connected(
     test_speakers: Sequence[str] = (),
     seed: int = 0,
     isolated_train: bool = False,
+    extra_train: Sequence[Path] = (),
 ) -> dict[str, int]:
     """Write the connected-digit corpus (see the module doc) from the FSDD folder `src`
     into `dst`; the same arguments give the same files. With `isolated_train`, the training
     manifest also holds every training recording alone (between drawn edges), the
-    isolated-word condition. Returns utterances per manifest."""
+    isolated-word condition. The recordings in the `extra_train` folders are training
+    recordings too (`split_recordings`). Returns utterances per manifest."""
     dst = Path(dst)
-    splits = split_recordings(list_recordings(src), dev_fraction, test_speakers, seed)
+    splits = split_recordings(
+        list_recordings(src),
+        dev_fraction,
+        test_speakers,
+        seed,
+        extra_train=list_extra_recordings(extra_train),
+    )
     counts = {"train": train, "dev": dev, "test": test}
     for offset, split in enumerate(("train", "dev", "test")):
         if counts[split] <= 0:
@@ -303,6 +326,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--isolated-train", action="store_true", help="also train on every training recording alone"
     )
+    parser.add_argument(
+        "--extra-train",
+        type=Path,
+        action="append",
+        default=[],
+        help="a folder of other speakers' recordings (FSDD naming) for training only; repeatable",
+    )
     args = parser.parse_args(argv)
     speakers = [s for s in args.test_speakers.split(",") if s]
     try:
@@ -320,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             speakers,
             args.seed,
             args.isolated_train,
+            args.extra_train,
         )
     except (DataError, ValueError) as exc:
         parser.exit(2, f"fsdd-connected: {exc}\n")

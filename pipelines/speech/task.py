@@ -94,6 +94,8 @@ class SpeechTask(Task):
             m.step_ms,
             m.n_mels,
             normalize=m.utterance_norm,
+            vtlp=m.vtlp if m.vtlp_domain == "features" else 0.0,
+            seed=self.config.train.seed,
             name="log_mel",
         )
 
@@ -189,6 +191,13 @@ class SpeechTask(Task):
         for key in ("tempo", "pitch", "vtlp"):
             if not 0.0 <= getattr(m, key) < 0.5:
                 raise ConfigError(f"model.{key} {getattr(m, key)}: 0 (off) to below 0.5")
+        if not 0.0 <= m.reverb_rt60 <= 2.0:
+            raise ConfigError(f"model.reverb_rt60 {m.reverb_rt60}: 0 (off) to 2 seconds")
+
+    def _waveform_vtlp(self) -> float:
+        """`model.vtlp` where the input pipeline applies it (`vtlp_domain: waveform`)."""
+        m = self.config.model
+        return m.vtlp if m.vtlp_domain == "waveform" else 0.0
 
     def _perturbed(self, ds: tf.data.Dataset) -> tf.data.Dataset:
         """Training `(waveform, length, transcript)` with `model.speed`, `gain_db`,
@@ -204,7 +213,9 @@ class SpeechTask(Task):
                 draw_seed,
                 tempo=m.tempo,
                 pitch=m.pitch,
-                vtlp=m.vtlp,
+                vtlp=self._waveform_vtlp(),
+                reverb_rt60=m.reverb_rt60,
+                sample_rate=self.config.data.sample_rate,
             )
             return waveform, tf.shape(waveform, out_type=example[1].dtype)[0], example[2]
 
@@ -217,7 +228,8 @@ class SpeechTask(Task):
         else:
             train = self._decoded(self._files(self.utterances["train"], training=True))
         m = self.config.model
-        if m.speed or m.gain_db or m.noise_snr_db or m.tempo or m.pitch or m.vtlp:
+        warps = m.tempo or m.pitch or self._waveform_vtlp() or m.reverb_rt60
+        if m.speed or m.gain_db or m.noise_snr_db or warps:
             train = self._perturbed(train)
         val = None
         if self.utterances["validation"]:

@@ -6,8 +6,8 @@ Tempo and the spectral warps are phase-vocoder resyntheses: an STFT (256-sample 
 every 64 samples), magnitudes moved along time or frequency, each bin's phase advanced at the
 instantaneous frequency it carries (scaled as the warp scales it), and overlap-add back. The
 factors are relative (no sample rate needed); VTLP's warp is piecewise linear in frequency
-(Jaitly and Hinton 2013), bending at `VTLP_BEND` of the Nyquist frequency so that the band
-edge stays where it is.
+(Jaitly and Hinton 2013), bending at `tfmodels.speech.features.VTLP_BEND` of the Nyquist
+frequency so that the band edge stays where it is.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import math
 
 import tensorflow as tf
 
+from tfmodels.speech.features import vtlp_source
+
 FRAME, HOP = 256, 64
-VTLP_BEND = 0.8  # share of the Nyquist frequency below which VTLP scales frequencies
 
 
 def play_at(waveform: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
@@ -100,15 +101,6 @@ def shift_pitch(waveform: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
     factor = tf.cast(factor, tf.float32)
     shifted = stretch_tempo(play_at(waveform, factor), 1.0 / factor)
     return _fit(shifted, tf.shape(waveform)[0])
-
-
-def vtlp_source(bins: tf.Tensor, factor: tf.Tensor, nyquist: float) -> tf.Tensor:
-    """Where each output frequency of VTLP by `factor` comes from (the inverse warp): below
-    the bend `f / factor`, above it a line to the Nyquist frequency, which stays put."""
-    bend = VTLP_BEND * nyquist * tf.minimum(factor, 1.0) / factor  # source frequency
-    top = bend * factor  # where the bend lands
-    above = nyquist - (nyquist - bins) * (nyquist - bend) / (nyquist - top)
-    return tf.where(bins <= top, bins / factor, above)
 
 
 def warp_vocal_tract(waveform: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:

