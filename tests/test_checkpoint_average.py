@@ -7,7 +7,12 @@ import keras
 import numpy as np
 
 from pipelines.core.callbacks import TrainingClock
-from pipelines.core.resume import TrainingCheckpoint, average_checkpoints, epoch_checkpoints
+from pipelines.core.resume import (
+    TrainingCheckpoint,
+    average_checkpoints,
+    average_checkpoints_if_better,
+    epoch_checkpoints,
+)
 
 
 class EpochWeights(keras.callbacks.Callback):
@@ -53,3 +58,28 @@ def test_without_averaging_only_the_newest_checkpoint_stays(tmp_path):
         x, x[:, :1], epochs=3, verbose=0, callbacks=[TrainingCheckpoint(folder, TrainingClock())]
     )
     assert [p.name for p in epoch_checkpoints(folder)] == ["epoch-0003"]
+
+
+def test_an_average_worse_than_the_final_weights_is_not_kept(tmp_path):
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    x = np.random.default_rng(1).normal(size=(64, 3)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    folder = tmp_path / "checkpoint"
+    checkpoint = TrainingCheckpoint(folder, TrainingClock(), keep=3)
+    model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[checkpoint])
+    final = [np.array(w) for w in model.get_weights()]
+
+    def loss() -> float:
+        return float(model.evaluate(x, y, verbose=0))
+
+    # Still improving fast: the mean of epochs 2-4 fits worse than epoch 4 alone.
+    epochs, before, after, kept = average_checkpoints_if_better(folder, model, 3, loss)
+    assert epochs == [2, 3, 4] and after > before and not kept
+    for got, want in zip(model.get_weights(), final, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+    # Judged by a loss that prefers the average, the average stays.
+    epochs, _, _, kept = average_checkpoints_if_better(folder, model, 3, lambda: -loss())
+    assert kept and not np.allclose(model.get_weights()[0], final[0])

@@ -1,7 +1,7 @@
 """Synthetic speakers (eSpeak NG from the espeakng-loader wheel): FSDD-named 8 kHz clips of
 each digit, trimmed, one voice per speaker, the same files for the same seed; extra
-training recordings join the training split only and reach the connected corpus and the
-pipeline's cache key."""
+training recordings come alone, once a pass, in the training split only, and reach the
+connected corpus and the pipeline's cache key."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ import pytest
 from pipelines.core.textio import DataError
 from pipelines.speech.config import SpeechDataConfig
 from pipelines.speech.corpus import connected_digits
-from pipelines.speech.fsdd import build_connected, list_recordings, split_recordings
+from pipelines.speech.fsdd import (
+    DigitJoiner,
+    build_connected,
+    list_extra_recordings,
+    list_recordings,
+    split_recordings,
+)
 from pipelines.speech.manifest import read_manifest
 from pipelines.speech.synth import speaker_voices, write_speakers
 from pipelines.speech.wavfile import read_wav, write_wav
@@ -75,15 +81,19 @@ def fsdd_like(folder: Path, speakers=("ann", "bob")) -> Path:
     return folder
 
 
-def test_extra_recordings_train_only_and_never_share_a_speaker(synthetic, tmp_path):
+def test_extra_recordings_come_alone_once_a_pass_and_never_share_a_speaker(synthetic, tmp_path):
     fsdd = list_recordings(fsdd_like(tmp_path / "fsdd"))
-    extra = list_recordings(synthetic)
-    splits = split_recordings(fsdd, 0.2, seed=1, extra_train=extra)
-    plain = split_recordings(fsdd, 0.2, seed=1)
-    assert splits["dev"] == plain["dev"] and splits["test"] == plain["test"]
-    assert splits["train"] == plain["train"] + extra
+    extra = list_extra_recordings([synthetic], fsdd)
+    assert len(extra) == 40
+    splits = split_recordings(fsdd, 0.2, seed=1)
+    joiner = DigitJoiner(splits["train"], seed=2, alone=extra)
+    assert joiner.speakers == ["ann", "bob"]  # connected draws: FSDD's speakers only
+    drawn = list(joiner.draws(30))
+    assert len(drawn) == joiner.pass_size(30) == 70
+    synthetic_ones = [d for d in drawn if d[2].startswith("synth")]
+    assert len(synthetic_ones) == 40 and all(" " not in t for _, t, _ in synthetic_ones)
     with pytest.raises(DataError, match="ann"):
-        split_recordings(fsdd, 0.2, extra_train=list_recordings(fsdd_like(tmp_path / "x")))
+        list_extra_recordings([fsdd_like(tmp_path / "x")], fsdd)
 
 
 def test_connected_corpus_and_cache_key_take_the_extra_folder(synthetic, tmp_path):
@@ -97,6 +107,8 @@ def test_connected_corpus_and_cache_key_take_the_extra_folder(synthetic, tmp_pat
     }
     assert {"synth00", "synth01"} <= speakers["train"]
     assert speakers["dev"] | speakers["test"] <= {"ann", "bob"}
+    train = read_manifest(tmp_path / "c" / "train.tsv").utterances
+    assert len(train) == 60 + 40  # the connected draws, then each extra recording alone
 
     cfg = SpeechDataConfig(
         fsdd="fsdd", fsdd_train=6, fsdd_dev=2, fsdd_test=2, prepared_dir=str(tmp_path / "cache")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -124,6 +125,26 @@ def average_checkpoints(folder: Path, model: keras.Model, count: int) -> list[in
         ]
     )
     return [json.loads((p / STATE).read_text(encoding="utf-8"))["epoch"] for p in chosen]
+
+
+def average_checkpoints_if_better(
+    folder: Path, model: keras.Model, count: int, loss: Callable[[], float]
+) -> tuple[list[int], float, float, bool]:
+    """`average_checkpoints`, kept only where `loss()` (lower is better, e.g. the
+    validation loss) of the averaged weights is no worse than of the weights training
+    ended with; otherwise those are put back. Averaging helps a model that has settled,
+    and hurts one the budget stopped while it was still improving fast. Returns (epochs
+    averaged, loss before, loss averaged, whether the average was kept)."""
+    before_weights = model.get_weights()
+    before = float(loss())
+    epochs = average_checkpoints(folder, model, count)
+    if not epochs:
+        return [], before, before, False
+    after = float(loss())
+    if after > before:
+        model.set_weights(before_weights)
+        return epochs, before, after, False
+    return epochs, before, after, True
 
 
 def _floating(array: np.ndarray) -> bool:

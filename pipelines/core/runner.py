@@ -239,12 +239,7 @@ def fit(ctx: RunContext, extra_callbacks: Sequence[Any] = ()) -> Fitted:
         TrainingClock,
     )
     from pipelines.core.multiworker import fit_multiworker, per_worker_steps, weights_digest
-    from pipelines.core.resume import (
-        TrainingCheckpoint,
-        average_checkpoints,
-        clock_file,
-        restore_training,
-    )
+    from pipelines.core.resume import TrainingCheckpoint, clock_file, restore_training
     from pipelines.core.schedules import build_optimizer, build_schedule, time_budget
     from pipelines.core.strategy import scaled
     from pipelines.core.tracking import MlflowEpochLogger
@@ -372,15 +367,47 @@ def fit(ctx: RunContext, extra_callbacks: Sequence[Any] = ()) -> Fitted:
         )
         ctx.tracker.set_tags({"final_weights_sha256": digest})
     if tc.average_last_epochs > 1:
-        averaged = average_checkpoints(checkpoint_dir, model, tc.average_last_epochs)
-        print(f"[{ctx.pipeline}] weights averaged over epochs {averaged}", flush=True)
-        ctx.tracker.set_tags({"averaged_epochs": ",".join(map(str, averaged))})
+        _average_last_epochs(ctx, model, checkpoint_dir, val_ds)
     return Fitted(
         model,
         clock.elapsed,
         initial_epoch + epochs_run,
         tracking_logger.keys,
         timer.examples_per_second(),
+    )
+
+
+def _average_last_epochs(ctx: RunContext, model, checkpoint_dir: Path, val_ds) -> None:
+    """`train.average_last_epochs`: the mean of the last epochs' weights, kept where its
+    validation loss is no worse than that of the weights training ended with (always, with
+    no validation data or under a multi-worker strategy, where `evaluate` does not run)."""
+    from pipelines.core.resume import average_checkpoints, average_checkpoints_if_better
+
+    count = ctx.config.train.average_last_epochs
+    if val_ds is None or ctx.worker is not None:
+        averaged = average_checkpoints(checkpoint_dir, model, count)
+        print(f"[{ctx.pipeline}] weights averaged over epochs {averaged}", flush=True)
+        ctx.tracker.set_tags({"averaged_epochs": ",".join(map(str, averaged))})
+        return
+
+    def val_loss() -> float:
+        return model.evaluate(val_ds, verbose=0, return_dict=True)["loss"]
+
+    averaged, before, after, kept = average_checkpoints_if_better(
+        checkpoint_dir, model, count, val_loss
+    )
+    verdict = "kept" if kept else "not kept (worse): the final weights stay"
+    print(
+        f"[{ctx.pipeline}] weights averaged over epochs {averaged}: val_loss {after:.4f} "
+        f"against {before:.4f}, {verdict}",
+        flush=True,
+    )
+    ctx.tracker.set_tags(
+        {
+            "averaged_epochs": ",".join(map(str, averaged)) if kept else "",
+            "average.val_loss": f"{after:.4f}",
+            "average.final_val_loss": f"{before:.4f}",
+        }
     )
 
 

@@ -41,8 +41,9 @@ class SpeechDataConfig(DataConfig):
     # Draw new training combinations every epoch instead of the fixed training manifest.
     fsdd_fresh_train: bool = False
     # Folders (relative to the data dir, or absolute) of other speakers' recordings in
-    # FSDD's naming that join the training split whole, never dev or test: e.g. synthetic
-    # speakers (`python -m pipelines.speech.synth DST`).
+    # FSDD's naming that join the training split alone, each once an epoch (never joined
+    # into connected utterances, never in dev or test): e.g. synthetic speakers
+    # (`python -m pipelines.speech.synth DST`).
     fsdd_extra_train: list[str] = dataclasses.field(default_factory=list)
     # Speakers kept out of training and dev entirely (FSDD), e.g. [theo].
     test_speakers: list[str] = dataclasses.field(default_factory=list)

@@ -99,15 +99,12 @@ def connected_digits(data_dir: Path, cfg: SpeechDataConfig) -> Path:
 
 
 def fsdd_training_recordings(data_dir: Path, cfg: SpeechDataConfig):
-    """The single recordings the training split draws from (for fresh combinations)."""
+    """(the single recordings the training split joins, the extra ones it uses alone), for
+    fresh combinations."""
     src = Path(cfg.fsdd) if Path(cfg.fsdd).is_absolute() else data_dir / cfg.fsdd
-    splits = split_recordings(
-        list_recordings(src),
-        test_speakers=cfg.test_speakers,
-        seed=cfg.fsdd_seed,
-        extra_train=list_extra_recordings(extra_training_folders(data_dir, cfg)),
-    )
-    return splits["train"]
+    fsdd = list_recordings(src)
+    splits = split_recordings(fsdd, test_speakers=cfg.test_speakers, seed=cfg.fsdd_seed)
+    return splits["train"], list_extra_recordings(extra_training_folders(data_dir, cfg), fsdd)
 
 
 def read_splits(

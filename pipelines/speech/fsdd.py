@@ -69,20 +69,11 @@ def split_recordings(
     dev_fraction: float = 0.1,
     test_speakers: Sequence[str] = (),
     seed: int = 0,
-    extra_train: Sequence[Recording] = (),
 ) -> dict[str, list[Recording]]:
     """Recordings by split: `test` index 0-4 (all speakers); `train` and `dev` index 5-49
     of the other speakers, `dev` a `dev_fraction` share of each (speaker, digit) drawn by
-    `seed` (at least one where the share is above 0 and two or more recordings exist).
-    `extra_train` (other speakers' recordings, e.g. synthetic ones) join `train` whole:
-    dev and test stay FSDD's own speakers."""
+    `seed` (at least one where the share is above 0 and two or more recordings exist)."""
     known = {r.speaker for r in recordings}
-    shared = sorted(known & {r.speaker for r in extra_train})
-    if shared:
-        raise DataError(
-            f"{extra_train[0].path.parent}: speakers {', '.join(shared)} are FSDD's own "
-            "(extra training recordings need speakers of their own)"
-        )
     unknown = sorted(set(test_speakers) - known)
     if unknown:
         raise ValueError(
@@ -107,13 +98,26 @@ def split_recordings(
             n_dev = min(max(n_dev, 1), len(group) - 1)
         splits["dev"] += [group[i] for i in order[:n_dev]]
         splits["train"] += [group[i] for i in order[n_dev:]]
-    splits["train"] += list(extra_train)
     return splits
 
 
-def list_extra_recordings(folders: Sequence[Path]) -> list[Recording]:
-    """The recordings of every folder in `folders` (FSDD naming), in order."""
-    return [r for folder in folders for r in list_recordings(folder)]
+def list_extra_recordings(
+    folders: Sequence[Path], fsdd: Sequence[Recording] = ()
+) -> list[Recording]:
+    """The recordings of every folder in `folders` (FSDD naming), in order: other speakers'
+    (e.g. synthetic ones) for training only. A speaker of `fsdd` among them is refused."""
+    known = {r.speaker for r in fsdd}
+    out = []
+    for folder in folders:
+        found = list_recordings(folder)
+        shared = sorted(known & {r.speaker for r in found})
+        if shared:
+            raise DataError(
+                f"{folder}: speakers {', '.join(shared)} are FSDD's own "
+                "(extra training recordings need speakers of their own)"
+            )
+        out += found
+    return out
 
 
 class DigitJoiner:
@@ -125,7 +129,10 @@ class DigitJoiner:
     after a noisy lead-in misreads clips that start on the first sample or pad with zeros.
 
     `draw()` gives one `(waveform float32, transcript, speaker)`; `dataset()` a tf.data
-    stream of fresh draws, so training can see new combinations every epoch.
+    stream of fresh draws, so training can see new combinations every epoch. `alone`
+    recordings (other speakers', e.g. synthetic ones) are never joined: each comes once a
+    pass, alone between drawn edges, so that they add voices without taking the connected
+    utterances' place.
     """
 
     def __init__(
@@ -139,6 +146,7 @@ class DigitJoiner:
         seed: int | Sequence[int] = 0,
         digital_silence: float = 0.25,
         bare_edge: float = 0.25,
+        alone: Sequence[Recording] = (),
     ):
         if not recordings:
             raise ValueError("DigitJoiner: no recordings")
@@ -152,11 +160,13 @@ class DigitJoiner:
         self.rng = np.random.default_rng(seed)
         self.audio: dict[Path, np.ndarray] = {}
         self.by_speaker: dict[str, list[Recording]] = collections.defaultdict(list)
-        for r in recordings:
+        self.alone = list(alone)
+        for r in [*recordings, *self.alone]:
             samples, rate = read_wav(r.path)
             if rate != sample_rate:
                 raise DataError(f"{r.path}: {rate} Hz, expected {sample_rate} Hz")
             self.audio[r.path] = samples
+        for r in recordings:
             self.by_speaker[r.speaker].append(r)
         self.speakers = sorted(self.by_speaker)
 
@@ -191,15 +201,22 @@ class DigitJoiner:
         parts = [self._edge(), self.audio[recording.path], self._edge()]
         return np.concatenate(parts), DIGIT_WORDS[recording.digit], recording.speaker
 
+    def pass_size(self, count: int, singles: bool = False) -> int:
+        """Utterances in one pass of `draws(count, singles)`."""
+        own = sum(len(v) for v in self.by_speaker.values()) if singles else 0
+        return count + own + len(self.alone)
+
     def draws(self, count: int, singles: bool = False) -> Iterator[tuple[np.ndarray, str, str]]:
-        """`count` connected draws and, with `singles`, every recording once alone, in a
-        random order."""
-        if not singles:  # the draws of a corpus built without singles stay as they were
+        """`count` connected draws and, with `singles`, every recording once alone (the
+        `alone` ones always), in a random order."""
+        if not singles and not self.alone:  # such corpora's draws stay as they were
             for _ in range(count):
                 yield self.draw()
             return
         plan: list[Recording | None] = [None] * count
-        plan += [r for speaker in self.speakers for r in self.by_speaker[speaker]]
+        if singles:
+            plan += [r for speaker in self.speakers for r in self.by_speaker[speaker]]
+        plan += self.alone
         for i in self.rng.permutation(len(plan)):
             yield self.draw() if plan[i] is None else self.single(plan[i])
 
@@ -226,7 +243,7 @@ def _write_split(
     folder = dst / split
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    total = count + (len(joiner.audio) if singles else 0)
+    total = joiner.pass_size(count, singles)
     draws = joiner.draws(count, singles)
     for n, (waveform, transcript, speaker) in enumerate(
         tqdm(draws, total=total, desc=f"fsdd {split}", unit="utt")
@@ -267,16 +284,13 @@ def build_connected(
     """Write the connected-digit corpus (see the module doc) from the FSDD folder `src`
     into `dst`; the same arguments give the same files. With `isolated_train`, the training
     manifest also holds every training recording alone (between drawn edges), the
-    isolated-word condition. The recordings in the `extra_train` folders are training
-    recordings too (`split_recordings`). Returns utterances per manifest."""
+    isolated-word condition. The recordings in the `extra_train` folders (other speakers')
+    join the training manifest alone, each once (`DigitJoiner`'s `alone`); dev and test
+    stay FSDD's. Returns utterances per manifest."""
     dst = Path(dst)
-    splits = split_recordings(
-        list_recordings(src),
-        dev_fraction,
-        test_speakers,
-        seed,
-        extra_train=list_extra_recordings(extra_train),
-    )
+    fsdd = list_recordings(src)
+    splits = split_recordings(fsdd, dev_fraction, test_speakers, seed)
+    extra = list_extra_recordings(extra_train, fsdd)
     counts = {"train": train, "dev": dev, "test": test}
     for offset, split in enumerate(("train", "dev", "test")):
         if counts[split] <= 0:
@@ -284,7 +298,14 @@ def build_connected(
         if not splits[split]:
             raise DataError(f"{src}: no recordings for the {split} split")
         joiner = DigitJoiner(
-            splits[split], SAMPLE_RATE, min_digits, max_digits, gap_ms, noise, seed=[seed, offset]
+            splits[split],
+            SAMPLE_RATE,
+            min_digits,
+            max_digits,
+            gap_ms,
+            noise,
+            seed=[seed, offset],
+            alone=extra if split == "train" else (),
         )
         counts[split] = _write_split(
             joiner, dst, split, counts[split], singles=isolated_train and split == "train"

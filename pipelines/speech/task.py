@@ -172,11 +172,13 @@ class SpeechTask(Task):
         `data.fsdd_isolated_train` every recording alone), as `(waveform, length,
         transcript)`."""
         d = self.config.data
+        recordings, extra = fsdd_training_recordings(self.data_dir, d)
         joiner = DigitJoiner(
-            fsdd_training_recordings(self.data_dir, d),
+            recordings,
             d.sample_rate,
             max_digits=d.fsdd_max_digits,
             seed=[self.config.train.seed, 1000],
+            alone=extra,
         )
         return joiner.dataset(d.fsdd_train, singles=d.fsdd_isolated_train).map(
             lambda w, t: (w, tf.shape(w, out_type=tf.int32)[0], t)
