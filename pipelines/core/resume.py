@@ -128,13 +128,17 @@ def average_checkpoints(folder: Path, model: keras.Model, count: int) -> list[in
 
 
 def average_checkpoints_if_better(
-    folder: Path, model: keras.Model, count: int, loss: Callable[[], float]
-) -> tuple[list[int], float, float, bool]:
+    folder: Path, model: keras.Model, count: int, loss: Callable[[], float] | None
+) -> tuple[list[int], float | None, float | None, bool]:
     """`average_checkpoints`, kept only where `loss()` (lower is better, e.g. the
     validation loss) of the averaged weights is no worse than of the weights training
     ended with; otherwise those are put back. Averaging helps a model that has settled,
-    and hurts one the budget stopped while it was still improving fast. Returns (epochs
-    averaged, loss before, loss averaged, whether the average was kept)."""
+    and hurts one the budget stopped while it was still improving fast. Without `loss`
+    the average is always kept. Returns (epochs averaged, loss before, loss averaged,
+    whether the average was kept)."""
+    if loss is None:
+        epochs = average_checkpoints(folder, model, count)
+        return epochs, None, None, bool(epochs)
     before_weights = model.get_weights()
     before = float(loss())
     epochs = average_checkpoints(folder, model, count)

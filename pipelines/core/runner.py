@@ -381,34 +381,24 @@ def _average_last_epochs(ctx: RunContext, model, checkpoint_dir: Path, val_ds) -
     """`train.average_last_epochs`: the mean of the last epochs' weights, kept where its
     validation loss is no worse than that of the weights training ended with (always, with
     no validation data or under a multi-worker strategy, where `evaluate` does not run)."""
-    from pipelines.core.resume import average_checkpoints, average_checkpoints_if_better
-
-    count = ctx.config.train.average_last_epochs
-    if val_ds is None or ctx.worker is not None:
-        averaged = average_checkpoints(checkpoint_dir, model, count)
-        print(f"[{ctx.pipeline}] weights averaged over epochs {averaged}", flush=True)
-        ctx.tracker.set_tags({"averaged_epochs": ",".join(map(str, averaged))})
-        return
+    from pipelines.core.resume import average_checkpoints_if_better
 
     def val_loss() -> float:
         return model.evaluate(val_ds, verbose=0, return_dict=True)["loss"]
 
+    judged = val_ds is not None and ctx.worker is None
     averaged, before, after, kept = average_checkpoints_if_better(
-        checkpoint_dir, model, count, val_loss
+        checkpoint_dir, model, ctx.config.train.average_last_epochs, val_loss if judged else None
     )
-    verdict = "kept" if kept else "not kept (worse): the final weights stay"
-    print(
-        f"[{ctx.pipeline}] weights averaged over epochs {averaged}: val_loss {after:.4f} "
-        f"against {before:.4f}, {verdict}",
-        flush=True,
-    )
-    ctx.tracker.set_tags(
-        {
-            "averaged_epochs": ",".join(map(str, averaged)) if kept else "",
-            "average.val_loss": f"{after:.4f}",
-            "average.final_val_loss": f"{before:.4f}",
-        }
-    )
+    tags = {"averaged_epochs": ",".join(map(str, averaged)) if kept else ""}
+    verdict = ""
+    if judged:
+        verdict = f": val_loss {after:.4f} against {before:.4f}, " + (
+            "kept" if kept else "not kept (worse): the final weights stay"
+        )
+        tags.update({"average.val_loss": f"{after:.4f}", "average.final_val_loss": f"{before:.4f}"})
+    print(f"[{ctx.pipeline}] weights averaged over epochs {averaged}{verdict}", flush=True)
+    ctx.tracker.set_tags(tags)
 
 
 def minimizes(task, metric: str) -> bool:

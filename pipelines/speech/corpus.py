@@ -32,9 +32,14 @@ def cache_root(prepared_dir: str = "") -> Path:
     return (Path(base) if base else Path.home() / ".cache" / "tfpipelines") / "speech"
 
 
+def _under(data_dir: Path, folder: str) -> Path:
+    """A config's folder: absolute as it is, relative ones under the data dir."""
+    return Path(folder) if Path(folder).is_absolute() else data_dir / folder
+
+
 def extra_training_folders(data_dir: Path, cfg: SpeechDataConfig) -> list[Path]:
     """`data.fsdd_extra_train`, relative ones under the data dir."""
-    return [Path(f) if Path(f).is_absolute() else data_dir / f for f in cfg.fsdd_extra_train]
+    return [_under(data_dir, f) for f in cfg.fsdd_extra_train]
 
 
 def _folder_signature(folder: Path) -> dict:
@@ -50,7 +55,7 @@ def _folder_signature(folder: Path) -> dict:
 def connected_digits(data_dir: Path, cfg: SpeechDataConfig) -> Path:
     """The connected-digit corpus of `cfg` (built on first use; the same settings find the
     same folder). Built in a hidden folder beside its place and renamed when complete."""
-    src = Path(cfg.fsdd) if Path(cfg.fsdd).is_absolute() else data_dir / cfg.fsdd
+    src = _under(data_dir, cfg.fsdd)
     settings = {
         "src": str(src.resolve()),
         "train": cfg.fsdd_train,
@@ -101,7 +106,7 @@ def connected_digits(data_dir: Path, cfg: SpeechDataConfig) -> Path:
 def fsdd_training_recordings(data_dir: Path, cfg: SpeechDataConfig):
     """(the single recordings the training split joins, the extra ones it uses alone), for
     fresh combinations."""
-    src = Path(cfg.fsdd) if Path(cfg.fsdd).is_absolute() else data_dir / cfg.fsdd
+    src = _under(data_dir, cfg.fsdd)
     fsdd = list_recordings(src)
     splits = split_recordings(fsdd, test_speakers=cfg.test_speakers, seed=cfg.fsdd_seed)
     return splits["train"], list_extra_recordings(extra_training_folders(data_dir, cfg), fsdd)
