@@ -45,3 +45,13 @@ def segmentation_run(tmp_path_factory):
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
             trained.touch()
     return workdir
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    """Each test starts in float32: a run in mixed precision sets Keras' global dtype policy,
+    which would otherwise leak into the next test of the same worker."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    yield
