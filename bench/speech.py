@@ -162,7 +162,6 @@ def _percent(rate: float | None, digits: int = 3) -> float | None:
 
 def speaker_folds(args) -> int:
     """Leave-one-speaker-out: a run per FSDD speaker trained without them, scored on them."""
-    import statistics
     from pathlib import Path
 
     from pipelines.speech.corpus import read_splits
@@ -206,20 +205,28 @@ def speaker_folds(args) -> int:
                 100 * isolated_accuracy([u.transcript for u in own], transcribe(own)), 2
             )
         folds[speaker] = {**fold, **common.run_figures(result)}
+        # Written after every fold: a six-fold run takes hours, and one cut short keeps its folds.
+        common.write_report(_folds_report(args, folds, len(speakers)), args.out)
+    return 0
+
+
+def _folds_report(args, folds: dict[str, dict], speakers: int) -> dict:
+    """The leave-one-speaker-out report of the folds done so far (all of them at the end)."""
+    import statistics
+
     held_out = {s: f["wer_held_out"] for s, f in folds.items() if f["wer_held_out"] is not None}
-    worst = max(held_out, key=held_out.get)
-    report = {
+    worst = max(held_out, key=held_out.get) if held_out else None
+    return {
         "benchmark": "speech-speaker-folds",
         "config": args.config,
         "minutes_per_fold": args.minutes,
+        "folds_done": f"{len(folds)} of {speakers}",
         "folds": folds,
-        "wer_held_out_mean": round(statistics.mean(held_out.values()), 3),
-        "wer_held_out_worst": held_out[worst],
+        "wer_held_out_mean": round(statistics.mean(held_out.values()), 3) if held_out else None,
+        "wer_held_out_worst": held_out.get(worst),
         "worst_speaker": worst,
         "overrides": args.set,
     }
-    common.write_report(report, args.out)
-    return 0
 
 
 def _fold_dir(workdir: str | None, speaker: str) -> str | None:
