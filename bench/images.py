@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--config is required (e.g. configs/images-cifar10-resnet14.yaml)")
     config, result, export_dir = common.train_or_export("images", args)
 
-    import keras
     import tensorflow as tf
 
+    from pipelines.core.precision import keras_policy
     from pipelines.images.task import ImagesTask
 
     if result is None:
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     report.update(
         {
-            "mixed_precision": keras.mixed_precision.global_policy().name,
+            "mixed_precision": keras_policy(config.train.mixed_precision),
             "fused_batch_norm": config.model.fused_batch_norm,
             "schedule": config.train.schedule.name,
             "minutes_budget": config.train.max_minutes,

@@ -49,8 +49,9 @@ def segmentation_run(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _float32_policy():
-    """Each test starts in float32: a run in mixed precision sets Keras' global dtype policy,
-    which would otherwise leak into the next test of the same worker."""
+    """Each test starts in float32: `run_pipeline` gives back the caller's dtype policy, but
+    a kept model loaded in its serving precision (`load_trained_model`) or a test that sets a
+    policy itself would otherwise leave it to the next test of the same worker."""
     import keras
 
     keras.mixed_precision.set_global_policy("float32")

@@ -39,16 +39,27 @@ def in_serving_precision(task, model, config: cfgmod.PipelineConfig):
     """`model`, or, when `export.mixed_precision` resolves to another policy than the
     training's, the same weights in a model built under it (variables stay float32 under a
     mixed policy, so they carry over as they are), with that policy set while it is in use."""
-    import keras
-
     policy, trained = serving_precision(config), keras_policy(config.train.mixed_precision)
     if policy == trained:
         yield model
         return
-    keras.mixed_precision.set_global_policy(policy)
-    try:
+    with global_policy(policy):
         served = task.build_model()
         served.set_weights(model.get_weights())
         yield served
+
+
+@contextlib.contextmanager
+def global_policy(policy: str | None = None):
+    """Keras' global dtype policy set to `policy` (a Keras policy name; unchanged when None)
+    while in use, and the caller's again after: a run, or a model built in another precision,
+    leaves the process in the precision it found. Usable as a decorator."""
+    import keras
+
+    before = keras.mixed_precision.global_policy()
+    if policy is not None:
+        keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
     finally:
-        keras.mixed_precision.set_global_policy(trained)
+        keras.mixed_precision.set_global_policy(before)

@@ -28,7 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.core import config as cfgmod
-from pipelines.core.precision import in_serving_precision, serving_precision, setup_precision
+from pipelines.core.precision import (
+    global_policy,
+    in_serving_precision,
+    serving_precision,
+    setup_precision,
+)
 from pipelines.core.registry import get_task_class
 from pipelines.core.run_layout import (
     CHECKPOINT_DIR,
@@ -99,6 +104,7 @@ def load_task_config(
     return config
 
 
+@global_policy()  # the caller's dtype policy again after the run's own
 def run_pipeline(
     pipeline: str,
     config: cfgmod.PipelineConfig,

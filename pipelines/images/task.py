@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.core.precision import global_policy
 from pipelines.core.task import (
     DEFAULT_SIGNATURE,
     EVAL_BATCH,
@@ -259,12 +260,8 @@ class ImagesTask(ImageFileRequests, Task):
 
     def logits_model(self, model: keras.Model) -> keras.Model:
         """A float32 copy of `model` that outputs logits, for gradient-based explanations."""
-        policy = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy("float32")
-        try:
+        with global_policy("float32"):
             copy = self.build_model()
-        finally:
-            keras.mixed_precision.set_global_policy(policy)
         copy.set_weights(model.get_weights())
         return keras.Model(copy.inputs, copy.get_layer("logits").output, name=model.name)
 
