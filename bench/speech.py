@@ -17,9 +17,10 @@ without them (`data.test_speakers=[S]`, `--minutes` each) is scored on their tes
 utterances (WER, isolated digits) and, as a reference, on the other speakers' ones; the
 report gives each speaker's held-out WER, their mean and the worst. No timing.
 
-With `--synthetic-speakers N`: N synthetic speakers of the digits (eSpeak NG, made here by
-`pipelines.speech.synth`, `--synthetic-per-digit` recordings a digit each) join every run's
-training split (`data.fsdd_extra_train`); dev and test stay FSDD's.
+With `--synthetic-speakers N`: N synthetic speakers of the digits (`--synthetic-engine`
+kokoro or espeak, made here by `pipelines.speech.synth`, `--synthetic-per-digit` recordings
+a digit each) join every run's training split (`data.fsdd_extra_train`); dev and test stay
+FSDD's.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         "--synthetic-speakers",
         type=int,
         default=0,
-        help="synthetic speakers (eSpeak NG) added to training",
+        help="synthetic speakers added to training",
     )
     p.add_argument("--synthetic-per-digit", type=int, default=45)
+    p.add_argument("--synthetic-engine", choices=("kokoro", "espeak"), default="kokoro")
     args = p.parse_args(argv)
     if args.synthetic_speakers:
         args.set = [*args.set, f"data.fsdd_extra_train=[{synthetic_speakers(args)}]"]
@@ -130,10 +132,15 @@ def synthetic_speakers(args) -> str:
     from pipelines.speech.synth import write_speakers
 
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-synth-"))
-    folder = root / f"synthetic-{args.synthetic_speakers}x{args.synthetic_per_digit}"
+    engine, count, per_digit = (
+        args.synthetic_engine,
+        args.synthetic_speakers,
+        args.synthetic_per_digit,
+    )
+    folder = root / f"synthetic-{engine}-{count}x{per_digit}"
     done = folder / ".complete"
     if not done.exists():
-        write_speakers(folder, args.synthetic_speakers, args.synthetic_per_digit)
+        write_speakers(folder, count, per_digit, engine=engine)
         done.touch()
     return str(folder.resolve())
 
@@ -178,8 +185,11 @@ def speaker_folds(args) -> int:
     src = Path(base.data.fsdd)
     src = src if src.is_absolute() else common.data_dir(args) / src
     speakers = sorted({r.speaker for r in list_recordings(src)})
-    folds = {}
+    folds = _folds_done(args)
     for speaker in speakers:
+        if speaker in folds:
+            print(f"[bench] fold {speaker}: kept from {args.out}")
+            continue
         print(
             f"[bench] fold {speaker}: training on {', '.join(s for s in speakers if s != speaker)}"
         )
@@ -208,6 +218,25 @@ def speaker_folds(args) -> int:
         # Written after every fold: a six-fold run takes hours, and one cut short keeps its folds.
         common.write_report(_folds_report(args, folds, len(speakers)), args.out)
     return 0
+
+
+def _folds_done(args) -> dict[str, dict]:
+    """The folds an earlier, cut-short run of the same command wrote to `--out`: a rerun
+    goes on from there (and the cut fold resumes from its checkpoint in `--workdir`)."""
+    import json
+    from pathlib import Path
+
+    out = Path(args.out) if args.out else None
+    if out is None or not out.exists():
+        return {}
+    report = json.loads(out.read_text())
+    same = (
+        report.get("benchmark") == "speech-speaker-folds"
+        and report.get("config") == args.config
+        and report.get("minutes_per_fold") == args.minutes
+        and report.get("overrides") == args.set
+    )
+    return dict(report.get("folds", {})) if same else {}
 
 
 def _folds_report(args, folds: dict[str, dict], speakers: int) -> dict:

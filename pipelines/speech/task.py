@@ -96,6 +96,7 @@ class SpeechTask(Task):
             normalize=m.utterance_norm,
             vtlp=m.vtlp if m.vtlp_domain == "features" else 0.0,
             seed=self.config.train.seed,
+            cepstra=m.cepstra,
             name="log_mel",
         )
 

@@ -56,7 +56,10 @@ class LogMelSpectrogram(keras.layers.Layer):
     variance per mel bin over its valid frames (speaker and channel level removed), and
     frames beyond each length are 0. With `vtlp` > 0 and `training=True`, each utterance's
     spectrum is warped along frequency by a factor uniform in `[1 - vtlp, 1 + vtlp]`
-    (`warp_spectrum`) before the mel filters; serving is never warped.
+    (`warp_spectrum`) before the mel filters; serving is never warped. With `cepstra` > 0,
+    each frame's log-mel energies are smoothed along frequency: only their first `cepstra`
+    cepstral coefficients (DCT-II) are kept and turned back into mel bins, so the spectral
+    envelope (formants) stays and the harmonics of the speaker's pitch go.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         floor: float = 1e-6,
         vtlp: float = 0.0,
         seed: int | None = None,
+        cepstra: int = 0,
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")  # stays float32 under mixed precision
@@ -90,6 +94,9 @@ class LogMelSpectrogram(keras.layers.Layer):
         self.floor = float(floor)
         self.vtlp = float(vtlp)
         self.seed = seed
+        self.cepstra = int(cepstra)
+        if not 0 <= self.cepstra <= self.n_mels:
+            raise ValueError(f"LogMelSpectrogram: cepstra {cepstra} must lie in [0, n_mels]")
         if not 0.0 <= self.vtlp < 1.0:
             raise ValueError(f"LogMelSpectrogram: vtlp {vtlp} must lie in [0, 1)")
         # Only when warping: a layer without it keeps the weights of earlier models.
@@ -123,6 +130,10 @@ class LogMelSpectrogram(keras.layers.Layer):
             )
             power = warp_spectrum(power, factors)
         features = tf.math.log(tf.matmul(power, mel) + self.floor)
+        if self.cepstra and self.cepstra < self.n_mels:
+            keep = tf.constant([1.0] * self.cepstra + [0.0] * (self.n_mels - self.cepstra))
+            cepstrum = tf.signal.dct(features, type=2, norm="ortho") * keep
+            features = tf.signal.idct(cepstrum, type=2, norm="ortho")
         frames = self.frame_lengths(lengths)
         mask = tf.sequence_mask(frames, tf.shape(features)[1], tf.float32)[:, :, None]
         if self.normalize:
@@ -154,4 +165,5 @@ class LogMelSpectrogram(keras.layers.Layer):
             "floor": self.floor,
             "vtlp": self.vtlp,
             "seed": self.seed,
+            "cepstra": self.cepstra,
         }
