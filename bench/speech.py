@@ -132,15 +132,11 @@ def synthetic_speakers(args) -> str:
     from pipelines.speech.synth import write_speakers
 
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-synth-"))
-    engine, count, per_digit = (
-        args.synthetic_engine,
-        args.synthetic_speakers,
-        args.synthetic_per_digit,
-    )
-    folder = root / f"synthetic-{engine}-{count}x{per_digit}"
+    count, per_digit = args.synthetic_speakers, args.synthetic_per_digit
+    folder = root / f"synthetic-{args.synthetic_engine}-{count}x{per_digit}"
     done = folder / ".complete"
     if not done.exists():
-        write_speakers(folder, count, per_digit, engine=engine)
+        write_speakers(folder, count, per_digit, engine=args.synthetic_engine)
         done.touch()
     return str(folder.resolve())
 
@@ -226,17 +222,22 @@ def _folds_done(args) -> dict[str, dict]:
     import json
     from pathlib import Path
 
-    out = Path(args.out) if args.out else None
-    if out is None or not out.exists():
+    out = Path(args.out)
+    if not out.exists():
         return {}
     report = json.loads(out.read_text())
-    same = (
-        report.get("benchmark") == "speech-speaker-folds"
-        and report.get("config") == args.config
-        and report.get("minutes_per_fold") == args.minutes
-        and report.get("overrides") == args.set
-    )
+    same = all(report.get(key) == value for key, value in _folds_command(args).items())
     return dict(report.get("folds", {})) if same else {}
+
+
+def _folds_command(args) -> dict:
+    """What makes two leave-one-speaker-out reports runs of the same command."""
+    return {
+        "benchmark": "speech-speaker-folds",
+        "config": args.config,
+        "minutes_per_fold": args.minutes,
+        "overrides": args.set,
+    }
 
 
 def _folds_report(args, folds: dict[str, dict], speakers: int) -> dict:
@@ -246,15 +247,12 @@ def _folds_report(args, folds: dict[str, dict], speakers: int) -> dict:
     held_out = {s: f["wer_held_out"] for s, f in folds.items() if f["wer_held_out"] is not None}
     worst = max(held_out, key=held_out.get) if held_out else None
     return {
-        "benchmark": "speech-speaker-folds",
-        "config": args.config,
-        "minutes_per_fold": args.minutes,
+        **_folds_command(args),
         "folds_done": f"{len(folds)} of {speakers}",
         "folds": folds,
         "wer_held_out_mean": round(statistics.mean(held_out.values()), 3) if held_out else None,
         "wer_held_out_worst": held_out.get(worst),
         "worst_speaker": worst,
-        "overrides": args.set,
     }
 
 

@@ -20,6 +20,7 @@ writes `DST/{digit}_{speaker}_{index}.wav` and `DST/speakers.json` (each speaker
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,17 +38,11 @@ ENGINES = ("espeak", "kokoro")
 
 
 def synthesizer(name: str):
-    """The engine called `name` (one a process): `speakers(count, seed)`, `say(digit,
-    speaker, rng)`, `sample_rate`."""
-    if name == "espeak":
-        from pipelines.speech.synth.espeak import synthesizer as espeak
-
-        return espeak()
-    if name == "kokoro":
-        from pipelines.speech.synth.kokoro import engine
-
-        return engine()
-    raise ValueError(f"unknown synthesiser {name!r} (one of {', '.join(ENGINES)})")
+    """The engine called `name` (one a process), from its module's `engine()`:
+    `speakers(count, seed)`, `say(digit, speaker, rng)`, `sample_rate`."""
+    if name not in ENGINES:
+        raise ValueError(f"unknown synthesiser {name!r} (one of {', '.join(ENGINES)})")
+    return importlib.import_module(f"{__name__}.{name}").engine()
 
 
 def trim(samples: np.ndarray, rate: int, threshold: float = 0.02, margin_ms: float = 5.0):
@@ -71,7 +66,7 @@ def _at_8khz(samples: np.ndarray, rate: int) -> np.ndarray:
     return wave.numpy()[0, : int(length[0])]
 
 
-def _voiced_as(wave: np.ndarray, speaker: dict, rng: np.random.Generator) -> np.ndarray:
+def _played_at(wave: np.ndarray, speaker: dict, rng: np.random.Generator) -> np.ndarray:
     """`wave` played at the speaker's `playback` factor (varied a little), if it has one:
     pitch and formants moved together."""
     if "playback" not in speaker:
@@ -98,7 +93,7 @@ def write_speakers(
                 for index in range(per_digit):
                     wave = _at_8khz(synth.say(digit, voice, rng), synth.sample_rate)
                     # Trimmed at 8 kHz: a fricative onset ("six") lies mostly above 4 kHz.
-                    wave = trim(_voiced_as(wave, voice, rng), SAMPLE_RATE)
+                    wave = trim(_played_at(wave, voice, rng), SAMPLE_RATE)
                     peak = max(float(np.abs(wave).max()), 1e-6)
                     wave = wave * (rng.uniform(0.2, 0.9) / peak)
                     name = f"{digit}_{voice['name']}_{index}.wav"

@@ -91,7 +91,7 @@ class Synthesizer:
 
 
 @functools.cache
-def synthesizer() -> Synthesizer:
+def engine() -> Synthesizer:
     return Synthesizer()
 
 
@@ -99,7 +99,7 @@ def speaker_voices(count: int, seed: int = 0) -> list[dict]:
     """`count` synthetic speakers: voice (`accent+variant`), base rate (words a minute),
     pitch and pitch range (eSpeak's 0-99), drawn by `seed`."""
     rng = np.random.default_rng(seed)
-    variants = synthesizer().variants
+    variants = engine().variants
 
     def pick(options):
         return options[rng.integers(len(options))]

@@ -97,8 +97,8 @@ class Kokoro:
         return np.asarray(audio, np.float32).ravel()
 
     def speakers(self, count: int, seed: int = 0) -> list[dict]:
-        """`count` speakers: timbre and prosody weights, accent, rate, a pitch factor, and
-        the median pitch (`f0`, Hz) their recordings have."""
+        """`count` speakers: timbre and prosody weights, accent, rate, a playback factor,
+        and the median pitch (`f0`, Hz) their recordings have."""
         rng = np.random.default_rng([seed, 11])
         names = list(self.voices)
         women = [n for n in names if n != MALE_VOICE]
