@@ -5,13 +5,16 @@
         --out F.json [--workdir W] [--set serving.beam_width=4 ...]
     python bench/translation.py --data-dir ../shared/data --model rnn_attention --out F.json
     python bench/translation.py --data-dir ../shared/data --export W/exports/translation/1 \
-        --model transformer --out F.json
+        --model transformer --out F.json [--split val]
 
 Reports sacreBLEU BLEU and chrF (0-100, with their signatures) of the export's default
 decoder (beam search, `serving.beam_width`) on detokenized output against the raw
 references; training time and speed (subword tokens, source and target, per second);
 sentences per second batched (64 sentences of similar length a call, the median of three
-passes over the test set) and the median latency of one sentence per call.
+passes over the test set) and the median latency of one sentence per call. `--split val`
+scores the dev set instead, to choose serving options (beam width, length penalty) of
+re-exports (`tfpipe export translation --run R --set serving.length_penalty=1.0`) without
+looking at the test set.
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         help="which recipe (configs/translation-multi30k-*.yaml) unless --config",
     )
     p.add_argument("--batch-size", type=int, default=64, help="sentences per serving call")
+    p.add_argument(
+        "--split",
+        help="the corpus split to score (default: the recipe's data.test); "
+        "val to choose serving options without the test set",
+    )
     args = p.parse_args(argv)
     args.config = args.config or RECIPES[args.model]
     config, result, export_dir = common.train_or_export("translation", args)
@@ -48,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.translation.task import in_length_order
 
     d = config.data
-    test = read_parallel(common.data_dir(args) / d.corpus, d.test, d.source, d.target)
+    split = args.split or d.test
+    test = read_parallel(common.data_dir(args) / d.corpus, split, d.source, d.target)
     signature = common.load_signature(export_dir)
     batches: list[tf.Tensor] = []  # the length-ordered batches, timed again below
 
@@ -63,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "translation",
         "config": args.config,
         "model": config.model.name,
+        "split": split,
         "bleu": round(scores["bleu"][0], 2),
         "chrf": round(scores["chrf"][0], 2),
         "bleu_signature": scores["bleu"][1],

@@ -288,6 +288,44 @@ def test_tied_embeddings_are_one_matrix_in_and_out():
         assert _moved_by_row(model, 16, inputs)[1] == [False, False, True]
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_logits_in_the_compute_precision_are_cast_to_float32(tied):
+    """`float32_logits=False` under mixed_bfloat16: the output projection computes in
+    bfloat16 (float32 with the default), the logits reach the loss and the search in
+    float32 either way, and the float32 variables load into a float32 model unchanged
+    (how the recipe exports), whose logits agree up to bfloat16's rounding."""
+    from pipelines.core.precision import global_policy
+
+    inputs = {"source": tf.constant([[13, 14, 0]]), "target": tf.constant([[START_ID, 15, 16]])}
+    builders = (
+        lambda **kw: TransformerTranslator(
+            30, 30, layers=1, tie_embeddings=tied, **_TINY_TRANSFORMER, **kw
+        ),
+        lambda **kw: RNNAttentionTranslator(
+            30, 30, embedding=16, units=16, tie_embeddings=tied, **kw
+        ),
+    )
+    for build in builders:
+        for float32_logits in (True, False):
+            keras.utils.set_random_seed(5)
+            with global_policy("mixed_bfloat16"):
+                mixed = build(float32_logits=float32_logits)
+                logits = mixed(inputs)
+            assert logits.dtype == tf.float32
+            # Computed in bfloat16: every logit is a bfloat16 value; in float32: few are.
+            rounded = tf.cast(tf.cast(logits, tf.bfloat16), tf.float32)
+            assert bool(tf.reduce_all(rounded == logits)) is not float32_logits
+            static, state = mixed.start(inputs["source"])
+            assert (
+                mixed.step(inputs["target"][:, 0], static, state, tf.constant(0))[0].dtype
+                == tf.float32
+            )
+            plain = build(float32_logits=float32_logits)
+            plain(inputs)
+            plain.set_weights(mixed.get_weights())
+            np.testing.assert_allclose(plain(inputs).numpy(), logits.numpy(), atol=0.1)
+
+
 def test_a_model_that_cannot_tie_says_why():
     with pytest.raises(ValueError, match="one vocabulary for both sides"):
         TransformerTranslator(30, 25, tie_embeddings=True)

@@ -32,6 +32,7 @@ def build_translator(
             max_source=max_source,
             max_target=max_target,
             tie_embeddings=config.tie_embeddings,
+            float32_logits=config.float32_logits,
             name="transformer",
         )
     elif config.name == "rnn_attention":
@@ -44,6 +45,7 @@ def build_translator(
             units=config.units,
             dropout=config.dropout,
             tie_embeddings=config.tie_embeddings,
+            float32_logits=config.float32_logits,
             name="rnn_attention",
         )
     else:

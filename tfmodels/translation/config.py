@@ -32,3 +32,7 @@ class TranslatorConfig:
     # = hidden @ E^T; Press & Wolf, 2017): needs one vocabulary for both languages, and for
     # rnn_attention `embedding` == `units`.
     tie_embeddings: bool = False
+    # The output projection (the largest product of a training step) in float32 whatever
+    # the training's precision; false: in the compute precision (bfloat16 under
+    # mixed_bfloat16), its logits cast to float32 for the loss and the search.
+    float32_logits: bool = True

@@ -30,6 +30,7 @@ class RNNAttentionTranslator(Seq2Seq):
         units: int = 256,
         dropout: float = 0.1,
         tie_embeddings: bool = False,
+        float32_logits: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -46,7 +47,9 @@ class RNNAttentionTranslator(Seq2Seq):
                     f"the embedding's transpose: embedding ({embedding}) must equal units"
                 )
             vocab = one_vocabulary(source_vocab, target_vocab)
-            self.shared_embedding = SharedEmbedding(vocab, embedding, name="shared_embedding")
+            self.shared_embedding = SharedEmbedding(
+                vocab, embedding, float32_logits, name="shared_embedding"
+            )
         else:
             self.source_embedding = keras.layers.Embedding(source_vocab, embedding)
             self.target_embedding = keras.layers.Embedding(target_vocab, embedding)
@@ -65,7 +68,9 @@ class RNNAttentionTranslator(Seq2Seq):
             self.energy = keras.layers.Dense(1, use_bias=False, name="attention_energy")
         self.combine = keras.layers.Dense(units, activation="tanh", name="attentional")
         if not tie_embeddings:
-            self.logits = keras.layers.Dense(target_vocab, name="logits", dtype="float32")
+            self.logits = keras.layers.Dense(
+                target_vocab, name="logits", dtype="float32" if float32_logits else None
+            )
 
     def _embedding(self, side: str) -> keras.layers.Layer:
         return self.shared_embedding if self.tie_embeddings else getattr(self, f"{side}_embedding")
@@ -106,7 +111,7 @@ class RNNAttentionTranslator(Seq2Seq):
         if self.tie_embeddings:
             logits = self.shared_embedding.project(attentional)
         else:
-            logits = self.logits(attentional)
+            logits = keras.ops.cast(self.logits(attentional), "float32")
         return logits, states, weights
 
     def call(self, inputs, training=False):

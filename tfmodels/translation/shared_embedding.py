@@ -25,9 +25,10 @@ def tied_initializer(width: int) -> keras.initializers.Initializer:
 
 class SharedEmbedding(keras.layers.Layer):
     """`layer(ids [..]) -> [.., width]` (scaled by sqrt(width)); `layer.project(hidden
-    [.., width]) -> logits [.., vocab]` in float32 with the same matrix."""
+    [.., width]) -> logits [.., vocab]` in float32 with the same matrix (computed in float32,
+    or with `float32_logits=False` in the layer's compute precision)."""
 
-    def __init__(self, vocab: int, width: int, **kwargs):
+    def __init__(self, vocab: int, width: int, float32_logits: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.scale = float(width) ** 0.5
         self.tokens = keras.layers.ReversibleEmbedding(
@@ -35,7 +36,9 @@ class SharedEmbedding(keras.layers.Layer):
             width,
             tie_weights=True,
             embeddings_initializer=tied_initializer(width),
-            reverse_dtype="float32",  # logits in float32, as an untied float32 Dense's
+            # logits in float32, as an untied float32 Dense's, or in this layer's compute
+            # dtype (named: with None the product may promote to float32)
+            reverse_dtype="float32" if float32_logits else self.compute_dtype,
             name="tokens",
         )
 
@@ -52,4 +55,4 @@ class SharedEmbedding(keras.layers.Layer):
         return self.tokens(ids) * keras.ops.cast(self.scale, self.compute_dtype)
 
     def project(self, hidden):
-        return self.tokens(hidden, reverse=True)
+        return keras.ops.cast(self.tokens(hidden, reverse=True), "float32")

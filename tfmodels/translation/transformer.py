@@ -39,6 +39,7 @@ class TransformerTranslator(Seq2Seq):
         max_target: int = 128,
         decoder_layers: int = 0,
         tie_embeddings: bool = False,
+        float32_logits: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -47,7 +48,9 @@ class TransformerTranslator(Seq2Seq):
         if tie_embeddings:
             # One token matrix for both sides and the output; positions stay each side's.
             vocab = one_vocabulary(source_vocab, target_vocab)
-            self.shared_embedding = SharedEmbedding(vocab, width, name="shared_embedding")
+            self.shared_embedding = SharedEmbedding(
+                vocab, width, float32_logits, name="shared_embedding"
+            )
             self.source_positions = keras_hub.layers.PositionEmbedding(
                 max_source, initializer=tied_initializer(width), name="source_positions"
             )
@@ -75,7 +78,9 @@ class TransformerTranslator(Seq2Seq):
             for i in range(decoder_layers or layers)
         ]  # 0: as many as the encoder
         if not tie_embeddings:
-            self.logits = keras.layers.Dense(target_vocab, name="logits", dtype="float32")
+            self.logits = keras.layers.Dense(
+                target_vocab, name="logits", dtype="float32" if float32_logits else None
+            )
 
     def _embed_source(self, ids):
         if not self.tie_embeddings:
@@ -93,7 +98,7 @@ class TransformerTranslator(Seq2Seq):
         """Float32 logits: the tied matrix's transpose, or a layer of their own."""
         if self.tie_embeddings:
             return self.shared_embedding.project(hidden)
-        return self.logits(hidden)
+        return keras.ops.cast(self.logits(hidden), "float32")
 
     def encode(self, source, training=False):
         mask = padding_mask(source)
