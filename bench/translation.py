@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     d = config.data
     split = args.split or d.test
-    test = read_parallel(common.data_dir(args) / d.corpus, split, d.source, d.target)
+    pairs = read_parallel(common.data_dir(args) / d.corpus, split, d.source, d.target)
     signature = common.load_signature(export_dir)
     batches: list[tf.Tensor] = []  # the length-ordered batches, timed again below
 
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             batches.append(tf.constant(ranked[start : start + args.batch_size]))
             yield [t.decode("utf-8") for t in signature(text=batches[-1])["translation"].numpy()]
 
-    hyps = in_length_order(test.sources, answers)
-    scores = scored(test.targets, hyps)
+    hyps = in_length_order(pairs.sources, answers)
+    scores = scored(pairs.targets, hyps)
     report = {
         "benchmark": "translation",
         "config": args.config,
@@ -101,16 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     timing = common.time_signature(
         lambda b: signature(text=b)["translation"].numpy(),
         batches,
-        items=len(test),
-        singles=[tf.constant([s]) for s in test.sources[:200]],
+        items=len(pairs),
+        singles=[tf.constant([s]) for s in pairs.sources[:200]],
     )
     report.update(
         {
             "sentences_per_second": round(timing.items_per_second, 1),
             **timing.latency_figures(),
-            "test_sentences": len(test),
+            "test_sentences": len(pairs),
             "examples": [
-                {"source": test.sources[i], "reference": test.targets[i], "translation": hyps[i]}
+                {"source": pairs.sources[i], "reference": pairs.targets[i], "translation": hyps[i]}
                 for i in range(3)
             ],
             "serving": common.export_metadata(export_dir).get("serving"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfmodels.translation.seq2seq import Seq2Seq, padding_mask
+from tfmodels.translation.seq2seq import Logits, Seq2Seq, padding_mask
 from tfmodels.translation.shared_embedding import SharedEmbedding, one_vocabulary
 
 CELLS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
@@ -68,9 +68,7 @@ class RNNAttentionTranslator(Seq2Seq):
             self.energy = keras.layers.Dense(1, use_bias=False, name="attention_energy")
         self.combine = keras.layers.Dense(units, activation="tanh", name="attentional")
         if not tie_embeddings:
-            self.logits = keras.layers.Dense(
-                target_vocab, name="logits", dtype="float32" if float32_logits else None
-            )
+            self.logits = Logits(target_vocab, float32_logits, name="logits")
 
     def _embedding(self, side: str) -> keras.layers.Layer:
         return self.shared_embedding if self.tie_embeddings else getattr(self, f"{side}_embedding")
@@ -111,7 +109,7 @@ class RNNAttentionTranslator(Seq2Seq):
         if self.tie_embeddings:
             logits = self.shared_embedding.project(attentional)
         else:
-            logits = keras.ops.cast(self.logits(attentional), "float32")
+            logits = self.logits(attentional)
         return logits, states, weights
 
     def call(self, inputs, training=False):

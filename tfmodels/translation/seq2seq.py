@@ -12,6 +12,19 @@ from tfmodels.translation.decoding import beam_search, greedy_decode
 from tfmodels.translation.subwords import END_ID, PAD_ID, START_ID
 
 
+class Logits(keras.layers.Dense):
+    """The untied output projection: float32 logits for the loss and the search whatever
+    the training's precision, computed in float32 or, with `float32_logits=False`, in the
+    compute precision (bfloat16 under mixed_bfloat16) and cast after."""
+
+    def __init__(self, units: int, float32_logits: bool = True, **kwargs):
+        kwargs.setdefault("dtype", "float32" if float32_logits else None)
+        super().__init__(units, **kwargs)
+
+    def call(self, inputs):
+        return keras.ops.cast(super().call(inputs), "float32")
+
+
 class Seq2Seq(keras.Model):
     """Subclasses build `call({"source": [B, S], "target": [B, T]}) -> logits [B, T, V]`
     (the target is the reference shifted right, [START] first: teacher forcing) and the

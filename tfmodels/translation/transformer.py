@@ -17,7 +17,7 @@ import keras
 import keras_hub
 import tensorflow as tf
 
-from tfmodels.translation.seq2seq import Seq2Seq, padding_mask
+from tfmodels.translation.seq2seq import Logits, Seq2Seq, padding_mask
 from tfmodels.translation.shared_embedding import (
     SharedEmbedding,
     one_vocabulary,
@@ -78,9 +78,7 @@ class TransformerTranslator(Seq2Seq):
             for i in range(decoder_layers or layers)
         ]  # 0: as many as the encoder
         if not tie_embeddings:
-            self.logits = keras.layers.Dense(
-                target_vocab, name="logits", dtype="float32" if float32_logits else None
-            )
+            self.logits = Logits(target_vocab, float32_logits, name="logits")
 
     def _embed_source(self, ids):
         if not self.tie_embeddings:
@@ -98,7 +96,7 @@ class TransformerTranslator(Seq2Seq):
         """Float32 logits: the tied matrix's transpose, or a layer of their own."""
         if self.tie_embeddings:
             return self.shared_embedding.project(hidden)
-        return keras.ops.cast(self.logits(hidden), "float32")
+        return self.logits(hidden)
 
     def encode(self, source, training=False):
         mask = padding_mask(source)
